@@ -1,0 +1,1 @@
+"""The audit trail: one event for every security-relevant success and failure."""

@@ -1,0 +1,1 @@
+"""The ``dinhdanh`` operator command line (typer)."""

@@ -1,0 +1,36 @@
+"""``dinhdanh bench NAME``: measure a running stack; ``--json`` prints one JSON object."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from bench import auth
+from cli.output import JsonOption, VarOption, console, emit, run, stack_info
+
+app = typer.Typer(help="Benchmarks against a running stack (`make up` first).", no_args_is_help=True)
+
+
+@app.command("auth")
+def bench_auth(
+    seconds: float = typer.Option(20.0, "--seconds", min=1.0, help="How long to load the service."),
+    concurrency: int = typer.Option(8, "--concurrency", min=1, help="Sign-ins in flight."),
+    raw_seconds: float = typer.Option(5.0, "--raw-seconds", min=1.0, help="How long to measure raw Argon2id."),
+    var: Path = VarOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Password + TOTP sign-ins per second through identity (mTLS) beside raw Argon2id verifications."""
+    info = stack_info(var, as_json)
+    result = run(lambda: auth.run(info, var / "secrets", seconds, concurrency, raw_seconds), as_json)
+
+    def show() -> None:
+        table = Table(title="bench auth: password + TOTP through identity over mTLS")
+        table.add_column("figure")
+        table.add_column("value", justify="right")
+        for key, value in result.items():
+            table.add_row(key, str(value))
+        console.print(table)
+
+    emit(result, as_json, show)

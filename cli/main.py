@@ -1,0 +1,39 @@
+"""``dinhdanh``: the operator's command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from cli import accounts, bench_cmd, registry_cmd
+from cli.output import JsonOption, VarOption, emit, stack_info
+from cli.up import up
+from identity import totp as totp_codes
+
+app = typer.Typer(help="Định danh: national e-identity and citizen data vault (operator CLI).",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+app.command()(up)
+app.add_typer(registry_cmd.app, name="registry")
+app.add_typer(accounts.app, name="accounts")
+app.add_typer(bench_cmd.app, name="bench")
+
+totp_app = typer.Typer(help="TOTP helpers for demos and tests.", no_args_is_help=True)
+app.add_typer(totp_app, name="totp")
+
+
+@totp_app.command("code")
+def totp_code(
+    secret: str = typer.Option("", help="Base32 secret (default: the demo citizen's)."),
+    var: Path = VarOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """The current 6-digit code, as an authenticator app would show it."""
+    if not secret:
+        secret = stack_info(var, as_json).demo_citizen["totp_secret"]
+    code = totp_codes.code_at(secret)
+    emit({"code": code}, as_json, lambda: print(code))
+
+
+if __name__ == "__main__":
+    app()

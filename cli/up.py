@@ -1,0 +1,90 @@
+"""``dinhdanh up``: start the platform, print what runs where, run until Ctrl-C."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cli.output import JsonOption, VarOption, console, fail
+from stack.info import StackInfo
+from stack.ports import Ports
+from stack.postgres import StackError
+from stack.supervisor import Stack
+
+
+def up(
+    var: Path = VarOption,
+    free_ports: bool = typer.Option(False, "--free-ports", help="Pick free ports instead of the fixed ones."),
+    seed_count: int = typer.Option(5000, "--seed-count", min=1, help="Citizens to generate on first start."),
+    as_json: bool = JsonOption,
+) -> None:
+    """Start PostgreSQL, SeaweedFS S3 and every service; stop them all on Ctrl-C."""
+    say = (lambda _msg: None) if as_json else (lambda msg: console.print(f"[dim]…[/] {msg}"))
+    progress = None if as_json else Progress(
+        TextColumn("seeding registry"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    )
+    task: list[int] = []
+
+    def on_seed(done: int, total: int) -> None:
+        if progress is None:
+            return
+        if not task:
+            progress.start()
+            task.append(progress.add_task("seed", total=total))
+        progress.update(task[0], completed=done)
+        if done >= total:
+            progress.stop()
+
+    stack = Stack(var, Ports.free() if free_ports else Ports(), seed_count, say=say, on_seed_progress=on_seed)
+    try:
+        asyncio.run(_run(stack, as_json))
+    except StackError as error:
+        fail(str(error), as_json)
+
+
+async def _run(stack: Stack, as_json: bool) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        info = await stack.start()
+        if as_json:
+            print(json.dumps(info.as_dict(), ensure_ascii=False), flush=True)
+        else:
+            _show(info, stack)
+        waiter = asyncio.create_task(stop.wait())
+        while not waiter.done():
+            await asyncio.wait({waiter}, timeout=1.0)
+            dead = [name for name, process in stack.services.items() if not process.alive()]
+            if dead:
+                raise StackError(f"service {dead[0]} stopped unexpectedly:\n{stack.services[dead[0]].tail()}")
+    finally:
+        await asyncio.to_thread(stack.stop)
+        if not as_json:
+            console.print("stopped every process this `up` started")
+
+
+def _show(info: StackInfo, stack: Stack) -> None:
+    table = Table(title="Định danh — the platform is up", show_header=True)
+    table.add_column("what")
+    table.add_column("where")
+    for name, address in info.services.items():
+        table.add_row(f"gRPC {name} (mTLS)", address)
+    table.add_row("PostgreSQL", info.postgres_dsn.split("@", 1)[1])
+    table.add_row("S3 (SeaweedFS)", info.s3_endpoint)
+    table.add_row("operator certificate", f"{info.tls['cert']} (CA {info.tls['ca']})")
+    table.add_row("machine-readable", str(stack.info_path))
+    console.print(table)
+    demo = info.demo_citizen
+    console.print(
+        f"demo citizen: ID [bold]{demo['id_number']}[/], password [bold]{demo['password']}[/]\n"
+        f"current TOTP code: [bold]dinhdanh totp code[/] (secret {demo['totp_secret']})\n"
+        "Ctrl-C stops everything."
+    )

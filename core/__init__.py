@@ -1,0 +1,1 @@
+"""Small pieces every domain shares: errors, callers, settings, logging. No gRPC, no HTTP."""

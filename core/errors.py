@@ -1,0 +1,46 @@
+"""Domain errors. Domain code raises these; the one gRPC interceptor maps them to status codes.
+
+Messages are shown to the caller: they say what is wrong and never echo a secret or a full ID number.
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base class: a request the platform refuses for a reason the caller can act on."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidArgument(DomainError):
+    """The request is malformed or breaks a rule (length, format, password policy)."""
+
+
+class NotFound(DomainError):
+    """The thing asked for does not exist (or the caller may not know it exists)."""
+
+
+class AlreadyExists(DomainError):
+    """The thing to create exists already (an account activated twice)."""
+
+
+class FailedPrecondition(DomainError):
+    """The system is not in the state the request needs (TOTP not enrolled yet)."""
+
+
+class Unauthenticated(DomainError):
+    """Credentials are missing or wrong."""
+
+
+class PermissionDenied(DomainError):
+    """The caller is known but may not do this."""
+
+
+class Throttled(DomainError):
+    """Too many failures: the caller must wait ``retry_after`` seconds (or, if locked, ask an operator)."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

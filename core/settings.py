@@ -1,0 +1,26 @@
+"""Process settings, from ``DINHDANH_*`` environment variables (pydantic-settings).
+
+The local stack sets them for each service it starts; in Kubernetes a ConfigMap and Secrets do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DINHDANH_", extra="ignore")
+
+    listen: str = "127.0.0.1:0"
+    postgres_dsn: str = ""
+    tls_ca: Path = Path("var/pki/ca.pem")
+    tls_cert: Path = Path("var/pki/service.pem")
+    tls_key: Path = Path("var/pki/service.key")
+    registry_address: str = ""
+    identity_key_file: Path = Path("var/secrets/identity.key")
+    argon2_workers: int = Field(default=0, ge=0)  # 0: one per core
+    db_pool_size: int = Field(default=10, ge=1)
+    log_level: str = "info"

@@ -1,0 +1,1 @@
+"""The PostgreSQL schema (Alembic migrations, in one place) and the connection pool."""

@@ -1,0 +1,1 @@
+"""Citizen accounts: activation, password + TOTP authentication, throttling, assurance levels."""

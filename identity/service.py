@@ -1,0 +1,310 @@
+"""Account activation and password + TOTP authentication: the identity use cases, free of transport.
+
+Each use case checks its input, consults the throttle, does the work, and appends an audit event for
+success and failure alike. Storage, the registry and hashing come in through small interfaces.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from enum import Enum
+
+from audit.events import AuditEvent, AuditLog, Pseudonymizer
+from core import logs
+from core.callers import current_caller
+from core.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Throttled,
+    Unauthenticated,
+)
+from identity import throttling, totp
+from identity.accounts import Account, AccountStore, ThrottleStore
+from identity.directory import CitizenDirectory
+from identity.passwords import policy
+from identity.passwords.hashing import PasswordHashing
+from identity.sealing import Sealer
+from identity.throttling import Factor, Key
+from identity.tickets import LIFETIME, Tickets
+from registry.idnumber import InvalidIdNumber, mask, parse
+
+log = logs.get("identity")
+
+MAX_SOURCE = 200
+MAX_PHONE = 20
+MAX_NOTE = 500
+MAX_CODE = 12
+
+
+class NextStep(Enum):
+    TOTP = "totp"
+    TOTP_ENROLLMENT = "totp_enrollment"
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordVerified:
+    ticket: str
+    next_step: NextStep
+    expires_in: int
+
+
+@dataclass(frozen=True, slots=True)
+class Authenticated:
+    id_number: str
+    assurance_level: int
+    amr: tuple[str, ...]
+    auth_time: int
+
+
+@dataclass(frozen=True, slots=True)
+class Enrollment:
+    secret: str
+    otpauth_uri: str
+    qr_png: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    account: Account
+    locked: bool
+
+
+def valid_id(raw: str) -> str:
+    try:
+        return parse(raw).value
+    except InvalidIdNumber as error:
+        raise InvalidArgument(str(error)) from None
+
+
+def valid_source(source: str) -> str:
+    source = source.strip()
+    if not source:
+        raise InvalidArgument("source is required (the device id or address the request comes from)")
+    if len(source) > MAX_SOURCE:
+        raise InvalidArgument(f"source longer than {MAX_SOURCE} characters")
+    return source
+
+
+def valid_code(code: str) -> str:
+    code = code.strip()
+    if len(code) > MAX_CODE or not code.isascii() or not code.isdigit() or len(code) != totp.DIGITS:
+        raise InvalidArgument(f"the code has {totp.DIGITS} digits")
+    return code
+
+
+class IdentityService:
+    def __init__(
+        self,
+        accounts: AccountStore,
+        throttle: ThrottleStore,
+        directory: CitizenDirectory,
+        hashing: PasswordHashing,
+        audit: AuditLog,
+        master_key: bytes,
+    ) -> None:
+        self._accounts = accounts
+        self._throttle = throttle
+        self._directory = directory
+        self._hashing = hashing
+        self._audit = audit
+        self._tickets = Tickets(master_key)
+        self._totp_box = Sealer(master_key, "totp-secret")
+        self._refs = Pseudonymizer(Sealer.derive(master_key, "audit-pseudonym"))
+
+    # -- activation -------------------------------------------------------------------------
+
+    async def activate(self, id_number: str, phone: str, password: str, source: str) -> Account:
+        """Activate the account of a citizen on record, proving possession of the phone on record."""
+        id_number, source = valid_id(id_number), valid_source(source)
+        if len(phone) > MAX_PHONE:
+            raise InvalidArgument(f"phone longer than {MAX_PHONE} characters")
+        if len(password) > policy.MAX_LENGTH:
+            raise InvalidArgument(f"password longer than {policy.MAX_LENGTH} characters")
+        counters, schedules = await self._admit(id_number, source, Factor.ACTIVATION, "identity.activate")
+        facts = await self._directory.lookup(id_number)
+        if facts is None:
+            await self._record("identity.activate", "refused", id_number, source, reason="unknown_id")
+            raise NotFound("no citizen with this ID number in the population registry")
+        if _digits(phone) != _digits(facts.phone):
+            await self._fail(counters, schedules, "identity.activate", id_number, source, "wrong_phone")
+            raise PermissionDenied("the phone number does not match the one on record")
+        if await self._accounts.get(id_number) is not None:
+            await self._record("identity.activate", "refused", id_number, source, reason="already_active")
+            raise AlreadyExists("this account is already activated; sign in instead")
+        normal = policy.check(password, context=(id_number, facts.phone, *facts.full_name.split()))
+        account = await self._accounts.create(id_number, await self._hashing.hash(normal))
+        if account is None:
+            raise AlreadyExists("this account is already activated; sign in instead")
+        await self._throttle.succeeded(id_number, source)
+        await self._record("identity.activate", "success", id_number, source)
+        return account
+
+    # -- authentication ---------------------------------------------------------------------
+
+    async def verify_password(self, id_number: str, password: str, source: str) -> PasswordVerified:
+        """First factor (SP 800-63B-4 §3.1.1): the password, throttled, checked in the hash pool."""
+        id_number, source = valid_id(id_number), valid_source(source)
+        if len(password) > policy.MAX_LENGTH:
+            raise InvalidArgument(f"password longer than {policy.MAX_LENGTH} characters")
+        counters, schedules = await self._admit(id_number, source, Factor.PASSWORD, "identity.password")
+        account = await self._accounts.get(id_number)
+        normal = policy.normalize(password)
+        if account is None:
+            await self._hashing.verify_nothing(normal)
+            matches, rehash = False, False
+        else:
+            matches, rehash = await self._hashing.verify(account.password_hash, normal)
+        if not matches or account is None:
+            await self._fail(counters, schedules, "identity.password", id_number, source, "wrong_password")
+            raise Unauthenticated("wrong ID number or password")
+        if rehash:
+            await self._accounts.set_password_hash(id_number, await self._hashing.hash(normal))
+        own = Key(id_number, source, Factor.PASSWORD)
+        if own in counters:
+            await self._throttle.clear([own])
+        ticket, _ = self._tickets.issue(id_number, source)
+        await self._record("identity.password", "success", id_number, source)
+        step = NextStep.TOTP if account.totp_enrolled else NextStep.TOTP_ENROLLMENT
+        return PasswordVerified(ticket, step, LIFETIME)
+
+    async def verify_totp(self, ticket: str, code: str, source: str) -> Authenticated:
+        """Second factor (SP 800-63B-4 §3.1.4): a TOTP code, once only, within ±1 step."""
+        id_number, source, code = self._ticket(ticket, source), valid_source(source), valid_code(code)
+        counters, schedules = await self._admit(id_number, source, Factor.TOTP, "identity.totp")
+        account = await self._existing(id_number)
+        if account.totp_secret is None:
+            raise FailedPrecondition("no TOTP enrolled for this account; enroll first")
+        secret = self._open_totp(account.totp_secret, id_number)
+        step = totp.matching_step(secret, code, account.totp_last_step)
+        if step is None or not await self._accounts.accept_totp_step(id_number, step):
+            await self._fail(counters, schedules, "identity.totp", id_number, source, "wrong_or_used_code")
+            raise Unauthenticated("wrong or already used code")
+        return await self._signed_in(account, source)
+
+    async def start_enrollment(self, ticket: str, source: str) -> Enrollment:
+        """A new TOTP secret for an account that has none, after the password step."""
+        id_number, source = self._ticket(ticket, source), valid_source(source)
+        account = await self._existing(id_number)
+        if account.totp_enrolled:
+            raise FailedPrecondition("TOTP is already enrolled for this account")
+        secret = totp.new_secret()
+        await self._accounts.set_pending_totp(id_number, self._totp_box.seal(secret.encode(), id_number.encode()))
+        uri = totp.provisioning_uri(secret, mask(id_number))
+        await self._record("identity.totp.enroll.start", "success", id_number, source)
+        return Enrollment(secret, uri, totp.qr_png(uri))
+
+    async def confirm_enrollment(self, ticket: str, code: str, source: str) -> Authenticated:
+        """The first code from the new secret proves the phone has it; the sign-in completes."""
+        id_number, source, code = self._ticket(ticket, source), valid_source(source), valid_code(code)
+        counters, schedules = await self._admit(id_number, source, Factor.TOTP, "identity.totp.enroll")
+        account = await self._existing(id_number)
+        if account.totp_enrolled or account.totp_pending is None:
+            raise FailedPrecondition("no TOTP enrollment in progress for this account")
+        secret = self._open_totp(account.totp_pending, id_number)
+        step = totp.matching_step(secret, code, 0)
+        if step is None or not await self._accounts.confirm_totp(id_number, account.totp_pending, step):
+            await self._fail(counters, schedules, "identity.totp.enroll", id_number, source, "wrong_code")
+            raise Unauthenticated("wrong code; check the time on your phone and try again")
+        return await self._signed_in(account, source)
+
+    # -- operators --------------------------------------------------------------------------
+
+    async def get_account(self, id_number: str) -> AccountView:
+        id_number = valid_id(id_number)
+        account = await self._existing(id_number)
+        key = Key(id_number, throttling.ALL, throttling.ANY_FACTOR)
+        counters, _ = await self._throttle.load([key], id_number, "")
+        limit = throttling.ACCOUNT.hard_limit or 0
+        return AccountView(account, counters.get(key, throttling.Counter()).failures >= limit)
+
+    async def set_assurance_level(self, id_number: str, level: int, note: str) -> AccountView:
+        """Level 2 records that an operator verified the citizen in person."""
+        id_number = valid_id(id_number)
+        if level not in (1, 2):
+            raise InvalidArgument("assurance level is 1 or 2")
+        if len(note) > MAX_NOTE:
+            raise InvalidArgument(f"note longer than {MAX_NOTE} characters")
+        if await self._accounts.set_assurance_level(id_number, level, note.strip()) is None:
+            raise NotFound("no activated account with this ID number")
+        await self._record("identity.assurance", "success", id_number, None, level=level)
+        return await self.get_account(id_number)
+
+    async def unlock(self, id_number: str) -> AccountView:
+        id_number = valid_id(id_number)
+        await self._existing(id_number)
+        await self._throttle.unlock(id_number)
+        await self._record("identity.unlock", "success", id_number, None)
+        return await self.get_account(id_number)
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    async def _admit(
+        self, id_number: str, source: str, factor: Factor, action: str
+    ) -> tuple[dict[Key, throttling.Counter], dict[Key, throttling.Schedule]]:
+        candidates = throttling.keys(id_number, source, factor, familiar=False)
+        counters, familiar = await self._throttle.load(list(candidates), id_number, source)
+        schedules = throttling.keys(id_number, source, factor, familiar)
+        verdict = throttling.judge(counters, schedules, time.time())
+        if not verdict.allowed:
+            await self._record(action, "throttled", id_number, source, retry_after=verdict.retry_after)
+            when = f"; retry in {verdict.retry_after} s" if verdict.retry_after else ""
+            raise Throttled(verdict.reason + when, verdict.retry_after)
+        return counters, schedules
+
+    async def _fail(
+        self,
+        counters: dict[Key, throttling.Counter],
+        schedules: dict[Key, throttling.Schedule],
+        action: str,
+        id_number: str,
+        source: str,
+        reason: str,
+    ) -> None:
+        await self._throttle.save(throttling.after_failure(counters, schedules, time.time()))
+        await self._record(action, "failure", id_number, source, reason=reason)
+
+    async def _signed_in(self, account: Account, source: str) -> Authenticated:
+        await self._throttle.succeeded(account.id_number, source)
+        await self._record("identity.authenticate", "success", account.id_number, source)
+        return Authenticated(account.id_number, account.assurance_level, ("pwd", "otp"), int(time.time()))
+
+    def _ticket(self, token: str, source: str) -> str:
+        ticket = self._tickets.read(token, valid_source(source))
+        if ticket is None:
+            raise Unauthenticated("sign-in step expired or invalid; start again with your password")
+        return ticket.id_number
+
+    def _open_totp(self, sealed: bytes, id_number: str) -> str:
+        secret = self._totp_box.open(sealed, id_number.encode())
+        if secret is None:
+            raise FailedPrecondition("the TOTP secret cannot be read; enroll again")
+        return secret.decode()
+
+    async def _existing(self, id_number: str) -> Account:
+        account = await self._accounts.get(id_number)
+        if account is None:
+            raise NotFound("no activated account with this ID number")
+        return account
+
+    async def _record(self, action: str, outcome: str, id_number: str, source: str | None, **detail: object) -> None:
+        actor = current_caller().label
+        log.info(action, outcome=outcome, account=mask(id_number), actor=actor, **detail)
+        await self._audit.append(
+            AuditEvent(
+                actor=actor,
+                action=action,
+                outcome=outcome,
+                subject=self._refs.ref(id_number),
+                source=self._refs.ref(source) if source else None,
+                detail=dict(detail),
+            )
+        )
+
+
+def _digits(phone: str) -> str:
+    digits = "".join(ch for ch in phone if ch.isdigit())
+    return "0" + digits[2:] if digits.startswith("84") and len(digits) == 11 else digits

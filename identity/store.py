@@ -1,0 +1,144 @@
+"""PostgreSQL implementations of the identity storage interfaces (asyncpg)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import asyncpg
+
+from identity.accounts import Account
+from identity.throttling import ALL, UNFAMILIAR, Counter, Key
+
+FAMILIAR_FOR = dt.timedelta(days=180)
+_COLUMNS = "id_number, password_hash, totp_secret, totp_pending, totp_last_step, assurance_level, activated_at"
+
+
+def _account(row: asyncpg.Record | None) -> Account | None:
+    return Account(**dict(row)) if row else None
+
+
+class PostgresAccountStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def get(self, id_number: str) -> Account | None:
+        return _account(await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM identity.accounts WHERE id_number = $1", id_number))
+
+    async def create(self, id_number: str, password_hash: str) -> Account | None:
+        row = await self._pool.fetchrow(
+            f"INSERT INTO identity.accounts (id_number, password_hash) VALUES ($1, $2)"
+            f" ON CONFLICT (id_number) DO NOTHING RETURNING {_COLUMNS}",
+            id_number,
+            password_hash,
+        )
+        return _account(row)
+
+    async def set_password_hash(self, id_number: str, password_hash: str) -> None:
+        await self._pool.execute(
+            "UPDATE identity.accounts SET password_hash = $2, updated_at = now() WHERE id_number = $1",
+            id_number,
+            password_hash,
+        )
+
+    async def set_pending_totp(self, id_number: str, sealed: bytes) -> None:
+        await self._pool.execute(
+            "UPDATE identity.accounts SET totp_pending = $2, updated_at = now() WHERE id_number = $1",
+            id_number,
+            sealed,
+        )
+
+    async def confirm_totp(self, id_number: str, sealed: bytes, step: int) -> bool:
+        status = await self._pool.execute(
+            "UPDATE identity.accounts SET totp_secret = totp_pending, totp_pending = NULL,"
+            " totp_last_step = $3, updated_at = now()"
+            " WHERE id_number = $1 AND totp_pending = $2 AND totp_secret IS NULL",
+            id_number,
+            sealed,
+            step,
+        )
+        return status == "UPDATE 1"
+
+    async def accept_totp_step(self, id_number: str, step: int) -> bool:
+        status = await self._pool.execute(
+            "UPDATE identity.accounts SET totp_last_step = $2 WHERE id_number = $1 AND totp_last_step < $2",
+            id_number,
+            step,
+        )
+        return status == "UPDATE 1"
+
+    async def set_assurance_level(self, id_number: str, level: int, note: str) -> Account | None:
+        row = await self._pool.fetchrow(
+            "UPDATE identity.accounts SET assurance_level = $2, verification_note = $3, updated_at = now()"
+            f" WHERE id_number = $1 RETURNING {_COLUMNS}",
+            id_number,
+            level,
+            note,
+        )
+        return _account(row)
+
+
+class PostgresThrottleStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def load(self, keys: list[Key], account: str, source: str) -> tuple[dict[Key, Counter], bool]:
+        rows = await self._pool.fetch(
+            "SELECT t.account, t.source, t.factor, t.failures, extract(epoch FROM t.last_failure) AS at"
+            " FROM identity.throttle t"
+            " JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(account, source, factor)"
+            " USING (account, source, factor)"
+            " UNION ALL"
+            " SELECT NULL, NULL, 'familiar', 0, 0 FROM identity.known_sources"
+            " WHERE account = $4 AND source = $5 AND last_success > now() - $6::interval",
+            [k.account for k in keys],
+            [k.source for k in keys],
+            [k.factor for k in keys],
+            account,
+            source,
+            FAMILIAR_FOR,
+        )
+        familiar = False
+        counters: dict[Key, Counter] = {}
+        for row in rows:
+            if row["account"] is None:
+                familiar = True
+            else:
+                counters[Key(row["account"], row["source"], row["factor"])] = Counter(row["failures"], float(row["at"]))
+        return counters, familiar
+
+    async def save(self, counters: dict[Key, Counter]) -> None:
+        keys = list(counters)
+        await self._pool.execute(
+            "INSERT INTO identity.throttle (account, source, factor, failures, last_failure)"
+            " SELECT a, s, f, n, to_timestamp(t) FROM unnest($1::text[], $2::text[], $3::text[], $4::int[],"
+            " $5::float8[]) AS k(a, s, f, n, t)"
+            " ON CONFLICT (account, source, factor)"
+            " DO UPDATE SET failures = excluded.failures, last_failure = excluded.last_failure",
+            [k.account for k in keys],
+            [k.source for k in keys],
+            [k.factor for k in keys],
+            [counters[k].failures for k in keys],
+            [counters[k].last_failure for k in keys],
+        )
+
+    async def clear(self, keys: list[Key]) -> None:
+        await self._pool.execute(
+            "DELETE FROM identity.throttle t USING unnest($1::text[], $2::text[], $3::text[]) AS k(a, s, f)"
+            " WHERE t.account = k.a AND t.source = k.s AND t.factor = k.f",
+            [k.account for k in keys],
+            [k.source for k in keys],
+            [k.factor for k in keys],
+        )
+
+    async def succeeded(self, account: str, source: str) -> None:
+        await self._pool.execute(
+            "WITH cleared AS (DELETE FROM identity.throttle WHERE account = $1 AND source = ANY($3::text[]))"
+            " INSERT INTO identity.known_sources (account, source, last_success) VALUES ($1, $2, now())"
+            " ON CONFLICT (account, source) DO UPDATE SET last_success = now()",
+            account,
+            source,
+            [source, ALL, UNFAMILIAR],
+        )
+
+    async def unlock(self, account: str) -> None:
+        await self._pool.execute("DELETE FROM identity.throttle WHERE account = $1", account)

@@ -1,0 +1,122 @@
+"""Throttling of failed authentication, per NIST SP 800-63B-4 §3.2.2 (rate limiting).
+
+Pure policy: counters in, a verdict out; the store keeps the counters. Four counters watch one attempt
+at factor F (``password`` or ``totp``) on account A from source S (a device id, or an IP address):
+
+1. ``(A, S, F)`` — this source on this account, this factor. After 5 free failures each further one
+   doubles the wait: 1 s, 2 s, 4 s … up to 15 min. Password and TOTP failures are counted apart.
+2. ``(*, S, F)`` — this source on any account (password spraying). 20 free failures, then doubling
+   waits up to 60 s; forgotten after an hour without failures.
+3. ``(A, *unfamiliar)`` — all sources that never completed a sign-in on A, together. 10 free
+   failures, then doubling waits up to 15 min; at 50 such failures unfamiliar sources are refused
+   until A signs in successfully (from a familiar source) or an operator unlocks it.
+4. ``(A, *all)`` — every failure on A. At 100 consecutive failures the account locks (§3.2.2: "no
+   more than 100 consecutive failed attempts on a single subscriber account") until an operator
+   unlocks it.
+
+Why an attacker who only knows the ID number cannot keep the citizen out: the attacker's sources
+are unfamiliar, so together they can spend at most 50 of the 100 failures, and their waits never
+touch the citizen's own device, whose counter (1) is separate and which is familiar because it signed
+in before. A success from any source clears (1) for that source and (3) and (4) for the account.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+
+ALL = "*all"
+UNFAMILIAR = "*unfamiliar"
+ANY_ACCOUNT = "*"
+ANY_FACTOR = "*"
+
+
+class Factor(StrEnum):
+    PASSWORD = "password"
+    TOTP = "totp"
+    ACTIVATION = "activation"
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    free: int            # failures before any wait
+    base: float          # first wait, seconds
+    cap: float           # longest wait, seconds
+    hard_limit: int | None = None  # failures at which the counter refuses outright
+    forget_after: float | None = None  # seconds without failures after which it starts over
+
+    def wait(self, failures: int) -> float:
+        if failures < self.free:
+            return 0.0
+        return min(self.base * 2 ** (failures - self.free), self.cap)
+
+
+PER_SOURCE = Schedule(free=5, base=1, cap=15 * 60)
+SOURCE_WIDE = Schedule(free=20, base=1, cap=60, forget_after=3600)
+UNFAMILIAR_POOL = Schedule(free=10, base=1, cap=15 * 60, hard_limit=50)
+ACCOUNT = Schedule(free=10**9, base=0, cap=0, hard_limit=100)
+
+
+@dataclass(frozen=True, slots=True)
+class Counter:
+    failures: int = 0
+    last_failure: float = 0.0  # seconds since the epoch
+
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    account: str
+    source: str
+    factor: str
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    retry_after: int = 0   # seconds; 0 with ``allowed`` False means "until unlocked"
+    reason: str = ""
+
+
+def keys(account: str, source: str, factor: Factor, familiar: bool) -> dict[Key, Schedule]:
+    """The counters an attempt is checked against and charged to."""
+    counted = {
+        Key(account, source, factor): PER_SOURCE,
+        Key(ANY_ACCOUNT, source, factor): SOURCE_WIDE,
+        Key(account, ALL, ANY_FACTOR): ACCOUNT,
+    }
+    if not familiar:
+        counted[Key(account, UNFAMILIAR, ANY_FACTOR)] = UNFAMILIAR_POOL
+    return counted
+
+
+def effective(counter: Counter, schedule: Schedule, now: float) -> Counter:
+    if schedule.forget_after is not None and now - counter.last_failure > schedule.forget_after:
+        return Counter()
+    return counter
+
+
+def judge(counters: dict[Key, Counter], schedules: dict[Key, Schedule], now: float) -> Verdict:
+    """May an attempt go ahead now? The most restrictive counter decides."""
+    longest = 0.0
+    for key, schedule in schedules.items():
+        counter = effective(counters.get(key, Counter()), schedule, now)
+        if schedule.hard_limit is not None and counter.failures >= schedule.hard_limit:
+            if key.source == ALL:
+                return Verdict(False, 0, "account locked after 100 failed attempts; an operator must unlock it")
+            return Verdict(
+                False, 0, "sign-in from new devices is paused for this account after repeated failures; "
+                "sign in from a device you used before, or ask an operator to unlock"
+            )
+        longest = max(longest, counter.last_failure + schedule.wait(counter.failures) - now)
+    if longest > 0:
+        return Verdict(False, math.ceil(longest), "too many failed attempts")
+    return Verdict(True)
+
+
+def after_failure(counters: dict[Key, Counter], schedules: dict[Key, Schedule], now: float) -> dict[Key, Counter]:
+    """The counters after one more failure."""
+    return {
+        key: Counter(effective(counters.get(key, Counter()), schedule, now).failures + 1, now)
+        for key, schedule in schedules.items()
+    }

@@ -1,0 +1,1 @@
+"""gRPC servers: each translates protobuf to domain calls and back, nothing more."""

@@ -1,0 +1,70 @@
+"""gRPC translation for the population registry."""
+
+from __future__ import annotations
+
+import grpc
+
+from core.callers import Allow
+from core.settings import Settings
+from db.pool import open_pool
+from protos.registry.v1 import registry_pb2 as pb
+from protos.registry.v1 import registry_pb2_grpc as pb_grpc
+from registry.citizen import Address, Citizen, Sex
+from registry.service import RegistryService
+from registry.store import PopulationStore
+from services.server import ServiceSpec
+
+NAME = pb.DESCRIPTOR.services_by_name["PopulationRegistry"].full_name
+READERS = Allow.of(services=("identity", "edge", "issuance", "vault", "consent"), operators=True)
+POLICY = {
+    f"/{NAME}/GetCitizen": READERS,
+    f"/{NAME}/CountCitizens": Allow.of(operators=True),
+}
+SEX = {Sex.MALE: pb.SEX_MALE, Sex.FEMALE: pb.SEX_FEMALE}
+
+
+def address_pb(address: Address) -> pb.Address:
+    return pb.Address(street=address.street, commune=address.commune, province=address.province)
+
+
+def citizen_pb(c: Citizen) -> pb.Citizen:
+    return pb.Citizen(
+        id_number=c.id_number,
+        full_name=c.full_name,
+        date_of_birth=c.date_of_birth.isoformat(),
+        sex=SEX[c.sex],
+        nationality=c.nationality,
+        ethnicity=c.ethnicity,
+        religion=c.religion,
+        hometown=c.hometown,
+        permanent_address=address_pb(c.permanent_address),
+        current_address=address_pb(c.current_address),
+        id_card_issue_date=c.id_card_issue_date.isoformat(),
+        id_card_issue_place=c.id_card_issue_place,
+        phone=c.phone,
+    )
+
+
+class RegistryServicer(pb_grpc.PopulationRegistryServicer):
+    def __init__(self, service: RegistryService) -> None:
+        self._service = service
+
+    async def GetCitizen(self, request: pb.GetCitizenRequest, context: grpc.aio.ServicerContext) -> pb.Citizen:
+        return citizen_pb(await self._service.citizen(request.id_number))
+
+    async def CountCitizens(
+        self, request: pb.CountCitizensRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CountCitizensResponse:
+        return pb.CountCitizensResponse(count=await self._service.count())
+
+
+async def build(settings: Settings) -> ServiceSpec:
+    pool = await open_pool(settings.postgres_dsn, settings.db_pool_size)
+    servicer = RegistryServicer(RegistryService(PopulationStore(pool)))
+    return ServiceSpec(
+        name="registry",
+        service_names=(NAME,),
+        register=lambda server: pb_grpc.add_PopulationRegistryServicer_to_server(servicer, server),
+        policy=POLICY,
+        on_stop=[pool.close],
+    )

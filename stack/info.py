@@ -1,0 +1,59 @@
+"""``var/stack.json``: what a running stack offers, for scripts, the CLI, benchmarks and tests."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from services.tls import secure_channel
+
+
+@dataclass
+class StackInfo:
+    services: dict[str, str]
+    tls: dict[str, str]
+    postgres_dsn: str
+    s3_endpoint: str
+    s3_credentials: str
+    demo_citizen: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> StackInfo:
+        if not path.exists():
+            raise FileNotFoundError(f"{path} not found: start the platform with `make up` first")
+        data = json.loads(path.read_text())
+        known = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
+        return cls(**known)
+
+    def save(self, path: Path) -> None:
+        tmp = path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(self.as_dict(), f, ensure_ascii=False, indent=2)
+        tmp.replace(path)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def channel(self, service: str) -> grpc.aio.Channel:
+        """An mTLS channel to ``service``, presenting the operator certificate."""
+        return secure_channel(
+            self.services[service], Path(self.tls["ca"]), Path(self.tls["cert"]), Path(self.tls["key"])
+        )
+
+    def s3_keys(self) -> tuple[str, str]:
+        data = json.loads(Path(self.s3_credentials).read_text())
+        return data["access_key"], data["secret_key"]
+
+
+def shown(path: Path) -> str:
+    """A path relative to the working directory when it lies below it (``var/pki/ca.pem``)."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path.resolve())

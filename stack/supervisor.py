@@ -1,0 +1,217 @@
+"""``dinhdanh up``: the whole platform on its embedded default, under one supervisor.
+
+Order: lock ``var/`` → CA and secrets → PostgreSQL → SeaweedFS S3 → migrations → registry seed (first
+start) → each gRPC service as its own process → health checks over mutual TLS → demo citizen →
+``var/stack.json``. ``stop()`` stops, in reverse order, exactly the processes it started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import asyncpg
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from db.migrate import upgrade
+from registry.generator import generate
+from registry.seeding import seed
+from registry.store import PopulationStore
+from stack.info import StackInfo, shown
+from stack.pki import PlatformCA
+from stack.ports import HOST, Ports
+from stack.postgres import EmbeddedPostgres, StackError
+from stack.process import ManagedProcess
+from stack.provision import activate_with_totp
+from stack.seaweed import SeaweedS3
+from stack.secrets import SecretStore
+
+LAYOUT = "1"
+SERVICES = ("registry", "identity")
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Stack:
+    def __init__(
+        self,
+        var: Path,
+        ports: Ports | None = None,
+        seed_count: int = 5000,
+        fast_unsafe: bool = False,
+        say: Callable[[str], None] = print,
+        on_seed_progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        self.var = var.resolve()
+        self.ports = ports or Ports()
+        self.seed_count = seed_count
+        self.fast_unsafe = fast_unsafe
+        self.say = say
+        self.on_seed_progress = on_seed_progress
+        self.ca = PlatformCA(self.var / "pki")
+        self.secrets = SecretStore(self.var / "secrets")
+        self.postgres: EmbeddedPostgres | None = None
+        self.s3: SeaweedS3 | None = None
+        self.services: dict[str, ManagedProcess] = {}
+        self._lock: int | None = None
+
+    @property
+    def info_path(self) -> Path:
+        return self.var / "stack.json"
+
+    async def start(self) -> StackInfo:
+        try:
+            return await self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    async def _start(self) -> StackInfo:
+        self._prepare_var()
+        busy = self.ports.taken()
+        if busy:
+            listed = ", ".join(f"{name} {port}" for name, port in busy)
+            raise StackError(f"ports already in use: {listed}. Stop what uses them, or run `dinhdanh up --ports free`")
+        self.ca.ensure()
+        pg_password = self.secrets.token("postgres-password")
+        s3_keys = self._s3_keys()
+        self.postgres = EmbeddedPostgres(self.var / "postgres", self.ports.postgres, pg_password, self.fast_unsafe)
+        self.s3 = SeaweedS3(self.var / "seaweedfs", self.ports, *s3_keys)
+        self.say("starting PostgreSQL and SeaweedFS S3")
+        await asyncio.to_thread(self.postgres.initdb)
+        self.postgres.start()
+        self.s3.start()
+        await asyncio.gather(self.postgres.wait_ready(), self.s3.wait_ready())
+        dsn = self.postgres.dsn()
+        await asyncio.to_thread(upgrade, dsn)
+        await self._seed(dsn)
+        for name in SERVICES:
+            self._start_service(name, dsn)
+        info = self._info(dsn)
+        await self._wait_healthy(info)
+        info.demo_citizen = await self._demo_citizen(info)
+        info.save(self.info_path)
+        return info
+
+    def _prepare_var(self) -> None:
+        self.var.mkdir(parents=True, exist_ok=True)
+        self._lock = os.open(self.var / "stack.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise StackError(f"another `dinhdanh up` is running on {self.var}; stop it first (Ctrl-C)") from None
+        layout = self.var / "LAYOUT"
+        if not layout.exists():
+            if any(p.name not in ("stack.lock",) for p in self.var.iterdir()):
+                raise StackError(f"{self.var} holds files this version did not write; move it aside and run again")
+            layout.write_text(LAYOUT)
+        elif layout.read_text().strip() != LAYOUT:
+            raise StackError(
+                f"{self.var} was written by another version (layout {layout.read_text().strip()}, "
+                f"this one needs {LAYOUT}); move it aside (`mv var var.old`) and run again"
+            )
+        self.info_path.unlink(missing_ok=True)  # written again once everything answers
+
+    def _s3_keys(self) -> tuple[str, str]:
+        keys = self.secrets.json("s3.json")
+        if keys is None:
+            keys = {"access_key": "dinhdanh" + self.secrets.token("s3-access", 6).upper(),
+                    "secret_key": self.secrets.token("s3-secret", 30)}
+            self.secrets.put_json("s3.json", keys)
+        return keys["access_key"], keys["secret_key"]
+
+    async def _seed(self, dsn: str) -> None:
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+        try:
+            store = PopulationStore(pool)
+            if await store.count() == 0:
+                self.say(f"seeding the population registry with {self.seed_count:,} citizens")
+                done = 0
+
+                def tick(n: int) -> None:
+                    nonlocal done
+                    done += n
+                    if self.on_seed_progress:
+                        self.on_seed_progress(done, self.seed_count)
+
+                await seed(store, self.seed_count, progress=tick)
+        finally:
+            await pool.close()
+
+    def _start_service(self, name: str, dsn: str) -> None:
+        paths = self.ca.issue(name)
+        env = {
+            **os.environ,
+            "DINHDANH_LISTEN": f"{HOST}:{getattr(self.ports, name)}",
+            "DINHDANH_POSTGRES_DSN": dsn,
+            "DINHDANH_TLS_CA": str(paths.ca),
+            "DINHDANH_TLS_CERT": str(paths.cert),
+            "DINHDANH_TLS_KEY": str(paths.key),
+            "DINHDANH_REGISTRY_ADDRESS": f"{HOST}:{self.ports.registry}",
+            "DINHDANH_IDENTITY_KEY_FILE": str(self.secrets.path("identity.key")),
+        }
+        process = ManagedProcess(name, [sys.executable, "-m", "services", name], self.var / "logs" / f"{name}.log", env)
+        process.start()
+        self.services[name] = process
+
+    def _info(self, dsn: str) -> StackInfo:
+        operator = self.ca.issue("operator", operator=True)
+        assert self.s3 is not None
+        return StackInfo(
+            services={name: f"{HOST}:{getattr(self.ports, name)}" for name in SERVICES},
+            tls={key: shown(Path(value)) for key, value in operator.as_dict().items()},
+            postgres_dsn=dsn,
+            s3_endpoint=f"http://{self.s3.endpoint}",
+            s3_credentials=shown(self.secrets.path("s3.json")),
+        )
+
+    async def _wait_healthy(self, info: StackInfo, timeout: float = 60.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        for name in SERVICES:
+            async with info.channel(name) as channel:
+                stub = health_pb2_grpc.HealthStub(channel)
+                while True:
+                    process = self.services[name]
+                    if not process.alive():
+                        raise StackError(f"service {name} exited on start:\n{process.tail()}")
+                    try:
+                        reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                        if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                            break
+                    except Exception:  # noqa: S110 - not listening yet
+                        pass
+                    if loop.time() > deadline:
+                        raise StackError(f"service {name} did not become healthy:\n{process.tail()}")
+                    await asyncio.sleep(0.2)
+
+    async def _demo_citizen(self, info: StackInfo) -> dict[str, str]:
+        demo = self.secrets.json("demo-citizen.json")
+        if demo is None:
+            id_number = next(iter(generate(1))).id_number
+            password = "Demo-" + self.secrets.token("demo-password", 12)
+            async with info.channel("registry") as registry, info.channel("identity") as identity:
+                secret = await activate_with_totp(registry, identity, id_number, password)
+            demo = {"id_number": id_number, "password": password, "totp_secret": secret}
+            self.secrets.put_json("demo-citizen.json", demo)
+        return demo
+
+    def stop(self) -> None:
+        """Stop what this supervisor started, newest first; nothing else."""
+        for process in reversed(self.services.values()):
+            process.stop()
+        self.services.clear()
+        if self.s3:
+            self.s3.stop()
+        if self.postgres:
+            self.postgres.stop()
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
+
+    def ports_dict(self) -> dict[str, int]:
+        return asdict(self.ports)
