@@ -15,30 +15,30 @@ import json
 import time
 from pathlib import Path
 
+import asyncpg
 import grpc
 
 from bench.argon2_raw import raw_verify_rate
+from bench.cpu import CpuMeter
 from bench.stats import Tally
 from identity import totp
 from protos.identity.v1 import identity_pb2 as pb
 from protos.identity.v1 import identity_pb2_grpc as pb_grpc
-from registry.generator import generate
 from stack.info import StackInfo
-from stack.provision import SOURCE, activate_with_totp
+from stack.provision import activate_with_totp
 
 ACCOUNTS_FILE = "bench-accounts.json"
 
 
 async def ensure_accounts(info: StackInfo, folder: Path, count: int) -> list[dict[str, str]]:
-    """Bench accounts: citizens 1000… of the seeded registry, activated with TOTP, remembered."""
+    """Bench accounts: seeded citizens with no account yet, activated with TOTP, remembered."""
     path = folder / ACCOUNTS_FILE
     accounts: list[dict[str, str]] = json.loads(path.read_text()) if path.exists() else []
     if len(accounts) >= count:
-        return accounts[:count]
-    have = {a["id_number"] for a in accounts}
-    wanted = [c.id_number for c in itertools.islice(generate(1000 + count), 1000, None) if c.id_number not in have]
+        return accounts
+    wanted = await _citizens_without_account(info, count - len(accounts))
     password = "Bench-password-" + str(len(accounts))
-    queue = iter(wanted[: count - len(accounts)])
+    queue = iter(wanted)
     async with info.channel("registry") as registry, info.channel("identity") as identity:
 
         async def worker() -> None:
@@ -52,36 +52,73 @@ async def ensure_accounts(info: StackInfo, folder: Path, count: int) -> list[dic
                 accounts.append({"id_number": id_number, "password": password, "totp_secret": secret})
 
         await asyncio.gather(*(worker() for _ in range(8)))
-    path.write_text(json.dumps(accounts))
-    path.chmod(0o600)
+    _save(folder, accounts)
     return accounts
 
 
-async def _sign_ins(info: StackInfo, accounts: list[dict[str, str]], seconds: float, concurrency: int) -> dict:
+def _save(folder: Path, accounts: list[dict[str, str]]) -> None:
+    """Keep the accounts and the TOTP step each last used, so the next run does not replay a code."""
+    path = folder / ACCOUNTS_FILE
+    known = {a["id_number"]: a for a in (json.loads(path.read_text()) if path.exists() else [])}
+    known.update({a["id_number"]: a for a in accounts})
+    path.write_text(json.dumps(list(known.values())))
+    path.chmod(0o600)
+
+
+async def _citizens_without_account(info: StackInfo, count: int) -> list[str]:
+    conn = await asyncpg.connect(info.postgres_dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT c.id_number FROM registry.citizens c LEFT JOIN identity.accounts a USING (id_number)"
+            " WHERE a.id_number IS NULL ORDER BY c.id_number DESC LIMIT $1",
+            count,
+        )
+    finally:
+        await conn.close()
+    return [row["id_number"] for row in rows]
+
+
+async def _sign_ins(info: StackInfo, accounts: list[dict], seconds: float, concurrency: int) -> dict:
+    """Sign in for ``seconds``; an account is used at most once per TOTP step (a code works once)."""
     tally = Tally()
-    pool = itertools.cycle(accounts)
+    ring = itertools.cycle(accounts)
+
+    def next_account() -> dict | None:
+        step = totp.current_step()
+        for _ in range(len(accounts)):
+            account = next(ring)
+            if int(account.get("last_step", 0)) < step:
+                account["last_step"] = step + 1  # the code of the next step is the one to use
+                return account
+        return None
+
     async with info.channel("identity") as channel:
         stub = pb_grpc.IdentityStub(channel)
         deadline = time.perf_counter() + seconds
 
         async def worker() -> None:
             while time.perf_counter() < deadline:
-                account = next(pool)
+                account = next_account()
+                if account is None:
+                    tally.error("no account free this step (pool too small)")
+                    await asyncio.sleep(0.1)
+                    continue
+                source = "bench-device-" + account["id_number"]
                 started = time.perf_counter()
                 try:
                     step = await stub.VerifyPassword(
                         pb.VerifyPasswordRequest(
-                            id_number=account["id_number"], password=account["password"], source=SOURCE
+                            id_number=account["id_number"], password=account["password"], source=source
                         ),
                         timeout=30,
                     )
+                    code = totp.code_at(account["totp_secret"], (account["last_step"]) * totp.STEP)
                     await stub.VerifyTotp(
-                        pb.VerifyTotpRequest(
-                            ticket=step.ticket, code=totp.code_at(account["totp_secret"]), source=SOURCE
-                        ),
-                        timeout=30,
+                        pb.VerifyTotpRequest(ticket=step.ticket, code=code, source=source), timeout=30
                     )
                 except grpc.aio.AioRpcError as error:
+                    if error.code() == grpc.StatusCode.UNAVAILABLE:
+                        raise  # the stack is gone: stop, do not spin
                     tally.error(error.code().name)
                     continue
                 tally.latencies.append(time.perf_counter() - started)
@@ -94,7 +131,11 @@ async def _sign_ins(info: StackInfo, accounts: list[dict[str, str]], seconds: fl
 async def run(info: StackInfo, secrets_folder: Path, seconds: float, concurrency: int, raw_seconds: float) -> dict:
     raw_rate, cores = await asyncio.to_thread(raw_verify_rate, raw_seconds)
     accounts = await ensure_accounts(info, secrets_folder, max(200, int(raw_rate * 35)))
+    meter = CpuMeter()
     result = await _sign_ins(info, accounts, seconds, concurrency)
+    cpu = meter.seconds()
+    _save(secrets_folder, accounts)
+    hashing = sum(v for k, v in cpu.items() if k.endswith("worker pool"))
     return {
         "benchmark": "auth",
         "cores": cores,
@@ -108,4 +149,7 @@ async def run(info: StackInfo, secrets_folder: Path, seconds: float, concurrency
         "errors": result["errors"],
         "seconds": seconds,
         "concurrency": concurrency,
+        "cpu_seconds": cpu,
+        "cpu_ms_per_sign_in": {k: round(v * 1000 / max(1, result["count"]), 2) for k, v in cpu.items()},
+        "argon2_share_of_cpu": round(hashing / max(1e-9, sum(cpu.values())), 3),
     }

@@ -11,8 +11,11 @@ from cli.output import JsonOption, VarOption, emit, stack_info
 from cli.up import up
 from identity import totp as totp_codes
 
-app = typer.Typer(help="Định danh: national e-identity and citizen data vault (operator CLI).",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Định danh: national e-identity and citizen data vault (operator CLI).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 app.command()(up)
 app.add_typer(registry_cmd.app, name="registry")
 app.add_typer(accounts.app, name="accounts")

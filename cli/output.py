@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-import asyncio
 import grpc
 import typer
 from rich.console import Console

@@ -34,14 +34,22 @@ def seed(
         try:
             started = time.perf_counter()
             with Progress(
-                TextColumn("seeding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                console=console, disable=as_json,
+                TextColumn("seeding"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=console,
+                disable=as_json,
             ) as bar:
                 task = bar.add_task("seed", total=count)
                 added = await seed_citizens(PopulationStore(pool), count, seed_value, lambda n: bar.advance(task, n))
             total = await PopulationStore(pool).count()
-            return {"requested": count, "added": added, "total": total,
-                    "seconds": round(time.perf_counter() - started, 1)}
+            return {
+                "requested": count,
+                "added": added,
+                "total": total,
+                "seconds": round(time.perf_counter() - started, 1),
+            }
         finally:
             await pool.close()
 

@@ -26,8 +26,12 @@ def up(
 ) -> None:
     """Start PostgreSQL, SeaweedFS S3 and every service; stop them all on Ctrl-C."""
     say = (lambda _msg: None) if as_json else (lambda msg: console.print(f"[dim]…[/] {msg}"))
-    progress = None if as_json else Progress(
-        TextColumn("seeding registry"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    progress = (
+        None
+        if as_json
+        else Progress(
+            TextColumn("seeding registry"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+        )
     )
     task: list[int] = []
 

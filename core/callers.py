@@ -53,7 +53,6 @@ class Allow:
         raise PermissionDenied(f"{caller.label} may not call this method")
 
 
-
 _current: ContextVar[Caller | None] = ContextVar("dinhdanh_caller", default=None)
 
 

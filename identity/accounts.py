@@ -13,8 +13,8 @@ from identity.throttling import Counter, Key
 class Account:
     id_number: str
     password_hash: str
-    totp_secret: bytes | None      # sealed (see ``identity.sealing``)
-    totp_pending: bytes | None     # sealed, during enrollment
+    totp_secret: bytes | None  # sealed (see ``identity.sealing``)
+    totp_pending: bytes | None  # sealed, during enrollment
     totp_last_step: int
     assurance_level: int
     activated_at: dt.datetime
@@ -28,21 +28,39 @@ class AccountStore(Protocol):
     async def get(self, id_number: str) -> Account | None: ...
     async def create(self, id_number: str, password_hash: str) -> Account | None:
         """None when the account exists already."""
+
     async def set_password_hash(self, id_number: str, password_hash: str) -> None: ...
     async def set_pending_totp(self, id_number: str, sealed: bytes) -> None: ...
     async def confirm_totp(self, id_number: str, sealed: bytes, step: int) -> bool:
         """Make the pending secret the active one (if still pending); record ``step`` as used."""
-    async def accept_totp_step(self, id_number: str, step: int) -> bool:
-        """Record ``step`` as used; False when it (or a later one) was used already (a replay)."""
+
     async def set_assurance_level(self, id_number: str, level: int, note: str) -> Account | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What one authentication attempt needs to know, read in one round trip."""
+
+    account: Account | None
+    counters: dict[Key, Counter]
+    familiar: bool
+
+
+class AttemptStore(Protocol):
+    async def attempt(self, id_number: str, source: str, keys: list[Key]) -> Attempt: ...
+    async def totp_accepted(self, id_number: str, source: str, step: int) -> bool:
+        """Atomically record ``step`` as used (False on a replay) and, when it was fresh, clear the
+        account's failure counters and remember ``source`` as familiar."""
 
 
 class ThrottleStore(Protocol):
     async def load(self, keys: list[Key], account: str, source: str) -> tuple[dict[Key, Counter], bool]:
         """The counters under ``keys`` and whether ``source`` is familiar to ``account``."""
+
     async def save(self, counters: dict[Key, Counter]) -> None: ...
     async def clear(self, keys: list[Key]) -> None: ...
     async def succeeded(self, account: str, source: str) -> None:
         """A complete sign-in: clear the account's counters for this source and account-wide,
         and remember the source as familiar."""
+
     async def unlock(self, account: str) -> None: ...

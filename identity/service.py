@@ -23,7 +23,7 @@ from core.errors import (
     Unauthenticated,
 )
 from identity import throttling, totp
-from identity.accounts import Account, AccountStore, ThrottleStore
+from identity.accounts import Account, AccountStore, Attempt, AttemptStore, ThrottleStore
 from identity.directory import CitizenDirectory
 from identity.passwords import policy
 from identity.passwords.hashing import PasswordHashing
@@ -100,6 +100,7 @@ class IdentityService:
     def __init__(
         self,
         accounts: AccountStore,
+        attempts: AttemptStore,
         throttle: ThrottleStore,
         directory: CitizenDirectory,
         hashing: PasswordHashing,
@@ -107,6 +108,7 @@ class IdentityService:
         master_key: bytes,
     ) -> None:
         self._accounts = accounts
+        self._attempts = attempts
         self._throttle = throttle
         self._directory = directory
         self._hashing = hashing
@@ -124,15 +126,15 @@ class IdentityService:
             raise InvalidArgument(f"phone longer than {MAX_PHONE} characters")
         if len(password) > policy.MAX_LENGTH:
             raise InvalidArgument(f"password longer than {policy.MAX_LENGTH} characters")
-        counters, schedules = await self._admit(id_number, source, Factor.ACTIVATION, "identity.activate")
+        attempt, schedules = await self._admit(id_number, source, Factor.ACTIVATION, "identity.activate")
         facts = await self._directory.lookup(id_number)
         if facts is None:
             await self._record("identity.activate", "refused", id_number, source, reason="unknown_id")
             raise NotFound("no citizen with this ID number in the population registry")
         if _digits(phone) != _digits(facts.phone):
-            await self._fail(counters, schedules, "identity.activate", id_number, source, "wrong_phone")
+            await self._fail(attempt, schedules, "identity.activate", id_number, source, "wrong_phone")
             raise PermissionDenied("the phone number does not match the one on record")
-        if await self._accounts.get(id_number) is not None:
+        if attempt.account is not None:
             await self._record("identity.activate", "refused", id_number, source, reason="already_active")
             raise AlreadyExists("this account is already activated; sign in instead")
         normal = policy.check(password, context=(id_number, facts.phone, *facts.full_name.split()))
@@ -150,8 +152,8 @@ class IdentityService:
         id_number, source = valid_id(id_number), valid_source(source)
         if len(password) > policy.MAX_LENGTH:
             raise InvalidArgument(f"password longer than {policy.MAX_LENGTH} characters")
-        counters, schedules = await self._admit(id_number, source, Factor.PASSWORD, "identity.password")
-        account = await self._accounts.get(id_number)
+        attempt, schedules = await self._admit(id_number, source, Factor.PASSWORD, "identity.password")
+        account = attempt.account
         normal = policy.normalize(password)
         if account is None:
             await self._hashing.verify_nothing(normal)
@@ -159,12 +161,12 @@ class IdentityService:
         else:
             matches, rehash = await self._hashing.verify(account.password_hash, normal)
         if not matches or account is None:
-            await self._fail(counters, schedules, "identity.password", id_number, source, "wrong_password")
+            await self._fail(attempt, schedules, "identity.password", id_number, source, "wrong_password")
             raise Unauthenticated("wrong ID number or password")
         if rehash:
             await self._accounts.set_password_hash(id_number, await self._hashing.hash(normal))
         own = Key(id_number, source, Factor.PASSWORD)
-        if own in counters:
+        if own in attempt.counters:
             await self._throttle.clear([own])
         ticket, _ = self._tickets.issue(id_number, source)
         await self._record("identity.password", "success", id_number, source)
@@ -174,16 +176,16 @@ class IdentityService:
     async def verify_totp(self, ticket: str, code: str, source: str) -> Authenticated:
         """Second factor (SP 800-63B-4 §3.1.4): a TOTP code, once only, within ±1 step."""
         id_number, source, code = self._ticket(ticket, source), valid_source(source), valid_code(code)
-        counters, schedules = await self._admit(id_number, source, Factor.TOTP, "identity.totp")
-        account = await self._existing(id_number)
+        attempt, schedules = await self._admit(id_number, source, Factor.TOTP, "identity.totp")
+        account = self._must_exist(attempt)
         if account.totp_secret is None:
             raise FailedPrecondition("no TOTP enrolled for this account; enroll first")
         secret = self._open_totp(account.totp_secret, id_number)
         step = totp.matching_step(secret, code, account.totp_last_step)
-        if step is None or not await self._accounts.accept_totp_step(id_number, step):
-            await self._fail(counters, schedules, "identity.totp", id_number, source, "wrong_or_used_code")
+        if step is None or not await self._attempts.totp_accepted(id_number, source, step):
+            await self._fail(attempt, schedules, "identity.totp", id_number, source, "wrong_or_used_code")
             raise Unauthenticated("wrong or already used code")
-        return await self._signed_in(account, source)
+        return await self._signed_in(account, source, cleared=True)
 
     async def start_enrollment(self, ticket: str, source: str) -> Enrollment:
         """A new TOTP secret for an account that has none, after the password step."""
@@ -200,14 +202,14 @@ class IdentityService:
     async def confirm_enrollment(self, ticket: str, code: str, source: str) -> Authenticated:
         """The first code from the new secret proves the phone has it; the sign-in completes."""
         id_number, source, code = self._ticket(ticket, source), valid_source(source), valid_code(code)
-        counters, schedules = await self._admit(id_number, source, Factor.TOTP, "identity.totp.enroll")
-        account = await self._existing(id_number)
+        attempt, schedules = await self._admit(id_number, source, Factor.TOTP, "identity.totp.enroll")
+        account = self._must_exist(attempt)
         if account.totp_enrolled or account.totp_pending is None:
             raise FailedPrecondition("no TOTP enrollment in progress for this account")
         secret = self._open_totp(account.totp_pending, id_number)
         step = totp.matching_step(secret, code, 0)
         if step is None or not await self._accounts.confirm_totp(id_number, account.totp_pending, step):
-            await self._fail(counters, schedules, "identity.totp.enroll", id_number, source, "wrong_code")
+            await self._fail(attempt, schedules, "identity.totp.enroll", id_number, source, "wrong_code")
             raise Unauthenticated("wrong code; check the time on your phone and try again")
         return await self._signed_in(account, source)
 
@@ -244,31 +246,33 @@ class IdentityService:
 
     async def _admit(
         self, id_number: str, source: str, factor: Factor, action: str
-    ) -> tuple[dict[Key, throttling.Counter], dict[Key, throttling.Schedule]]:
+    ) -> tuple[Attempt, dict[Key, throttling.Schedule]]:
+        """Load the account and its counters (one round trip); refuse now if a counter says wait."""
         candidates = throttling.keys(id_number, source, factor, familiar=False)
-        counters, familiar = await self._throttle.load(list(candidates), id_number, source)
-        schedules = throttling.keys(id_number, source, factor, familiar)
-        verdict = throttling.judge(counters, schedules, time.time())
+        attempt = await self._attempts.attempt(id_number, source, list(candidates))
+        schedules = throttling.keys(id_number, source, factor, attempt.familiar)
+        verdict = throttling.judge(attempt.counters, schedules, time.time())
         if not verdict.allowed:
             await self._record(action, "throttled", id_number, source, retry_after=verdict.retry_after)
             when = f"; retry in {verdict.retry_after} s" if verdict.retry_after else ""
             raise Throttled(verdict.reason + when, verdict.retry_after)
-        return counters, schedules
+        return attempt, schedules
 
     async def _fail(
         self,
-        counters: dict[Key, throttling.Counter],
+        attempt: Attempt,
         schedules: dict[Key, throttling.Schedule],
         action: str,
         id_number: str,
         source: str,
         reason: str,
     ) -> None:
-        await self._throttle.save(throttling.after_failure(counters, schedules, time.time()))
+        await self._throttle.save(throttling.after_failure(attempt.counters, schedules, time.time()))
         await self._record(action, "failure", id_number, source, reason=reason)
 
-    async def _signed_in(self, account: Account, source: str) -> Authenticated:
-        await self._throttle.succeeded(account.id_number, source)
+    async def _signed_in(self, account: Account, source: str, cleared: bool = False) -> Authenticated:
+        if not cleared:
+            await self._throttle.succeeded(account.id_number, source)
         await self._record("identity.authenticate", "success", account.id_number, source)
         return Authenticated(account.id_number, account.assurance_level, ("pwd", "otp"), int(time.time()))
 
@@ -283,6 +287,12 @@ class IdentityService:
         if secret is None:
             raise FailedPrecondition("the TOTP secret cannot be read; enroll again")
         return secret.decode()
+
+    @staticmethod
+    def _must_exist(attempt: Attempt) -> Account:
+        if attempt.account is None:
+            raise NotFound("no activated account with this ID number")
+        return attempt.account
 
     async def _existing(self, id_number: str) -> Account:
         account = await self._accounts.get(id_number)

@@ -33,16 +33,16 @@ ANY_FACTOR = "*"
 
 
 class Factor(StrEnum):
-    PASSWORD = "password"
+    PASSWORD = "password"  # noqa: S105 - a factor name, not a secret
     TOTP = "totp"
     ACTIVATION = "activation"
 
 
 @dataclass(frozen=True, slots=True)
 class Schedule:
-    free: int            # failures before any wait
-    base: float          # first wait, seconds
-    cap: float           # longest wait, seconds
+    free: int  # failures before any wait
+    base: float  # first wait, seconds
+    cap: float  # longest wait, seconds
     hard_limit: int | None = None  # failures at which the counter refuses outright
     forget_after: float | None = None  # seconds without failures after which it starts over
 
@@ -74,7 +74,7 @@ class Key:
 @dataclass(frozen=True, slots=True)
 class Verdict:
     allowed: bool
-    retry_after: int = 0   # seconds; 0 with ``allowed`` False means "until unlocked"
+    retry_after: int = 0  # seconds; 0 with ``allowed`` False means "until unlocked"
     reason: str = ""
 
 
@@ -105,8 +105,10 @@ def judge(counters: dict[Key, Counter], schedules: dict[Key, Schedule], now: flo
             if key.source == ALL:
                 return Verdict(False, 0, "account locked after 100 failed attempts; an operator must unlock it")
             return Verdict(
-                False, 0, "sign-in from new devices is paused for this account after repeated failures; "
-                "sign in from a device you used before, or ask an operator to unlock"
+                False,
+                0,
+                "sign-in from new devices is paused for this account after repeated failures; "
+                "sign in from a device you used before, or ask an operator to unlock",
             )
         longest = max(longest, counter.last_failure + schedule.wait(counter.failures) - now)
     if longest > 0:

@@ -25,9 +25,7 @@ def new_secret() -> str:
 
 
 def provisioning_uri(secret: str, account_label: str) -> str:
-    return pyotp.TOTP(secret, digits=DIGITS, interval=STEP).provisioning_uri(
-        name=account_label, issuer_name=ISSUER
-    )
+    return pyotp.TOTP(secret, digits=DIGITS, interval=STEP).provisioning_uri(name=account_label, issuer_name=ISSUER)
 
 
 def qr_png(uri: str) -> bytes:

@@ -236,7 +236,7 @@ NORTHWEST_VILLAGE_STEMS: tuple[str, ...] = (
 """Named villages (bản) of the Northwest highlands (Thai and H'Mông place names)."""
 
 RESIDENTIAL_GROUP = "Tổ dân phố"
-"""Residential group (tổ dân phố), the sub-ward unit under Circular 04/2012/TT-BNV."""
+"""Residential group (tổ dân phố), the community unit below a ward."""
 
 
 def hamlet_word(unit: str) -> str:
@@ -266,9 +266,13 @@ def commune_name(stem: str, urban: bool) -> str:
     return f"Phường {stem}" if urban else f"Xã {stem}"
 
 
-def _pick(rng: random.Random, items: tuple[str, ...]) -> str:
-    """Uniform choice with a single ``random()`` call (faster than ``Random.choice`` on hot paths)."""
-    return items[int(rng.random() * len(items))]
+# Precomputed for the generator's hot path (one dict lookup per address instead of several).
+_WARDS: tuple[str, ...] = tuple(commune_name(stem, True) for stem in COMMUNE_STEMS)
+_COMMUNES: tuple[str, ...] = tuple(commune_name(stem, False) for stem in COMMUNE_STEMS)
+_STREETS: tuple[str, ...] = tuple(f"đường {name}" for name in STREET_NAMES)
+_PROFILES: dict[str, tuple[float, str, tuple[str, ...]]] = {
+    unit: (urban_share(unit), hamlet_word(unit), _hamlet_stems(hamlet_word(unit))) for unit in NEW_UNITS
+}
 
 
 def street_line(rng: random.Random, unit: str, urban: bool) -> str:
@@ -277,24 +281,32 @@ def street_line(rng: random.Random, unit: str, urban: bool) -> str:
     rand = rng.random
     roll = rand()
     if urban:
+        if roll >= 0.8:
+            return f"{RESIDENTIAL_GROUP} {int(rand() * 40) + 1}"
+        street = _STREETS[int(rand() * len(_STREETS))]
         if roll < 0.6:
-            return f"Số {int(rand() * 300) + 1} đường {_pick(rng, STREET_NAMES)}"
-        if roll < 0.8:
-            return f"Số {int(rand() * 120) + 1} ngõ {int(rand() * 200) + 1} đường {_pick(rng, STREET_NAMES)}"
-        return f"{RESIDENTIAL_GROUP} {int(rand() * 40) + 1}"
-    word = hamlet_word(unit)
+            return f"Số {int(rand() * 300) + 1} {street}"
+        return f"Số {int(rand() * 120) + 1} ngõ {int(rand() * 200) + 1} {street}"
+    _, word, stems = _PROFILES[unit]
     if roll < 0.5:
         return f"{word} {int(rand() * 15) + 1}"
-    return f"{word} {_pick(rng, _hamlet_stems(word))}"
+    return f"{word} {stems[int(rand() * len(stems))]}"
 
 
 def random_address(rng: random.Random, unit: str) -> Address:
     """A random address inside the provincial unit ``unit`` (one of :data:`NEW_UNITS`)."""
-    urban = rng.random() < urban_share(unit)
-    return Address(street_line(rng, unit, urban), commune_name(_pick(rng, COMMUNE_STEMS), urban), unit)
+    rand = rng.random
+    if rand() < _PROFILES[unit][0]:
+        return Address(street_line(rng, unit, True), _WARDS[int(rand() * len(_WARDS))], unit)
+    return Address(street_line(rng, unit, False), _COMMUNES[int(rand() * len(_COMMUNES))], unit)
 
 
 def hometown(rng: random.Random, unit: str) -> str:
-    """A hometown (quê quán) in today's units: ``"Xã X, Tỉnh Y"`` (or ``"Phường X, Thành phố Y"``)."""
-    urban = rng.random() < urban_share(unit)
-    return f"{commune_name(_pick(rng, COMMUNE_STEMS), urban)}, {unit}"
+    """A hometown (quê quán) in today's units: ``"Xã X, Tỉnh Y"``, or ``"Phường X, Thành phố Y"``.
+
+    A hometown is the ancestral place (usually the father's) and so is rural more often than a current
+    address: wards are drawn at half the unit's urban share.
+    """
+    rand = rng.random
+    names = _WARDS if rand() < _PROFILES[unit][0] / 2 else _COMMUNES
+    return f"{names[int(rand() * len(names))]}, {unit}"

@@ -195,9 +195,7 @@ def compose(province_code: str, sex: Sex, birth_year: int, serial: int) -> str:
     if not isinstance(sex, Sex):
         raise ValueError(f"sex must be a Sex, not {sex!r}")
     if not FIRST_CENTURY <= birth_year < LAST_CENTURY + 100:
-        raise ValueError(
-            f"birth year {birth_year} cannot be encoded (must be {FIRST_CENTURY}-{LAST_CENTURY + 99})"
-        )
+        raise ValueError(f"birth year {birth_year} cannot be encoded (must be {FIRST_CENTURY}-{LAST_CENTURY + 99})")
     if not 0 <= serial <= MAX_SERIAL:
         raise ValueError(f"serial {serial} out of range 0-{MAX_SERIAL}")
     return f"{province_code}{_century_sex_digit(sex, birth_year)}{birth_year % 100:02d}{serial:06d}"

@@ -44,9 +44,7 @@ class PopulationStore:
         rows = [citizen_row(c) for c in citizens]
         columns = ", ".join(CITIZEN_COLUMNS)
         async with self._pool.acquire() as conn, conn.transaction():
-            await conn.execute(
-                "CREATE TEMP TABLE staging (LIKE registry.citizens) ON COMMIT DROP"
-            )
+            await conn.execute("CREATE TEMP TABLE staging (LIKE registry.citizens) ON COMMIT DROP")
             await conn.copy_records_to_table("staging", records=rows, columns=list(CITIZEN_COLUMNS))
             status = await conn.execute(
                 f"INSERT INTO registry.citizens ({columns}) SELECT {columns} FROM staging"

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Awaitable, Callable
+
+import uvloop
 
 from core import logs
 from core.settings import Settings
@@ -27,4 +28,4 @@ async def main(name: str) -> None:
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in BUILDERS:
         raise SystemExit(f"usage: python -m services {{{','.join(BUILDERS)}}}")
-    asyncio.run(main(sys.argv[1]))
+    uvloop.run(main(sys.argv[1]))

@@ -11,7 +11,7 @@ from db.pool import open_pool
 from identity.passwords.hashing import PasswordHashing
 from identity.sealing import load_or_create_key
 from identity.service import AccountView, Authenticated, IdentityService, NextStep
-from identity.store import PostgresAccountStore, PostgresThrottleStore
+from identity.store import PostgresAccountStore, PostgresAttemptStore, PostgresThrottleStore
 from protos.identity.v1 import identity_pb2 as pb
 from protos.identity.v1 import identity_pb2_grpc as pb_grpc
 from services.registry_client import RegistryDirectory
@@ -58,7 +58,9 @@ class IdentityServicer(pb_grpc.IdentityServicer):
     def __init__(self, service: IdentityService) -> None:
         self._service = service
 
-    async def ActivateAccount(self, request: pb.ActivateAccountRequest, context: grpc.aio.ServicerContext) -> pb.Account:
+    async def ActivateAccount(
+        self, request: pb.ActivateAccountRequest, context: grpc.aio.ServicerContext
+    ) -> pb.Account:
         await self._service.activate(request.id_number, request.phone, request.password, request.source)
         return account_pb(await self._service.get_account(request.id_number))
 
@@ -82,9 +84,7 @@ class IdentityServicer(pb_grpc.IdentityServicer):
     async def ConfirmTotpEnrollment(
         self, request: pb.ConfirmTotpEnrollmentRequest, context: grpc.aio.ServicerContext
     ) -> pb.Authentication:
-        return authentication_pb(
-            await self._service.confirm_enrollment(request.ticket, request.code, request.source)
-        )
+        return authentication_pb(await self._service.confirm_enrollment(request.ticket, request.code, request.source))
 
     async def GetAccount(self, request: pb.GetAccountRequest, context: grpc.aio.ServicerContext) -> pb.Account:
         return account_pb(await self._service.get_account(request.id_number))
@@ -105,6 +105,7 @@ async def build(settings: Settings) -> ServiceSpec:
     await hashing.warm_up()
     service = IdentityService(
         accounts=PostgresAccountStore(pool),
+        attempts=PostgresAttemptStore(pool),
         throttle=PostgresThrottleStore(pool),
         directory=RegistryDirectory(registry),
         hashing=hashing,

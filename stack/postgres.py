@@ -17,7 +17,7 @@ from pathlib import Path
 
 import asyncpg
 
-from stack.process import ManagedProcess
+from stack.process import ManagedProcess, primary_group
 
 SYSTEM_USER = "dinhdanh-pg"
 DATABASE = "dinhdanh"
@@ -45,8 +45,11 @@ def _run_as() -> str | None:
     try:
         pwd.getpwnam(SYSTEM_USER)
     except KeyError:
-        subprocess.run(["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SYSTEM_USER],
-                       check=True, capture_output=True)
+        subprocess.run(
+            ["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin", SYSTEM_USER],
+            check=True,
+            capture_output=True,
+        )
     return SYSTEM_USER
 
 
@@ -85,10 +88,25 @@ class EmbeddedPostgres:
         os.chown(pw.name, uid, -1)
         try:
             result = subprocess.run(
-                [str(_bin("initdb")), "-D", str(self.data), "-U", "postgres", "--auth=scram-sha-256",
-                 f"--pwfile={pw.name}", "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions",
-                 *(["--no-sync"] if self.fast_unsafe else [])],
-                user=self.user, capture_output=True, text=True,
+                [
+                    str(_bin("initdb")),
+                    "-D",
+                    str(self.data),
+                    "-U",
+                    "postgres",
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pw.name}",
+                    "-E",
+                    "UTF8",
+                    "--locale=C.UTF-8",
+                    "--no-instructions",
+                    *(["--no-sync"] if self.fast_unsafe else []),
+                ],
+                user=self.user,
+                group=primary_group(self.user),
+                extra_groups=[] if self.user else None,
+                capture_output=True,
+                text=True,
             )
         finally:
             os.unlink(pw.name)
@@ -122,7 +140,7 @@ class EmbeddedPostgres:
             try:
                 conn = await asyncpg.connect(self.dsn("postgres"), timeout=2)
                 break
-            except (OSError, asyncpg.PostgresError, asyncio.TimeoutError) as error:
+            except (TimeoutError, OSError, asyncpg.PostgresError) as error:
                 if self.process and not self.process.alive():
                     raise StackError(f"PostgreSQL exited on start:\n{self.process.tail()}") from error
                 if asyncio.get_running_loop().time() > deadline:

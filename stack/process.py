@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import pwd
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
@@ -16,6 +17,11 @@ _PR_SET_PDEATHSIG = 1
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def primary_group(user: str | None) -> int | None:
+    """Run a child under another user with that user's group alone (not root's groups)."""
+    return pwd.getpwnam(user).pw_gid if user else None
 
 
 class ManagedProcess:
@@ -46,8 +52,10 @@ class ManagedProcess:
                 stderr=subprocess.STDOUT,
                 env=self.env,
                 user=self.user,
-                preexec_fn=_die_with_parent,  # noqa: PLW1509 - only prctl, no locks taken
-                start_new_session=True,       # Ctrl-C reaches the supervisor, which stops children in order
+                group=primary_group(self.user),
+                extra_groups=[] if self.user else None,
+                preexec_fn=_die_with_parent,
+                start_new_session=True,  # Ctrl-C reaches the supervisor, which stops children in order
             )
 
     @property

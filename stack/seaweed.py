@@ -50,20 +50,41 @@ class SeaweedS3:
         data = self.folder / "data"
         data.mkdir(parents=True, exist_ok=True)
         identities = self.folder / "s3-identities.json"
-        identities.write_text(json.dumps({"identities": [{
-            "name": "dinhdanh",
-            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
-            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-        }]}))
+        identities.write_text(
+            json.dumps(
+                {
+                    "identities": [
+                        {
+                            "name": "dinhdanh",
+                            "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
+                            "actions": ["Admin", "Read", "Write", "List", "Tagging"],
+                        }
+                    ]
+                }
+            )
+        )
         identities.chmod(0o600)
         p = self.ports
         argv = [
-            weed_binary(), "server", f"-dir={data}", f"-ip={HOST}", f"-ip.bind={HOST}",
-            f"-master.port={p.weed_master}", f"-master.port.grpc={p.weed_master_grpc}",
-            f"-volume.port={p.weed_volume}", f"-volume.port.grpc={p.weed_volume_grpc}",
-            f"-filer.port={p.weed_filer}", f"-filer.port.grpc={p.weed_filer_grpc}",
-            "-s3", f"-s3.port={p.s3}", f"-s3.port.grpc={p.s3_grpc}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-            f"-s3.config={identities}", "-master.telemetry=false", "-master.volumeSizeLimitMB=1024",
+            weed_binary(),
+            "server",
+            f"-dir={data}",
+            f"-ip={HOST}",
+            f"-ip.bind={HOST}",
+            f"-master.port={p.weed_master}",
+            f"-master.port.grpc={p.weed_master_grpc}",
+            f"-volume.port={p.weed_volume}",
+            f"-volume.port.grpc={p.weed_volume_grpc}",
+            f"-filer.port={p.weed_filer}",
+            f"-filer.port.grpc={p.weed_filer_grpc}",
+            "-s3",
+            f"-s3.port={p.s3}",
+            f"-s3.port.grpc={p.s3_grpc}",
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            f"-s3.config={identities}",
+            "-master.telemetry=false",
+            "-master.volumeSizeLimitMB=1024",
             "-volume.max=0",
         ]
         self.process = ManagedProcess("seaweedfs", argv, self.folder / "seaweedfs.log")
@@ -92,5 +113,7 @@ class SeaweedS3:
                 client.make_bucket(bucket)
 
     def stop(self) -> None:
+        """SIGTERM, then SIGKILL after 3 s: weed waits ~10 s on idle gRPC streams, and every write
+        it acknowledged is already with the kernel, so a kill loses nothing."""
         if self.process:
-            self.process.stop()
+            self.process.stop(timeout=3)

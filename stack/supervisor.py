@@ -12,6 +12,7 @@ import fcntl
 import os
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 
@@ -119,8 +120,10 @@ class Stack:
     def _s3_keys(self) -> tuple[str, str]:
         keys = self.secrets.json("s3.json")
         if keys is None:
-            keys = {"access_key": "dinhdanh" + self.secrets.token("s3-access", 6).upper(),
-                    "secret_key": self.secrets.token("s3-secret", 30)}
+            keys = {
+                "access_key": "dinhdanh" + self.secrets.token("s3-access", 6).upper(),
+                "secret_key": self.secrets.token("s3-secret", 30),
+            }
             self.secrets.put_json("s3.json", keys)
         return keys["access_key"], keys["secret_key"]
 
@@ -205,10 +208,9 @@ class Stack:
         for process in reversed(self.services.values()):
             process.stop()
         self.services.clear()
-        if self.s3:
-            self.s3.stop()
-        if self.postgres:
-            self.postgres.stop()
+        stores = [store for store in (self.s3, self.postgres) if store is not None]
+        with ThreadPoolExecutor(len(stores) or 1) as pool:  # independent: stop both at once
+            list(pool.map(lambda store: store.stop(), stores))
         if self._lock is not None:
             os.close(self._lock)
             self._lock = None

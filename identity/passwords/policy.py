@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import itertools
 import unicodedata
 from collections.abc import Iterable
 from functools import lru_cache
@@ -57,9 +58,14 @@ def check(password: str, context: Iterable[str] = ()) -> str:
 
 
 def _repetitive(folded: str) -> bool:
+    """Few distinct characters ("aaaaaaaa", "abababab"), or mostly a keyboard or alphabet run."""
     if len(set(folded)) <= 2:
         return True
     for seq in SEQUENCES:
         if folded in seq or folded in seq[::-1]:
             return True
-    return False
+    steps = [
+        (ord(b) - ord(a)) % 10 if a.isdigit() and b.isdigit() else ord(b) - ord(a)
+        for a, b in itertools.pairwise(folded)
+    ]
+    return sum(step in (1, -1, 9) for step in steps) >= 0.8 * len(steps)

@@ -1,0 +1,97 @@
+"""Session fixtures: one real stack (PostgreSQL, SeaweedFS, every service) on free ports in a temp dir."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from registry.citizen import Citizen
+from registry.generator import generate
+from services.tls import secure_channel
+from stack.info import StackInfo
+from stack.pki import PlatformCA
+from stack.ports import Ports
+from stack.supervisor import Stack
+
+SEEDED = 400
+
+
+@pytest.fixture(scope="session")
+def var_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("var")
+
+
+@pytest.fixture(scope="session")
+async def stack(var_dir: Path) -> AsyncIterator[Stack]:
+    running = Stack(var_dir, Ports.free(), seed_count=SEEDED, fast_unsafe=True, say=lambda _m: None)
+    await running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="session")
+def info(stack: Stack) -> StackInfo:
+    return StackInfo.load(stack.info_path)
+
+
+@pytest.fixture(scope="session")
+def citizens() -> list[Citizen]:
+    return list(generate(SEEDED))
+
+
+@pytest.fixture(scope="session")
+def _fresh_pool(citizens: list[Citizen]) -> Iterator[Citizen]:
+    return iter(citizens[1:])  # the first is the demo citizen
+
+
+@pytest.fixture
+def fresh_citizen(_fresh_pool: Iterator[Citizen]) -> Citizen:
+    """A seeded citizen no other test has used (no account yet)."""
+    return next(_fresh_pool)
+
+
+@pytest.fixture(scope="session")
+def fresh_citizens(_fresh_pool: Iterator[Citizen]) -> Iterator[Citizen]:
+    return _fresh_pool
+
+
+@pytest.fixture(scope="session")
+def ca(stack: Stack) -> PlatformCA:
+    return stack.ca
+
+
+def channel_as(stack: Stack, service: str, caller: str, operator: bool = False) -> grpc.aio.Channel:
+    paths = stack.ca.issue(caller, operator=operator)
+    address = f"127.0.0.1:{getattr(stack.ports, service)}"
+    return secure_channel(address, paths.ca, paths.cert, paths.key)
+
+
+@pytest.fixture
+async def operator_identity(info: StackInfo) -> AsyncIterator[grpc.aio.Channel]:
+    async with info.channel("identity") as channel:
+        yield channel
+
+
+@pytest.fixture
+async def operator_registry(info: StackInfo) -> AsyncIterator[grpc.aio.Channel]:
+    async with info.channel("registry") as channel:
+        yield channel
+
+
+@pytest.fixture
+async def edge_identity(stack: Stack) -> AsyncIterator[grpc.aio.Channel]:
+    """identity as the HTTP edge sees it (the login pages' caller)."""
+    async with channel_as(stack, "identity", "edge") as channel:
+        yield channel
+
+
+_sources = itertools.count()
+
+
+@pytest.fixture
+def source() -> str:
+    return f"test-device-{next(_sources)}"

@@ -1,0 +1,58 @@
+"""The operator CLI against the test stack, as a script would use it (``--json``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+from registry.citizen import Citizen
+from stack.supervisor import Stack
+
+
+def dinhdanh(stack: Stack, *args: str) -> tuple[int, dict[str, Any]]:
+    result = subprocess.run(
+        [sys.executable, "-m", "cli.main", *args, "--var", str(stack.var), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.stdout.count("\n") == 1, result.stdout + result.stderr  # one JSON object
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_lookup_a_citizen(stack: Stack, citizens: list[Citizen]) -> None:
+    code, data = dinhdanh(stack, "registry", "lookup", citizens[5].id_number)
+    assert code == 0
+    assert data["full_name"] == citizens[5].full_name
+    code, data = dinhdanh(stack, "registry", "lookup", "123")
+    assert code == 1
+    assert data["error"].startswith("INVALID_ARGUMENT")
+
+
+def test_provision_verify_in_person_and_unlock(stack: Stack, fresh_citizen: Citizen) -> None:
+    code, made = dinhdanh(stack, "accounts", "activate-test", fresh_citizen.id_number)
+    assert code == 0
+    assert len(made["totp_secret"]) == 32
+    code, shown = dinhdanh(stack, "accounts", "show", fresh_citizen.id_number)
+    assert (code, shown["assurance_level"], shown["totp_enrolled"]) == (0, 1, True)
+    code, verified = dinhdanh(
+        stack, "accounts", "verify-in-person", fresh_citizen.id_number, "--note", "Công an phường"
+    )
+    assert (code, verified["assurance_level"]) == (0, 2)
+    code, unlocked = dinhdanh(stack, "accounts", "unlock", fresh_citizen.id_number)
+    assert (code, unlocked["locked"]) == (0, False)
+
+
+def test_totp_code_for_the_demo_citizen(stack: Stack) -> None:
+    code, data = dinhdanh(stack, "totp", "code")
+    assert code == 0
+    assert len(data["code"]) == 6
+    assert data["code"].isdigit()
+
+
+def test_unknown_account_is_a_clear_error(stack: Stack, citizens: list[Citizen]) -> None:
+    code, data = dinhdanh(stack, "accounts", "show", citizens[-1].id_number)
+    assert code == 1
+    assert data["error"] == "NOT_FOUND: no activated account with this ID number"
