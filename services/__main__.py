@@ -1,7 +1,12 @@
-"""``python -m services NAME``: run one gRPC service with settings from ``DINHDANH_*`` variables."""
+"""``python -m services NAME``: run one gRPC service with settings from ``DINHDANH_*`` variables.
+
+``DINHDANH_PROFILE=path`` runs the service under cProfile and writes ``path.NAME.prof`` on stop.
+"""
 
 from __future__ import annotations
 
+import cProfile
+import os
 import sys
 from collections.abc import Awaitable, Callable
 
@@ -25,7 +30,21 @@ async def main(name: str) -> None:
     await serve(spec, settings)
 
 
+def run(name: str) -> None:
+    profile_to = os.environ.get("DINHDANH_PROFILE")
+    if not profile_to:
+        uvloop.run(main(name))
+        return
+    profiler = cProfile.Profile()
+    profiler.enable()
+    try:
+        uvloop.run(main(name))
+    finally:
+        profiler.disable()
+        profiler.dump_stats(f"{profile_to}.{name}.prof")
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 2 or sys.argv[1] not in BUILDERS:
         raise SystemExit(f"usage: python -m services {{{','.join(BUILDERS)}}}")
-    uvloop.run(main(sys.argv[1]))
+    run(sys.argv[1])
