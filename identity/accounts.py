@@ -54,9 +54,6 @@ class AttemptStore(Protocol):
 
 
 class ThrottleStore(Protocol):
-    async def load(self, keys: list[Key], account: str, source: str) -> tuple[dict[Key, Counter], bool]:
-        """The counters under ``keys`` and whether ``source`` is familiar to ``account``."""
-
     async def save(self, counters: dict[Key, Counter]) -> None: ...
     async def clear(self, keys: list[Key]) -> None: ...
     async def succeeded(self, account: str, source: str) -> None:

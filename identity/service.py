@@ -217,11 +217,11 @@ class IdentityService:
 
     async def get_account(self, id_number: str) -> AccountView:
         id_number = valid_id(id_number)
-        account = await self._existing(id_number)
         key = Key(id_number, throttling.ALL, throttling.ANY_FACTOR)
-        counters, _ = await self._throttle.load([key], id_number, "")
+        attempt = await self._attempts.attempt(id_number, "", [key])
         limit = throttling.ACCOUNT.hard_limit or 0
-        return AccountView(account, counters.get(key, throttling.Counter()).failures >= limit)
+        failures = attempt.counters.get(key, throttling.Counter()).failures
+        return AccountView(self._must_exist(attempt), failures >= limit)
 
     async def set_assurance_level(self, id_number: str, level: int, note: str) -> AccountView:
         """Level 2 records that an operator verified the citizen in person."""

@@ -27,6 +27,11 @@ def _account(row: asyncpg.Record | None) -> Account | None:
     return Account(**dict(row)) if row else None
 
 
+def _key_columns(keys: list[Key]) -> tuple[list[str], list[str], list[str]]:
+    """Counter keys as three parallel arrays, for ``unnest($1::text[], $2::text[], $3::text[])``."""
+    return [k.account for k in keys], [k.source for k in keys], [k.factor for k in keys]
+
+
 class PostgresAccountStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -97,9 +102,7 @@ class PostgresAttemptStore:
             " FROM (VALUES (1)) AS one LEFT JOIN identity.accounts a ON a.id_number = $1",
             id_number,
             source,
-            [k.account for k in keys],
-            [k.source for k in keys],
-            [k.factor for k in keys],
+            *_key_columns(keys),
             FAMILIAR_FOR,
         )
         assert row is not None
@@ -129,31 +132,6 @@ class PostgresThrottleStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def load(self, keys: list[Key], account: str, source: str) -> tuple[dict[Key, Counter], bool]:
-        rows = await self._pool.fetch(
-            "SELECT t.account, t.source, t.factor, t.failures, extract(epoch FROM t.last_failure) AS at"
-            " FROM identity.throttle t"
-            " JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(account, source, factor)"
-            " USING (account, source, factor)"
-            " UNION ALL"
-            " SELECT NULL, NULL, 'familiar', 0, 0 FROM identity.known_sources"
-            " WHERE account = $4 AND source = $5 AND last_success > now() - $6::interval",
-            [k.account for k in keys],
-            [k.source for k in keys],
-            [k.factor for k in keys],
-            account,
-            source,
-            FAMILIAR_FOR,
-        )
-        familiar = False
-        counters: dict[Key, Counter] = {}
-        for row in rows:
-            if row["account"] is None:
-                familiar = True
-            else:
-                counters[Key(row["account"], row["source"], row["factor"])] = Counter(row["failures"], float(row["at"]))
-        return counters, familiar
-
     async def save(self, counters: dict[Key, Counter]) -> None:
         keys = list(counters)
         await self._pool.execute(
@@ -162,9 +140,7 @@ class PostgresThrottleStore:
             " $5::float8[]) AS k(a, s, f, n, t)"
             " ON CONFLICT (account, source, factor)"
             " DO UPDATE SET failures = excluded.failures, last_failure = excluded.last_failure",
-            [k.account for k in keys],
-            [k.source for k in keys],
-            [k.factor for k in keys],
+            *_key_columns(keys),
             [counters[k].failures for k in keys],
             [counters[k].last_failure for k in keys],
         )
@@ -173,9 +149,7 @@ class PostgresThrottleStore:
         await self._pool.execute(
             "DELETE FROM identity.throttle t USING unnest($1::text[], $2::text[], $3::text[]) AS k(a, s, f)"
             " WHERE t.account = k.a AND t.source = k.s AND t.factor = k.f",
-            [k.account for k in keys],
-            [k.source for k in keys],
-            [k.factor for k in keys],
+            *_key_columns(keys),
         )
 
     async def succeeded(self, account: str, source: str) -> None:
