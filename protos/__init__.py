@@ -24,8 +24,14 @@ def _stale(proto: Path) -> bool:
 
 
 def generate(force: bool = False) -> list[Path]:
-    """Run protoc (from grpcio-tools) on every stale ``.proto``; return those generated."""
+    """Run protoc (from grpcio-tools) on every stale ``.proto``; return those generated.
+
+    Nothing is written when nothing is stale, so an installed image with a read-only file system
+    imports this package without touching the disk.
+    """
     protos = sorted(ROOT.rglob("*.proto"))
+    if not force and not any(_stale(p) for p in protos):
+        return []
     with open(ROOT / ".generate.lock", "w") as lock:  # several processes may import at once
         fcntl.flock(lock, fcntl.LOCK_EX)
         todo = [p for p in protos if force or _stale(p)]
