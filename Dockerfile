@@ -15,12 +15,8 @@ RUN /opt/dinhdanh/bin/pip install .
 # installed package, not the source tree in /src.
 WORKDIR /
 RUN /opt/dinhdanh/bin/python -m protos
-# `import protos` takes a write lock on protos/.generate.lock even when nothing is stale, which fails
-# on a read-only root filesystem (Kubernetes: readOnlyRootFilesystem). Point the lock at /tmp, which
-# the pods mount as an emptyDir; the generated modules themselves stay read-only in the image.
-RUN PROTOS="$(/opt/dinhdanh/bin/python -c 'import protos; print(protos.ROOT)')" \
- && /opt/dinhdanh/bin/python -m compileall -q "$PROTOS" \
- && ln -sf /tmp/dinhdanh-protos.lock "$PROTOS/.generate.lock"
+# Byte-compile them too: the pods' root filesystem is read-only, and `import protos` then writes nothing.
+RUN /opt/dinhdanh/bin/python -m compileall -q "$(/opt/dinhdanh/bin/python -c 'import protos; print(protos.ROOT)')"
 
 FROM python:3.11-slim
 RUN groupadd --system --gid 10001 dinhdanh \
