@@ -1,4 +1,23 @@
-"""Who is calling. Set by the transport (mutual TLS, later bearer tokens), read by policies and audit."""
+"""Who is calling. Set by the transport (mutual TLS, bearer tokens), read by policies and audit.
+
+Every call has a *peer*: the platform service or operator whose certificate (from the platform CA)
+opened the TLS connection (``Caller``). A call may also carry an OAuth access token; once the
+transport has verified it, the token's subject travels with the peer as ``Caller.principal``
+(``Principal``: a citizen, or an OAuth client using ``client_credentials``).
+
+Policy rule (``Allow.check``):
+
+* A method open only to services and operators ignores bearer tokens: the transport does not even
+  read them, and ``current_principal()`` raises ``Unauthenticated`` in its handler.
+* A method open to citizens and/or clients admits a call that carries a valid bearer token of an
+  admitted kind (with every required scope and, for citizens, the minimum assurance level) arriving
+  through *any* peer with a platform certificate (the HTTP edge, a portal backend, another service):
+  TLS with a client certificate stays mandatory, the certificate alone does not decide. Such a
+  method may also list services/operators, which are then admitted on their own identity when they
+  send no token. A call that sends a token is always judged as the token's subject: an invalid
+  token is ``Unauthenticated``, a valid one the policy does not admit is ``PermissionDenied``, even
+  when the peer alone would have been admitted.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +29,89 @@ from core.errors import PermissionDenied, Unauthenticated
 
 SERVICE_URI_PREFIX = "spiffe://dinhdanh.gov.vn/service/"
 OPERATOR_URI_PREFIX = "spiffe://dinhdanh.gov.vn/operator/"
+SERVICE_AUDIENCE_PREFIX = "urn:dinhdanh:service:"
+REALM = "dinhdanh"
+
+
+def service_audience(name: str) -> str:
+    """The ``aud`` value the OpenID Provider writes for platform service ``name`` (``urn:dinhdanh:service:vault``)."""
+    return SERVICE_AUDIENCE_PREFIX + name
+
+
+def challenge(error: str | None, description: str, **params: str) -> str:
+    """A ``WWW-Authenticate`` value for the Bearer scheme (RFC 6750 §3). Values are fixed texts or
+    scope names, never anything taken from the request."""
+    parts = [f'realm="{REALM}"']
+    if error:
+        parts.append(f'error="{error}"')
+    parts.append(f'error_description="{description}"')
+    parts.extend(f'{name}="{value}"' for name, value in params.items())
+    return "Bearer " + ", ".join(parts)
+
+
+class TokenRejected(Unauthenticated):
+    """The bearer token is missing, malformed, or not valid here (expired, wrong issuer or audience,
+    bad signature, revoked …). ``challenge`` is the ``WWW-Authenticate`` value; it is also the message."""
+
+    def __init__(self, description: str, error: str | None = "invalid_token") -> None:
+        self.challenge = challenge(error, description)
+        self.description = description
+        super().__init__(self.challenge)
+
+
+class TokenForbidden(PermissionDenied):
+    """A valid token the method's policy does not admit (wrong kind, missing scope, low assurance)."""
+
+    def __init__(self, description: str, error: str = "insufficient_scope", **params: str) -> None:
+        self.challenge = challenge(error, description, **params)
+        self.description = description
+        super().__init__(self.challenge)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The subject of a verified access token (RFC 9068).
+
+    ``kind`` is ``citizen`` (``sub`` is a 12-digit ID number, ``sub != client_id``) or ``client``
+    (a ``client_credentials`` token: ``sub == client_id``). ``acr`` is ``"1"`` or ``"2"`` for citizens
+    and ``None`` for clients; ``expires_at`` and ``auth_time`` are Unix times.
+    """
+
+    kind: str
+    subject: str
+    client_id: str
+    scopes: frozenset[str]
+    audience: tuple[str, ...]
+    acr: str | None
+    jti: str
+    expires_at: int
+    auth_time: int | None = None
+
+    @property
+    def assurance_level(self) -> int:
+        """``acr`` as a number (0 for client tokens)."""
+        return int(self.acr) if self.acr and self.acr.isdigit() else 0
+
+    @property
+    def label(self) -> str:
+        """For logs: the kind and client, never a citizen's ID number (``citizen via portal-1a2b``)."""
+        return f"{self.kind} via {self.client_id}" if self.kind == "citizen" else f"client:{self.client_id}"
+
+    def has_scopes(self, *scopes: str) -> bool:
+        return all(scope in self.scopes for scope in scopes)
 
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """An authenticated peer. ``kind`` is ``service`` or ``operator``; ``name`` is its certificate name."""
+    """An authenticated peer. ``kind`` is ``service`` or ``operator``; ``name`` is its certificate name.
+
+    ``principal`` is the verified bearer token's subject when the call carried one and its method
+    admits tokens; ``None`` otherwise.
+    """
 
     kind: str
     name: str
+    principal: Principal | None = None
 
     @property
     def label(self) -> str:
@@ -34,23 +128,67 @@ class Caller:
 
 @dataclass(frozen=True, slots=True)
 class Allow:
-    """Who may call one RPC: named services, and operators when ``operators`` is true."""
+    """Who may call one RPC: named services, operators when ``operators`` is true, and bearer-token
+    holders: citizens when ``citizens``, OAuth clients (``client_credentials``) when ``clients``. A token
+    must carry every scope in ``scopes``; a citizen token must have an assurance level ≥ ``min_acr``.
+    See the module docstring for how peer and token combine."""
 
     services: frozenset[str] = frozenset()
     operators: bool = False
+    citizens: bool = False
+    clients: bool = False
+    scopes: frozenset[str] = frozenset()
+    min_acr: int = 0
 
     @classmethod
-    def of(cls, services: Iterable[str] = (), operators: bool = False) -> Allow:
-        return cls(frozenset(services), operators)
+    def of(
+        cls,
+        services: Iterable[str] = (),
+        operators: bool = False,
+        *,
+        citizens: bool = False,
+        clients: bool = False,
+        scopes: Iterable[str] = (),
+        min_acr: int = 0,
+    ) -> Allow:
+        return cls(frozenset(services), operators, citizens, clients, frozenset(scopes), min_acr)
+
+    @property
+    def accepts_tokens(self) -> bool:
+        """Does this method read bearer tokens at all?"""
+        return self.citizens or self.clients
 
     def check(self, caller: Caller | None) -> Caller:
         if caller is None:
             raise Unauthenticated("a client certificate from the platform CA is required")
+        principal = caller.principal
+        if principal is not None and self.accepts_tokens:
+            self._check_token(principal)
+            return caller
         if caller.kind == "operator" and self.operators:
             return caller
         if caller.kind == "service" and caller.name in self.services:
             return caller
+        if self.accepts_tokens:
+            raise TokenRejected("this method needs a bearer access token", error=None)
         raise PermissionDenied(f"{caller.label} may not call this method")
+
+    def _check_token(self, principal: Principal) -> None:
+        if principal.kind == "citizen" and not self.citizens:
+            raise TokenForbidden("citizen tokens may not call this method")
+        if principal.kind == "client" and not self.clients:
+            raise TokenForbidden("client tokens may not call this method")
+        if principal.kind not in ("citizen", "client"):
+            raise TokenForbidden("this kind of token may not call this method")
+        missing = self.scopes - principal.scopes
+        if missing:
+            raise TokenForbidden("the token lacks a scope this method needs", scope=" ".join(sorted(self.scopes)))
+        if principal.kind == "citizen" and principal.assurance_level < self.min_acr:
+            raise TokenForbidden(
+                "this method needs a higher authentication assurance level",
+                error="insufficient_user_authentication",
+                acr_values=str(self.min_acr),
+            )
 
 
 _current: ContextVar[Caller | None] = ContextVar("dinhdanh_caller", default=None)
@@ -62,6 +200,16 @@ def current_caller() -> Caller:
     if caller is None:
         raise Unauthenticated("no authenticated caller")
     return caller
+
+
+def current_principal() -> Principal:
+    """The verified bearer token's subject of the request being served.
+
+    Raises ``Unauthenticated`` when the call carried no token, or its method does not admit tokens."""
+    caller = _current.get()
+    if caller is None or caller.principal is None:
+        raise Unauthenticated("no bearer access token with this call")
+    return caller.principal
 
 
 def bind_caller(caller: Caller | None) -> object:

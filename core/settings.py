@@ -20,6 +20,8 @@ class Settings(BaseSettings):
     tls_cert: Path = Path("var/pki/service.pem")
     tls_key: Path = Path("var/pki/service.key")
     registry_address: str = ""
+    identity_address: str = ""
+    issuer: str = ""  # the OpenID Provider's public URL (the HTTP edge)
     identity_key_file: Path = Path("var/secrets/identity.key")
     argon2_workers: int = Field(default=0, ge=0)  # 0: one per core
     db_pool_size: int = Field(default=10, ge=1)

@@ -3,17 +3,26 @@
 Every RPC of a service is listed in its ``POLICY`` (method name → ``Allow``); a method missing there is
 refused, so a new RPC is closed until someone decides who may call it. Health and reflection answer any
 peer that passed mutual TLS.
+
+The caller is the peer of the mutual-TLS connection. For a method whose ``Allow`` admits citizens or
+clients, the interceptor also reads the ``authorization: Bearer <jwt>`` metadata (once, at most 8 KiB),
+verifies the token with the service's ``TokenVerifier`` and hands its subject to the handler as
+``Caller.principal`` (``core.callers.current_principal()``); servicers never parse tokens. A bad token is
+``UNAUTHENTICATED`` (details and a ``www-authenticate`` trailer in RFC 6750 form, never the token), a
+valid one the policy does not admit ``PERMISSION_DENIED``, and ``UNAVAILABLE`` when revocations cannot be
+checked. Methods open only to services and operators ignore bearer tokens.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import grpc
 
 from core import logs
-from core.callers import Allow, Caller, bind_caller, unbind_caller
+from core.callers import Allow, Caller, Principal, TokenRejected, bind_caller, unbind_caller
 from core.errors import (
     AlreadyExists,
     DomainError,
@@ -24,6 +33,7 @@ from core.errors import (
     Throttled,
     Unauthenticated,
 )
+from services.bearer import TokenCheckUnavailable, TokenVerifier, parse_authorization
 from services.tls import caller_from_auth_context
 
 log = logs.get("grpc")
@@ -35,6 +45,7 @@ OPEN_SERVICES = (
 )
 
 STATUS: tuple[tuple[type[DomainError], grpc.StatusCode], ...] = (
+    (TokenCheckUnavailable, grpc.StatusCode.UNAVAILABLE),
     (InvalidArgument, grpc.StatusCode.INVALID_ARGUMENT),
     (NotFound, grpc.StatusCode.NOT_FOUND),
     (AlreadyExists, grpc.StatusCode.ALREADY_EXISTS),
@@ -53,9 +64,14 @@ def status_for(error: DomainError) -> grpc.StatusCode:
 
 
 class CallerInterceptor(grpc.aio.ServerInterceptor):
-    def __init__(self, policy: Mapping[str, Allow]) -> None:
-        """``policy`` maps full method names (``/pkg.Service/Method``) to who may call them."""
+    def __init__(self, policy: Mapping[str, Allow], verifier: TokenVerifier | None = None) -> None:
+        """``policy`` maps full method names (``/pkg.Service/Method``) to who may call them; ``verifier``
+        checks bearer tokens for the methods open to citizens or clients (without one, such calls that
+        carry a token are answered ``UNAVAILABLE``)."""
         self._policy = dict(policy)
+        self._verifier = verifier
+        if verifier is None and any(allow.accepts_tokens for allow in self._policy.values()):
+            log.warning("bearer.no_verifier", reason="the policy admits tokens but no verifier is configured")
 
     async def intercept_service(
         self,
@@ -68,37 +84,72 @@ class CallerInterceptor(grpc.aio.ServerInterceptor):
         method: str = details.method  # type: ignore[attr-defined]
         if method.startswith(OPEN_SERVICES):
             return handler
-        return _wrap(handler, method, self._policy.get(method))
+        return _wrap(handler, method, self._policy.get(method), self._verifier)
 
 
-async def _enter(context: grpc.aio.ServicerContext, method: str, allow: Allow | None) -> tuple[Caller, object]:
+async def _enter(
+    context: grpc.aio.ServicerContext, method: str, allow: Allow | None, verifier: TokenVerifier | None
+) -> tuple[Caller, object]:
     caller = caller_from_auth_context(context.auth_context())
     try:
         if allow is None:
             raise PermissionDenied("this method is not open to any caller")
+        if caller is not None and allow.accepts_tokens:
+            principal = await _principal(context, verifier)
+            if principal is not None:
+                caller = replace(caller, principal=principal)
         allow.check(caller)
     except DomainError as error:
-        log.warning("rpc.refused", method=method, caller=caller.label if caller else None, reason=error.message)
-        await context.abort(status_for(error), error.message)
+        log.warning(
+            "rpc.refused",
+            method=method,
+            caller=caller.label if caller else None,
+            principal=caller.principal.label if caller and caller.principal else None,
+            reason=error.message,
+        )
+        await _abort(context, error)
     assert caller is not None
     return caller, bind_caller(caller)
 
 
+async def _principal(context: grpc.aio.ServicerContext, verifier: TokenVerifier | None) -> Principal | None:
+    """The subject of the call's bearer token, ``None`` when it sends no ``authorization`` metadata."""
+    values = [value for key, value in context.invocation_metadata() or () if key.lower() == "authorization"]
+    if not values:
+        return None
+    if len(values) > 1:
+        raise TokenRejected("send one authorization metadata entry, not several", error="invalid_request")
+    token = parse_authorization(values[0])
+    if verifier is None:
+        raise TokenCheckUnavailable("this service is not set up to check bearer tokens")
+    return await verifier.verify(token)
+
+
+async def _abort(context: grpc.aio.ServicerContext, error: DomainError) -> None:
+    trailers: tuple[tuple[str, str], ...] = ()
+    if isinstance(error, Throttled):
+        trailers = (("retry-after", str(error.retry_after)),)
+    challenge = getattr(error, "challenge", None)
+    if challenge:
+        trailers = (("www-authenticate", challenge),)
+    await context.abort(status_for(error), error.message, trailing_metadata=trailers)
+
+
 async def _fail(context: grpc.aio.ServicerContext, method: str, error: Exception) -> None:
     if isinstance(error, DomainError):
-        if isinstance(error, Throttled):
-            context.set_trailing_metadata((("retry-after", str(error.retry_after)),))
-        await context.abort(status_for(error), error.message)
+        await _abort(context, error)
     log.exception("rpc.crashed", method=method, error_type=type(error).__name__)
     await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
 
-def _wrap(handler: grpc.RpcMethodHandler, method: str, allow: Allow | None) -> grpc.RpcMethodHandler:
+def _wrap(
+    handler: grpc.RpcMethodHandler, method: str, allow: Allow | None, verifier: TokenVerifier | None
+) -> grpc.RpcMethodHandler:
     if handler.unary_unary or handler.stream_unary:
         inner = handler.unary_unary or handler.stream_unary
 
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            _, token = await _enter(context, method, allow)
+            _, token = await _enter(context, method, allow, verifier)
             try:
                 return await inner(request, context)
             except Exception as error:
@@ -114,7 +165,7 @@ def _wrap(handler: grpc.RpcMethodHandler, method: str, allow: Allow | None) -> g
     inner_stream = handler.unary_stream or handler.stream_stream
 
     async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
-        _, token = await _enter(context, method, allow)
+        _, token = await _enter(context, method, allow, verifier)
         try:
             async for item in inner_stream(request, context):
                 yield item

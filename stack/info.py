@@ -21,6 +21,10 @@ class StackInfo:
     s3_endpoint: str
     s3_credentials: str
     demo_citizen: dict[str, str] = field(default_factory=dict)
+    oidc_issuer: str = ""
+    demo_portal: str = ""
+    demo_portal_2: str = ""
+    clients: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: Path) -> StackInfo:

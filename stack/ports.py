@@ -21,6 +21,9 @@ class Ports:
     weed_filer_grpc: int = 18889
     registry: int = 50051
     identity: int = 50052
+    edge: int = 18000
+    portal: int = 18001
+    portal_2: int = 18002
 
     @classmethod
     def free(cls) -> Ports:

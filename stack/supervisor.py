@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from db.migrate import upgrade
 from registry.generator import generate
 from registry.seeding import seed
 from registry.store import PopulationStore
+from stack import web
 from stack.info import StackInfo, shown
 from stack.pki import PlatformCA
 from stack.ports import HOST, Ports
@@ -73,6 +75,7 @@ class Stack:
 
     async def _start(self) -> StackInfo:
         self._prepare_var()
+        self.ports = self._remembered_ports()
         busy = self.ports.taken()
         if busy:
             listed = ", ".join(f"{name} {port}" for name, port in busy)
@@ -95,8 +98,31 @@ class Stack:
         info = self._info(dsn)
         await self._wait_healthy(info)
         info.demo_citizen = await self._demo_citizen(info)
+        await self._start_web(info, dsn)
         info.save(self.info_path)
         return info
+
+    async def _start_web(self, info: StackInfo, dsn: str) -> None:
+        """The edge (OpenID Provider), then the demo portals registered as its clients."""
+        edge = web.start_edge(self.ca, self.secrets, self.ports, dsn, self.var)
+        self.services["edge"] = edge
+        info.oidc_issuer = web.issuer(self.ports)
+        await web.wait_http(edge, f"{info.oidc_issuer}/.well-known/openid-configuration")
+        clients = await web.demo_clients(self.secrets, self.ports, dsn)
+        for name, title in web.PORTALS:
+            self.services[name] = web.start_portal(name, title, clients[name], self.secrets, self.ports, self.var)
+        for name, _ in web.PORTALS:
+            await web.wait_http(self.services[name], f"{clients[name]['base_url']}/")
+        info.demo_portal = clients["portal"]["base_url"]
+        info.demo_portal_2 = clients["portal_2"]["base_url"]
+        info.clients = {
+            name: {
+                "client_id": c["client_id"],
+                "client_secret": c["client_secret"],
+                "redirect_uris": [f"{c['base_url']}/callback"],
+            }
+            for name, c in clients.items()
+        }
 
     def _prepare_var(self) -> None:
         self.var.mkdir(parents=True, exist_ok=True)
@@ -116,6 +142,14 @@ class Stack:
                 f"this one needs {LAYOUT}); move it aside (`mv var var.old`) and run again"
             )
         self.info_path.unlink(missing_ok=True)  # written again once everything answers
+
+    def _remembered_ports(self) -> Ports:
+        """The ports of the first start: the issuer URL and the portals' redirect URIs depend on them."""
+        path = self.var / "ports.json"
+        if path.exists():
+            return Ports(**json.loads(path.read_text()))
+        path.write_text(json.dumps(asdict(self.ports)))
+        return self.ports
 
     def _s3_keys(self) -> tuple[str, str]:
         keys = self.secrets.json("s3.json")
@@ -214,6 +248,3 @@ class Stack:
         if self._lock is not None:
             os.close(self._lock)
             self._lock = None
-
-    def ports_dict(self) -> dict[str, int]:
-        return asdict(self.ports)

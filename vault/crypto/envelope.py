@@ -108,6 +108,7 @@ def new_kek(master: MasterKey, owner_ref: str, version: int = 1) -> tuple[Kek, W
 
 
 def unwrap_kek(master: MasterKey, owner_ref: str, wrapped: WrappedKek) -> Kek:
+    """The citizen's KEK; :class:`KeyUnwrapError` unless ``wrapped`` was made for this owner and master key."""
     if wrapped.master_version != master.version:
         raise KeyUnwrapError(f"KEK is wrapped under master version {wrapped.master_version}, not {master.version}")
     context = _kek_context(owner_ref, wrapped.kek_version, wrapped.master_version)
@@ -115,11 +116,13 @@ def unwrap_kek(master: MasterKey, owner_ref: str, wrapped: WrappedKek) -> Kek:
 
 
 def wrap_data_key(kek: Kek, data_key: bytes, object_id: str) -> WrappedDataKey:
+    """Wrap an object's data key under its owner's KEK, bound to owner, object and KEK version."""
     nonce, wrapped = _wrap(kek.key, data_key, _data_key_context(kek.owner_ref, object_id, kek.version))
     return WrappedDataKey(kek.version, nonce, wrapped)
 
 
 def unwrap_data_key(kek: Kek, wrapped: WrappedDataKey, object_id: str) -> bytes:
+    """The object's data key; :class:`KeyUnwrapError` unless ``wrapped`` was made for this KEK and object."""
     if wrapped.kek_version != kek.version:
         raise KeyUnwrapError(f"data key is wrapped under KEK version {wrapped.kek_version}, not {kek.version}")
     context = _data_key_context(kek.owner_ref, object_id, kek.version)

@@ -39,6 +39,7 @@ from vault.crypto._layout import (
     HEADER_SIZE,
     KEY_SIZE,
     MAX_SEGMENTS,
+    MIN_SEGMENT_SIZE,
     NONCE_PREFIX_SIZE,
     TAG_SIZE,
     BytesLike,
@@ -52,6 +53,7 @@ from vault.crypto._layout import (
 __all__ = [
     "DEFAULT_SEGMENT_SIZE",
     "HEADER_SIZE",
+    "MIN_SEGMENT_SIZE",
     "TAG_SIZE",
     "CorruptObject",
     "Decryptor",
@@ -152,43 +154,35 @@ class Decryptor:
         """Consume more of the object; returns the plaintext of every segment it completed and verified."""
         view = memoryview(ciphertext).cast("B")
         self._enter()
-        try:
-            if self._cipher is None:
-                taken = HEADER_SIZE - len(self._header)
-                self._header += view[:taken]
-                view = view[taken:]
-                if len(self._header) < HEADER_SIZE:
-                    return []
+        if self._cipher is None:
+            taken = HEADER_SIZE - len(self._header)
+            self._header += view[:taken]
+            view = view[taken:]
+            if len(self._header) == HEADER_SIZE:
                 self._start()
-            plaintext = [self._open(segment, last=False) for segment in self._framer.feed(view)]
-        except CorruptObject:
-            self._state = "failed"
-            raise
+        plaintext = [self._open(segment, last=False) for segment in self._framer.feed(view)]
         self._state = "open"
         return plaintext
 
     def finish(self) -> bytes:
         """Verify and return the final segment. Until this returns, the object is not known to be complete."""
         self._enter()
-        try:
-            if self._cipher is None:
-                raise CorruptObject(f"truncated object: {len(self._header)} bytes, not even a header")
-            rest = self._framer.rest()
-            if len(rest) < TAG_SIZE:
-                raise CorruptObject(f"truncated object: final segment {self._index} shorter than a tag")
-            plaintext = self._open(rest, last=True)
-        except CorruptObject:
-            self._state = "failed"
-            raise
+        if self._cipher is None:
+            raise CorruptObject(f"truncated object: {len(self._header)} bytes, not even a header")
+        rest = self._framer.rest()
+        if len(rest) < TAG_SIZE:
+            raise CorruptObject(f"truncated object: final segment {self._index} shorter than a tag")
+        plaintext = self._open(rest, last=True)
         self._state = "finished"
         return plaintext
 
     def _enter(self) -> None:
+        """Refuse a failed or finished decryptor; mark it failed until the call in progress returns normally."""
         if self._state == "failed":
             raise CorruptObject("an earlier call failed: the object is not trustworthy")
         if self._state == "finished":
             raise RuntimeError("the decryptor is finished")
-        self._state = "failed"  # until the call completes: an unexpected error also poisons
+        self._state = "failed"
 
     def _start(self) -> None:
         if self._header[0] != HEADER_SIZE:

@@ -1,0 +1,109 @@
+"""``dinhdanh clients``: register portals and agencies, list, rotate secrets, disable."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import typer
+
+from cli.output import JsonOption, VarOption, emit, fail, run, stack_info
+from core.errors import InvalidArgument
+from identity.oidc import registration
+from identity.oidc.clients import Client, new_secret
+from identity.oidc.store import ClientStore
+
+app = typer.Typer(help="OAuth clients: government portals and agencies.", no_args_is_help=True)
+T = TypeVar("T")
+
+
+def _with_store(var: Path, as_json: bool, action: Callable[[ClientStore], Awaitable[T]]) -> T:
+    info = stack_info(var, as_json)
+
+    async def go() -> T:
+        pool = await asyncpg.create_pool(info.postgres_dsn, min_size=1, max_size=2)
+        try:
+            return await action(ClientStore(pool))
+        finally:
+            await pool.close()
+
+    return run(go, as_json)  # type: ignore[no-any-return]
+
+
+def describe(client: Client) -> dict[str, Any]:
+    return {
+        "client_id": client.client_id,
+        "name": client.name,
+        "kind": client.kind,
+        "redirect_uris": list(client.redirect_uris),
+        "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
+        "grant_types": list(client.grant_types),
+        "scopes": list(client.scopes),
+        "purposes": list(client.purposes),
+        "id_token_alg": client.id_token_alg,
+        "disabled": client.disabled,
+    }
+
+
+@app.command("add-portal")
+def add_portal(
+    name: str = typer.Option(..., "--name"),
+    redirect_uri: list[str] = typer.Option(..., "--redirect-uri", help="Exact redirect URI (repeatable)."),
+    post_logout_uri: list[str] = typer.Option([], "--post-logout-uri", help="Where logout may return (repeatable)."),
+    id_token_alg: str = typer.Option("RS256", "--id-token-alg", help="RS256 (default) or ES256."),
+    refresh: bool = typer.Option(False, "--refresh", help="Refresh tokens without offline_access (client policy)."),
+    var: Path = VarOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Register a confidential portal; prints client_id and client_secret (shown once)."""
+    try:
+        client, secret = registration.portal(name, redirect_uri, post_logout_uri, id_token_alg, refresh)
+    except InvalidArgument as error:
+        fail(error.message, as_json)
+        raise
+    _with_store(var, as_json, lambda store: store.add(client))
+    emit({**describe(client), "client_secret": secret}, as_json)
+
+
+@app.command("add-agency")
+def add_agency(
+    name: str = typer.Option(..., "--name"),
+    purpose: list[str] = typer.Option(..., "--purpose", help="An allowed purpose (repeatable)."),
+    scope: list[str] = typer.Option([], "--scope", help="Scopes (default: all agency scopes)."),
+    var: Path = VarOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Register an agency (client_credentials); prints client_id and client_secret (shown once)."""
+    try:
+        client, secret = registration.agency(name, purpose, scope or None)
+    except InvalidArgument as error:
+        fail(error.message, as_json)
+        raise
+    _with_store(var, as_json, lambda store: store.add(client))
+    emit({**describe(client), "client_secret": secret}, as_json)
+
+
+@app.command("list")
+def list_clients(var: Path = VarOption, as_json: bool = JsonOption) -> None:
+    """Every registered client (never a secret)."""
+    clients = _with_store(var, as_json, lambda store: store.all())
+    emit({"clients": [describe(c) for c in clients]}, as_json)
+
+
+@app.command("rotate-secret")
+def rotate_secret(client_id: str, var: Path = VarOption, as_json: bool = JsonOption) -> None:
+    """A new secret; the old one stops working at once."""
+    secret, digest = new_secret()
+    if not _with_store(var, as_json, lambda store: store.set_secret(client_id, digest)):
+        fail(f"no client {client_id}", as_json)
+    emit({"client_id": client_id, "client_secret": secret}, as_json)
+
+
+@app.command("disable")
+def disable(client_id: str, var: Path = VarOption, as_json: bool = JsonOption) -> None:
+    """Refuse every request of this client from now on (its tokens expire on their own)."""
+    if not _with_store(var, as_json, lambda store: store.set_disabled(client_id, True)):
+        fail(f"no client {client_id}", as_json)
+    emit({"client_id": client_id, "disabled": True}, as_json)

@@ -1,0 +1,428 @@
+"""The OpenID Provider's use cases, async, around authlib's synchronous server.
+
+Each protocol request: load what authlib's hooks will need (work.py), run the grant or endpoint,
+then perform the writes it asked for; only then is the response released. The HTTP edge turns
+``Reply`` values into responses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+import asyncpg
+from authlib.oauth2.rfc6749 import OAuth2Request
+from authlib.oauth2.rfc6749.errors import InvalidGrantError, OAuth2Error
+from joserfc import jwt
+from joserfc.errors import JoseError
+
+from identity.oidc import keys, work
+from identity.oidc.claims import SCOPE_CLAIMS, CitizenRecords, claims_for
+from identity.oidc.clients import CLIENT_SCOPES_SUPPORTED, Client
+from identity.oidc.reply import Reply
+from identity.oidc.sealed import SealedCodec
+from identity.oidc.server import ACCESS_TTL, CLIENT_AUTH, AccessToken, RefreshToken, User, build, refresh_hash
+from identity.oidc.store import ClientStore, ConsentStore, SessionStore, SigningKeyStore, TokenStore
+from identity.sealing import Sealer
+
+RESOURCES = tuple(f"urn:dinhdanh:service:{s}" for s in ("vault", "consent", "issuance", "registry"))
+SESSION_TTL = 8 * 3600
+CLIENT_CACHE_SECONDS = 5.0
+KEY_RELOAD_SECONDS = 30.0
+MAX_PARAM = 2048
+
+
+@dataclass
+class Outcome:
+    """What the authorization endpoint needs next: a reply, the login page, the consent page, or an error page."""
+
+    reply: Reply | None = None
+    login: bool = False
+    consent: list[str] | None = None
+    client: Client | None = None
+    error: str | None = None
+
+
+def _basic_client_id(headers: dict[str, str]) -> str | None:
+    auth = headers.get("authorization", "")
+    if not auth.lower().startswith("basic "):
+        return None
+    try:
+        decoded = base64.b64decode(auth[6:], validate=True).decode()
+    except (ValueError, UnicodeDecodeError):
+        return None
+    from urllib.parse import unquote
+
+    return unquote(decoded.split(":", 1)[0]) if ":" in decoded else None
+
+
+def _assertion_client_id(form: dict[str, str]) -> str | None:
+    """Peek at a client assertion's ``sub`` (verified later by authlib)."""
+    assertion = form.get("client_assertion")
+    if not assertion or assertion.count(".") != 2:
+        return None
+    try:
+        payload = assertion.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    sub = claims.get("sub") if isinstance(claims, dict) else None
+    return sub if isinstance(sub, str) else None
+
+
+def oauth_error(error: str, description: str, status: int = 400) -> Reply:
+    return Reply(status, {"error": error, "error_description": description}, [("Cache-Control", "no-store")])
+
+
+class Provider:
+    def __init__(self, issuer: str, pool: asyncpg.Pool, master_key: bytes, records: CitizenRecords) -> None:
+        self.issuer = issuer
+        self.clients = ClientStore(pool)
+        self.tokens = TokenStore(pool)
+        self.sessions = SessionStore(pool)
+        self.consents = ConsentStore(pool)
+        self._keys = SigningKeyStore(pool)
+        self._key_sealer = Sealer(master_key, "oidc-signing-key")
+        self.session_codec = SealedCodec(master_key, "sso-session")
+        self.flow_codec = SealedCodec(master_key, "login-flow")
+        self._codes = SealedCodec(master_key, "authorization-code")
+        self._records = records
+        self._client_cache: dict[str, tuple[float, Client | None]] = {}
+        self.server: Any = None
+        self._reloader: asyncio.Task[None] | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await keys.ensure(self._keys, self._key_sealer)
+        await self.reload_keys()
+        self._reloader = asyncio.create_task(self._reload_forever())
+
+    async def stop(self) -> None:
+        if self._reloader:
+            self._reloader.cancel()
+
+    async def reload_keys(self) -> None:
+        ring = keys.KeyRing(await self._keys.keys(), self._key_sealer)
+        if self.server is None:
+            self.server = build(self.issuer, ring, self._codes, list(CLIENT_SCOPES_SUPPORTED))
+        else:
+            self.server.keyring = ring
+
+    async def rotate_keys(self, alg: str) -> None:
+        await keys.rotate(self._keys, self._key_sealer, alg, dt.timedelta(seconds=max(ACCESS_TTL, 600) + 60))
+        await self.reload_keys()
+
+    async def _reload_forever(self) -> None:
+        while True:
+            await asyncio.sleep(KEY_RELOAD_SECONDS)
+            await self.reload_keys()
+
+    # -- metadata ---------------------------------------------------------------------------
+
+    def discovery(self) -> dict[str, Any]:
+        """OpenID Connect Discovery 1.0 §3, RFC 8414, RFC 9207 §3."""
+        i = self.issuer
+        return {
+            "issuer": i,
+            "authorization_endpoint": f"{i}/authorize",
+            "token_endpoint": f"{i}/token",
+            "userinfo_endpoint": f"{i}/userinfo",
+            "jwks_uri": f"{i}/jwks",
+            "revocation_endpoint": f"{i}/revoke",
+            "introspection_endpoint": f"{i}/introspect",
+            "end_session_endpoint": f"{i}/logout",
+            "scopes_supported": list(CLIENT_SCOPES_SUPPORTED),
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+            "token_endpoint_auth_methods_supported": CLIENT_AUTH,
+            "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256"],
+            "revocation_endpoint_auth_methods_supported": CLIENT_AUTH,
+            "introspection_endpoint_auth_methods_supported": CLIENT_AUTH,
+            "code_challenge_methods_supported": ["S256"],
+            "prompt_values_supported": ["none", "login", "consent"],
+            "acr_values_supported": ["1", "2"],
+            "claims_supported": [
+                *("sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "amr"),
+                *sorted({c for claims in SCOPE_CLAIMS.values() for c in claims}),
+            ],
+            "ui_locales_supported": ["vi", "en"],
+            "authorization_response_iss_parameter_supported": True,
+            "request_parameter_supported": False,
+            "request_uri_parameter_supported": False,
+            "claims_parameter_supported": False,
+        }
+
+    def jwks(self) -> dict[str, Any]:
+        return self.server.keyring.jwks()
+
+    # -- clients ----------------------------------------------------------------------------
+
+    async def client(self, client_id: str | None) -> Client | None:
+        if not client_id or len(client_id) > 200:
+            return None
+        now = time.monotonic()
+        cached = self._client_cache.get(client_id)
+        if cached and cached[0] > now:
+            return cached[1]
+        client = await self.clients.get(client_id)
+        self._client_cache[client_id] = (now + CLIENT_CACHE_SECONDS, client)
+        return client
+
+    async def _clients_named(self, req: OAuth2Request) -> dict[str, Client]:
+        form = req.payload.data
+        ids = {_basic_client_id(req.headers), form.get("client_id"), _assertion_client_id(form)}
+        found = {}
+        for client_id in ids:
+            client = await self.client(client_id)
+            if client is not None:
+                found[client_id] = client
+        return found
+
+    def _resources(self, req: OAuth2Request) -> list[str] | Reply:
+        """RFC 8707 resource indicators; the issuer itself (userinfo) is always an audience."""
+        asked = req.payload.datalist.get("resource", [])
+        unknown = [r for r in asked if r not in RESOURCES]
+        if unknown:
+            return oauth_error("invalid_target", "unknown resource; known: " + " ".join(RESOURCES))
+        return [self.issuer, *asked]
+
+    # -- token endpoint ---------------------------------------------------------------------
+
+    async def token(self, req: OAuth2Request) -> Reply:
+        audiences = self._resources(req)
+        if isinstance(audiences, Reply):
+            return audiences
+        w = work.Work(clients=await self._clients_named(req), audiences=audiences)
+        if req.form.get("grant_type") == "refresh_token" and req.form.get("refresh_token"):
+            candidate = req.form["refresh_token"]
+            if len(candidate) <= MAX_PARAM:
+                w.refresh = await self.tokens.refresh(refresh_hash(candidate))
+        reply = self._run(w, lambda: self.server.create_token_response(req))
+        veto = await self._commit(w)
+        return oauth_error("invalid_grant", veto) if veto else reply
+
+    async def _commit(self, w: work.Work) -> str | None:
+        """Perform the writes the grant asked for; return why the response must be withdrawn, if so."""
+        if w.revoke_family is not None:
+            await self.tokens.revoke_family(w.revoke_family.family)
+        if w.revoke_access is not None:
+            await self.tokens.revoke_access(*w.revoke_access)
+        if w.used_code is not None and not await self.tokens.use_code(*w.used_code):
+            return "the authorization code was already used; tokens issued with it are revoked"
+        if w.new_refresh is not None:
+            if w.rotated_from is not None:
+                if not await self.tokens.rotate(w.rotated_from, w.new_refresh):
+                    assert w.refresh is not None
+                    await self.tokens.revoke_family(w.refresh.family)
+                    return "the refresh token was already used; its family is revoked"
+            else:
+                await self.tokens.add_refresh(w.new_refresh, w.code_id)
+        return None
+
+    @staticmethod
+    def _run(w: work.Work, call: Any) -> Reply:
+        token = work.begin(w)
+        try:
+            reply: Reply = call()
+        finally:
+            work.end(token)
+        return reply
+
+    # -- authorization endpoint -------------------------------------------------------------
+
+    async def authorize(self, req: OAuth2Request, user: User | None, fresh_login: bool = False) -> Outcome:
+        """Validate an authorization request (RFC 6749 §4.1.1, Core §3.1.2.1) and decide the next step."""
+        if any(len(v) > MAX_PARAM for v in req.payload.data.values() if isinstance(v, str)):
+            return Outcome(error="a request parameter is too long")
+        audiences = self._resources(req)
+        if isinstance(audiences, Reply):
+            return Outcome(error=audiences.body["error_description"])
+        w = work.Work(clients=await self._clients_named(req), audiences=audiences)
+        token = work.begin(w)
+        try:
+            grant = self.server.get_consent_grant(req, end_user=user)
+        except OAuth2Error as error:
+            if error.redirect_uri:  # the client and redirect_uri were validated: safe to redirect
+                return Outcome(reply=self._with_iss(self.server.handle_error_response(req, error)))
+            return Outcome(error=_page_error(error))
+        finally:
+            work.end(token)
+        client: Client = req.client
+        prompts = set(req.payload.data.get("prompt", "").split())
+        if user is None or (("login" in prompts or self._too_old(req, user)) and not fresh_login):
+            if "none" in prompts:
+                return Outcome(reply=self._error_redirect(req, grant, "login_required"))
+            return Outcome(login=True, client=client)
+        wanted = set(req.payload.scope.split())
+        missing = wanted - await self.consents.granted(user.sub, client.client_id) - {"openid"}
+        if missing or "consent" in prompts:
+            if "none" in prompts:
+                return Outcome(reply=self._error_redirect(req, grant, "consent_required"))
+            return Outcome(consent=sorted(wanted), client=client)
+        return Outcome(reply=self._issue(w, req, grant, user))
+
+    async def decide(self, req: OAuth2Request, user: User, allow: bool) -> Reply:
+        """The citizen's answer on the consent page."""
+        audiences = self._resources(req)
+        if isinstance(audiences, Reply):
+            return audiences
+        w = work.Work(clients=await self._clients_named(req), audiences=audiences)
+        token = work.begin(w)
+        try:
+            grant = self.server.get_consent_grant(req, end_user=user)
+        except OAuth2Error as error:
+            return oauth_error(error.error, error.description or "")
+        finally:
+            work.end(token)
+        if allow:
+            await self.consents.grant(user.sub, req.client.client_id, set(req.payload.scope.split()))
+        return self._issue(w, req, grant, user if allow else None)
+
+    def _issue(self, w: work.Work, req: OAuth2Request, grant: Any, user: User | None) -> Reply:
+        return self._run(w, lambda: self.server.create_authorization_response(req, grant_user=user, grant=grant))
+
+    def _with_iss(self, reply: Reply) -> Reply:
+        """RFC 9207 §2: ``iss`` in error responses too (authlib adds it only to the ones it makes last)."""
+        location = reply.location
+        if location and "iss=" not in location.split("?", 1)[-1]:
+            reply.location = f"{location}{'&' if '?' in location else '?'}{urlencode({'iss': self.issuer})}"
+        return reply
+
+    def _error_redirect(self, req: OAuth2Request, grant: Any, error: str) -> Reply:
+        params = {"error": error, "iss": self.issuer}
+        if req.payload.state:
+            params["state"] = req.payload.state
+        return Reply(302, None, [("Location", f"{req.payload.redirect_uri}?{urlencode(params)}")])
+
+    @staticmethod
+    def _too_old(req: OAuth2Request, user: User) -> bool:
+        max_age = req.payload.data.get("max_age")
+        if not max_age:
+            return False
+        try:
+            return time.time() - user.auth_time > int(max_age)
+        except ValueError:
+            return True
+
+    # -- sessions ---------------------------------------------------------------------------
+
+    def new_session(self, result: dict[str, Any]) -> str:
+        return self.session_codec.encode(result, ttl=SESSION_TTL)
+
+    async def session_user(self, cookie: str | None) -> tuple[User, str] | None:
+        claims = self.session_codec.decode(cookie)
+        if claims is None or await self.sessions.ended(claims["jti"]):
+            return None
+        return User(claims["sub"], claims["auth_time"], claims["acr"], tuple(claims["amr"])), claims["jti"]
+
+    async def end_session(self, sid: str) -> None:
+        await self.sessions.end(sid, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=SESSION_TTL))
+
+    async def logout_target(self, params: dict[str, str]) -> str | None:
+        """Where RP-initiated logout 1.0 (§2, §3) returns the browser, ``"error:…"``, or None (our page)."""
+        client_id = params.get("client_id")
+        hint = params.get("id_token_hint")
+        if hint:
+            claims = self._id_token_claims(hint)
+            if claims is None:
+                return "error:id_token_hint is not an ID token issued here"
+            audience = _as_list(claims.get("aud"))
+            if client_id and client_id not in audience:
+                return "error:client_id does not match the ID token's audience"
+            client_id = client_id or (audience[0] if audience else None)
+        uri = params.get("post_logout_redirect_uri")
+        if not uri:
+            return None
+        client = await self.client(client_id)
+        if client is None or uri not in client.post_logout_redirect_uris:
+            return "error:post_logout_redirect_uri is not registered for this client"
+        state = params.get("state")
+        return f"{uri}{'&' if '?' in uri else '?'}{urlencode({'state': state})}" if state else uri
+
+    def _id_token_claims(self, token: str) -> dict[str, Any] | None:
+        """An ID token this provider signed, expired or not (a logout hint may be old)."""
+        if len(token) > 8192 or token.count(".") != 2:
+            return None
+        try:
+            decoded = jwt.decode(token, self.server.keyring.keyset(), algorithms=["RS256", "ES256"])
+        except (JoseError, ValueError):
+            return None
+        claims = dict(decoded.claims)
+        return claims if claims.get("iss") == self.issuer else None
+
+    # -- tokens for resource servers ------------------------------------------------------------
+
+    def verify_access(self, token: str) -> dict[str, Any] | None:
+        """A JWT access token issued here and still valid (signature, typ, issuer, expiry)."""
+        if not token or len(token) > 4096 or token.count(".") != 2:
+            return None
+        try:
+            decoded = jwt.decode(token, self.server.keyring.keyset(), algorithms=["ES256", "RS256"])
+        except (JoseError, ValueError):
+            return None
+        if decoded.header.get("typ") != "at+jwt":
+            return None
+        claims = dict(decoded.claims)
+        if claims.get("iss") != self.issuer or int(claims.get("exp", 0)) <= time.time():
+            return None
+        return claims
+
+    async def userinfo(self, token: str) -> Reply:
+        """Core §5.3: claims for the token's scopes; RFC 6750 §3.1 errors."""
+        claims = self.verify_access(token)
+        if claims is None or self.issuer not in _as_list(claims.get("aud")):
+            return _bearer_error("invalid_token", "the access token is invalid or expired")
+        if await self.tokens.access_revoked(claims["jti"]):
+            return _bearer_error("invalid_token", "the access token was revoked")
+        if claims["sub"] == claims.get("client_id") or "openid" not in claims.get("scope", "").split():
+            return _bearer_error("insufficient_scope", "userinfo needs a citizen's token with scope openid", 403)
+        record = await self._records.record(claims["sub"])
+        if record is None:
+            return _bearer_error("invalid_token", "the citizen is no longer on record")
+        return Reply(200, claims_for(record, claims["scope"]), [("Cache-Control", "no-store")])
+
+    async def token_endpoint_request(self, req: OAuth2Request, endpoint: str) -> Reply:
+        """Revocation (RFC 7009) and introspection (RFC 7662)."""
+        w = work.Work(clients=await self._clients_named(req))
+        raw = req.form.get("token", "")
+        if 0 < len(raw) <= 4096:
+            claims = self.verify_access(raw)
+            if claims is not None:
+                w.token = AccessToken(claims, await self.tokens.access_revoked(claims["jti"]))
+            else:
+                record = await self.tokens.refresh(refresh_hash(raw))
+                w.token = RefreshToken(record) if record else None
+        reply = self._run(w, lambda: self.server.create_endpoint_response(endpoint, req))
+        await self._commit(w)
+        return reply
+
+
+def _page_error(error: OAuth2Error) -> str:
+    """What the error page says when no redirect is safe; request values are never reflected."""
+    if error.error == "invalid_client":
+        return "invalid_client: unknown or disabled client"
+    if "redirect" in (error.description or "").lower():
+        return "invalid_request: redirect_uri is missing or not registered for this client"
+    return f"{error.error}: the authorization request is invalid"
+
+
+def _as_list(value: Any) -> list[str]:
+    return [value] if isinstance(value, str) else list(value or [])
+
+
+def _bearer_error(error: str, description: str, status: int = 401) -> Reply:
+    challenge = f'Bearer error="{error}", error_description="{description}"'
+    return Reply(status, {"error": error, "error_description": description}, [("WWW-Authenticate", challenge)])
+
+
+__all__ = ["RESOURCES", "InvalidGrantError", "Outcome", "Provider", "Reply", "User"]

@@ -1,0 +1,413 @@
+"""authlib's authorization server, configured for this platform (RFC 6749, 7636, 7009, 7662, 9207;
+OpenID Connect Core 1.0). Storage hooks read and write only the per-request ``Work`` (see work.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Request, TokenMixin, grants
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc7009 import RevocationEndpoint
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from authlib.oauth2.rfc7636 import CodeChallenge
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint
+from authlib.oauth2.rfc9207 import IssuerParameter
+from authlib.oidc.core import UserInfo
+from authlib.oidc.core.grants import OpenIDCode
+from authlib.oidc.core.models import AuthorizationCodeMixin
+from joserfc import jwt
+from joserfc.jwk import KeySet
+
+from identity.oidc import work
+from identity.oidc.clients import KEY_AUTH, SECRET_AUTH, Client
+from identity.oidc.keys import KeyRing
+from identity.oidc.reply import Reply
+from identity.oidc.sealed import SealedCodec
+from identity.oidc.store import RefreshRecord
+
+ACCESS_TTL = 600
+ID_TOKEN_TTL = 600
+CODE_TTL = 60
+REFRESH_TTL = 30 * 24 * 3600
+ACCESS_ALG = "ES256"
+CLIENT_AUTH = [SECRET_AUTH, KEY_AUTH]
+
+
+def refresh_hash(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+@dataclass(frozen=True)
+class User:
+    """The signed-in citizen, as the grants see them."""
+
+    sub: str
+    auth_time: int
+    acr: str
+    amr: tuple[str, ...]
+
+    def get_user_id(self) -> str:
+        return self.sub
+
+
+class AuthorizationCode(AuthorizationCodeMixin):  # type: ignore[misc]
+    """A sealed code opened: everything the token request needs, with no database read."""
+
+    def __init__(self, claims: dict[str, Any]) -> None:
+        self.claims = claims
+        self.code_challenge = claims["code_challenge"]
+        self.code_challenge_method = claims["code_challenge_method"]
+
+    def get_redirect_uri(self) -> str:
+        return str(self.claims["redirect_uri"])
+
+    def get_scope(self) -> str:
+        return str(self.claims["scope"])
+
+    def get_nonce(self) -> str | None:
+        return self.claims.get("nonce")
+
+    def get_auth_time(self) -> int:
+        return int(self.claims["auth_time"])
+
+    def get_acr(self) -> str:
+        return str(self.claims["acr"])
+
+    def get_amr(self) -> list[str]:
+        return list(self.claims["amr"])
+
+
+class RefreshToken(TokenMixin):  # type: ignore[misc]
+    def __init__(self, record: RefreshRecord) -> None:
+        self.record = record
+
+    def check_client(self, client: Client) -> bool:
+        return self.record.client_id == client.client_id
+
+    def get_scope(self) -> str:
+        return self.record.scope
+
+    def get_expires_in(self) -> int:
+        return int((self.record.expires_at - dt.datetime.now(dt.UTC)).total_seconds())
+
+    def is_expired(self) -> bool:
+        return self.record.expires_at <= dt.datetime.now(dt.UTC)
+
+    def is_revoked(self) -> bool:
+        return self.record.revoked or self.record.used
+
+
+class AccessToken(TokenMixin):  # type: ignore[misc]
+    """A verified JWT access token, for revocation and introspection."""
+
+    def __init__(self, claims: dict[str, Any], revoked: bool) -> None:
+        self.claims = claims
+        self.revoked = revoked
+
+    def check_client(self, client: Client) -> bool:
+        return self.claims.get("client_id") == client.client_id
+
+    def get_scope(self) -> str:
+        return str(self.claims.get("scope", ""))
+
+    def get_expires_in(self) -> int:
+        return int(self.claims["exp"]) - int(time.time())
+
+    def is_expired(self) -> bool:
+        return int(self.claims["exp"]) <= time.time()
+
+    def is_revoked(self) -> bool:
+        return self.revoked
+
+
+class Server(AuthorizationServer):  # type: ignore[misc]
+    def __init__(self, issuer: str, keyring: KeyRing, codes: SealedCodec, scopes: list[str]) -> None:
+        super().__init__(scopes_supported=scopes)
+        self.issuer = issuer
+        self.keyring = keyring
+        self.codes = codes
+        self.register_token_generator("default", self._generate_token)
+
+    # -- framework integration: our requests are already OAuth2Request -----------------------
+
+    def create_oauth2_request(self, request: OAuth2Request) -> OAuth2Request:
+        return request
+
+    def handle_response(self, status: int, body: Any, headers: list[tuple[str, str]]) -> Reply:
+        return Reply(status, body, list(headers))
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    # -- storage hooks -------------------------------------------------------------------------
+
+    def query_client(self, client_id: str) -> Client | None:
+        client = work.current().clients.get(client_id)
+        return None if client is None or client.disabled else client
+
+    def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
+        refresh = token.get("refresh_token")
+        if not refresh:
+            return
+        w = work.current()
+        user: User = request.user
+        w.new_refresh = RefreshRecord(
+            token_hash=refresh_hash(refresh),
+            family=w.refresh.family if w.refresh else uuid.uuid4(),
+            client_id=request.client.client_id,
+            subject=user.sub,
+            scope=token["scope"],
+            auth_time=user.auth_time,
+            acr=user.acr,
+            amr=user.amr,
+            expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=REFRESH_TTL),
+            used=False,
+            revoked=False,
+        )
+        if w.refresh is not None:
+            w.rotated_from = w.refresh.token_hash
+
+    # -- tokens ----------------------------------------------------------------------------------
+
+    def _generate_token(
+        self,
+        grant_type: str,
+        client: Client,
+        user: User | None = None,
+        scope: str | None = None,
+        expires_in: int | None = None,
+        include_refresh_token: bool = True,
+    ) -> dict[str, Any]:
+        """RFC 9068 JWT access tokens (ES256); opaque refresh tokens when the client may have one."""
+        now = int(time.time())
+        scope = scope or ""
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": user.sub if user else client.client_id,
+            "aud": work.current_audiences(),
+            "client_id": client.client_id,
+            "scope": scope,
+            "iat": now,
+            "exp": now + ACCESS_TTL,
+            "jti": secrets.token_urlsafe(16),
+        }
+        if user:
+            claims.update(auth_time=user.auth_time, acr=user.acr)
+        kid, key = self.keyring.signing_key(ACCESS_ALG)
+        access = jwt.encode({"alg": ACCESS_ALG, "kid": kid, "typ": "at+jwt"}, claims, key)
+        token = {"token_type": "Bearer", "access_token": access, "expires_in": ACCESS_TTL, "scope": scope}
+        wants = "offline_access" in scope.split() or client.refresh_policy
+        if include_refresh_token and user and wants and client.check_grant_type("refresh_token"):
+            token["refresh_token"] = secrets.token_urlsafe(32)
+        return token
+
+
+class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH
+
+    def generate_authorization_code(self) -> str:
+        """The code is the sealed grant itself (see sealed.py): no write at the authorization endpoint."""
+        request = self.request
+        user: User = request.user
+        data = request.payload.data
+        return self.server.codes.encode(
+            {
+                "client_id": request.client.client_id,
+                "redirect_uri": request.payload.redirect_uri,
+                "scope": request.payload.scope,
+                "nonce": data.get("nonce"),
+                "code_challenge": data.get("code_challenge"),
+                "code_challenge_method": data.get("code_challenge_method", "plain"),
+                "sub": user.sub,
+                "auth_time": user.auth_time,
+                "acr": user.acr,
+                "amr": list(user.amr),
+                "resource": work.current_audiences(),
+            },
+            ttl=CODE_TTL,
+        )
+
+    def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
+        return None
+
+    def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
+        claims = self.server.codes.decode(code)
+        if claims is None or claims.get("client_id") != client.client_id:
+            return None
+        work.current().code_claims = claims
+        return AuthorizationCode(claims)
+
+    def delete_authorization_code(self, authorization_code: AuthorizationCode) -> None:
+        w = work.current()
+        w.code_id = authorization_code.claims["jti"]
+        w.used_code = (w.code_id, dt.datetime.fromtimestamp(authorization_code.claims["exp"], dt.UTC))
+
+    def authenticate_user(self, authorization_code: AuthorizationCode) -> User:
+        c = authorization_code.claims
+        return User(c["sub"], c["auth_time"], c["acr"], tuple(c["amr"]))
+
+
+class RefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
+    """Refresh with rotation (OAuth 2.0 Security BCP, RFC 9700 §4.14.2): every use returns a new
+    refresh token; presenting a used one revokes its whole family."""
+
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH
+    INCLUDE_NEW_REFRESH_TOKEN = True
+
+    def authenticate_refresh_token(self, refresh_token: str) -> RefreshToken | None:
+        w = work.current()
+        record = w.refresh
+        if record is None or record.token_hash != refresh_hash(refresh_token) or record.revoked:
+            return None
+        if record.used:
+            w.revoke_family = record  # reuse: someone holds a stolen copy
+            return None
+        token = RefreshToken(record)
+        return None if token.is_expired() else token
+
+    def authenticate_user(self, refresh_token: RefreshToken) -> User:
+        r = refresh_token.record
+        return User(r.subject, r.auth_time, r.acr, r.amr)
+
+    def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
+        return None  # done atomically with the new token's insert (TokenStore.rotate)
+
+
+class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH
+
+
+class RequiredS256(CodeChallenge):  # type: ignore[misc]
+    """PKCE (RFC 7636) for every client, confidential ones too, and only S256 (RFC 9700 §2.1.1)."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD: ClassVar[list[str]] = ["S256"]
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        if not data.get("code_challenge"):
+            raise InvalidRequestError("PKCE is required: send code_challenge with code_challenge_method=S256")
+        if data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError("code_challenge_method must be S256")
+        super().validate_code_challenge(grant, redirect_uri)
+
+
+class OpenIDCodeFlow(OpenIDCode):  # type: ignore[misc]
+    """ID tokens (OpenID Connect Core §2, §3.1.3.6): RS256 unless the client registered ES256."""
+
+    def __init__(self, server: Server) -> None:
+        super().__init__(require_nonce=False)
+        self.server = server
+
+    def exists_nonce(self, nonce: str, request: OAuth2Request) -> bool:
+        return False  # a code is redeemed once, so its nonce is too
+
+    def get_client_algorithm(self, client: Client) -> str:
+        return client.id_token_alg
+
+    def resolve_client_private_key(self, client: Client) -> Any:
+        return self.server.keyring.signing_key(client.id_token_alg)[1]
+
+    def get_encode_header(self, client: Client) -> dict[str, str]:
+        kid, _ = self.server.keyring.signing_key(client.id_token_alg)
+        return {"alg": client.id_token_alg, "kid": kid, "typ": "JWT"}
+
+    def get_client_claims(self, client: Client) -> dict[str, Any]:
+        now = int(time.time())
+        return {"iss": self.server.issuer, "aud": [client.client_id], "iat": now, "exp": now + ID_TOKEN_TTL}
+
+    def generate_user_info(self, user: User, scope: str) -> UserInfo:
+        return UserInfo(sub=user.sub)  # claims come from the userinfo endpoint (Core §5.3)
+
+
+class Issuer(IssuerParameter):  # type: ignore[misc]
+    """RFC 9207: ``iss`` in every authorization response, errors included."""
+
+    def __init__(self, issuer: str) -> None:
+        self.issuer = issuer
+
+    def get_issuer(self) -> str:
+        return self.issuer
+
+
+class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
+    """``private_key_jwt`` client authentication (OpenID Connect Core §9, RFC 7523 §2.2)."""
+
+    CLIENT_AUTH_METHOD = KEY_AUTH
+
+    def __init__(self, issuer: str) -> None:
+        super().__init__(validate_jti=True)
+        self._audiences = [f"{issuer}/token", issuer]
+        self._seen: dict[str, float] = {}
+
+    def get_audiences(self) -> list[str]:
+        """The token endpoint's URL or the issuer (RFC 7523 §3, Core §9)."""
+        return self._audiences
+
+    def validate_jti(self, claims: Any, jti: str) -> bool:
+        now = time.time()
+        self._seen = {k: t for k, t in self._seen.items() if t > now}
+        if jti in self._seen:
+            return False
+        self._seen[jti] = float(claims.get("exp", now + 300))
+        return True
+
+    def resolve_client_public_key(self, client: Client) -> KeySet:
+        return KeySet.import_key_set(client.jwks or {"keys": []})
+
+
+class Revocation(RevocationEndpoint):  # type: ignore[misc]
+    CLIENT_AUTH_METHODS = CLIENT_AUTH
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> TokenMixin | None:
+        return work.current().token
+
+    def revoke_token(self, token: TokenMixin, request: OAuth2Request) -> None:
+        w = work.current()
+        if isinstance(token, RefreshToken):
+            w.revoke_family = token.record
+        elif isinstance(token, AccessToken):
+            w.revoke_access = (token.claims["jti"], dt.datetime.fromtimestamp(token.claims["exp"], dt.UTC))
+
+
+class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
+    CLIENT_AUTH_METHODS = CLIENT_AUTH
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> TokenMixin | None:
+        return work.current().token
+
+    def check_permission(self, token: TokenMixin, client: Client, request: OAuth2Request) -> bool:
+        return bool(token.check_client(client))
+
+    def introspect_token(self, token: TokenMixin) -> dict[str, Any]:
+        if isinstance(token, AccessToken):
+            keep = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "auth_time", "acr")
+            return {"active": True, "token_type": "Bearer", **{k: token.claims[k] for k in keep if k in token.claims}}
+        assert isinstance(token, RefreshToken)
+        r = token.record
+        return {
+            "active": True,
+            "token_type": "refresh_token",
+            "scope": r.scope,
+            "client_id": r.client_id,
+            "sub": r.subject,
+            "exp": int(r.expires_at.timestamp()),
+        }
+
+
+def build(issuer: str, keyring: KeyRing, codes: SealedCodec, scopes: list[str]) -> Server:
+    server = Server(issuer, keyring, codes, scopes)
+    server.register_grant(CodeGrant, [RequiredS256(required=True), OpenIDCodeFlow(server)])
+    server.register_grant(RefreshGrant)
+    server.register_grant(ClientCredentialsGrant)
+    server.register_client_auth_method(KEY_AUTH, PrivateKeyJWT(issuer))
+    server.register_endpoint(Revocation(server))
+    server.register_endpoint(Introspection(server))
+    server.register_extension(Issuer(issuer))
+    return server

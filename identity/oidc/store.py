@@ -1,0 +1,223 @@
+"""PostgreSQL storage of the OpenID Provider (asyncpg): one narrow class per aggregate."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from identity.oidc.clients import Client
+from identity.oidc.keys import StoredKey
+
+_CLIENT_COLUMNS = (
+    "client_id, name, kind, grant_types, scopes, auth_method, secret_hash, redirect_uris,"
+    " post_logout_redirect_uris, jwks, id_token_alg, purposes, refresh_policy, disabled"
+)
+
+
+def _client(row: asyncpg.Record) -> Client:
+    return Client(
+        client_id=row["client_id"],
+        name=row["name"],
+        kind=row["kind"],
+        grant_types=tuple(row["grant_types"]),
+        scopes=tuple(row["scopes"]),
+        auth_method=row["auth_method"],
+        secret_hash=row["secret_hash"],
+        redirect_uris=tuple(row["redirect_uris"]),
+        post_logout_redirect_uris=tuple(row["post_logout_redirect_uris"]),
+        jwks=json.loads(row["jwks"]) if row["jwks"] else None,
+        id_token_alg=row["id_token_alg"],
+        purposes=tuple(row["purposes"]),
+        refresh_policy=row["refresh_policy"],
+        disabled=row["disabled"],
+    )
+
+
+class ClientStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def get(self, client_id: str) -> Client | None:
+        row = await self._pool.fetchrow(f"SELECT {_CLIENT_COLUMNS} FROM oidc.clients WHERE client_id = $1", client_id)
+        return _client(row) if row else None
+
+    async def all(self) -> list[Client]:
+        rows = await self._pool.fetch(f"SELECT {_CLIENT_COLUMNS} FROM oidc.clients ORDER BY created_at")
+        return [_client(r) for r in rows]
+
+    async def add(self, c: Client) -> None:
+        await self._pool.execute(
+            "INSERT INTO oidc.clients (client_id, name, kind, grant_types, scopes, auth_method, secret_hash,"
+            " redirect_uris, post_logout_redirect_uris, jwks, id_token_alg, purposes, refresh_policy)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13)",
+            c.client_id, c.name, c.kind, list(c.grant_types), list(c.scopes), c.auth_method, c.secret_hash,
+            list(c.redirect_uris), list(c.post_logout_redirect_uris), json.dumps(c.jwks) if c.jwks else None,
+            c.id_token_alg, list(c.purposes), c.refresh_policy,
+        )  # fmt: skip
+
+    async def set_secret(self, client_id: str, secret_hash: bytes) -> bool:
+        status = await self._pool.execute(
+            "UPDATE oidc.clients SET secret_hash = $2, updated_at = now() WHERE client_id = $1", client_id, secret_hash
+        )
+        return status == "UPDATE 1"
+
+    async def set_disabled(self, client_id: str, disabled: bool) -> bool:
+        status = await self._pool.execute(
+            "UPDATE oidc.clients SET disabled = $2, updated_at = now() WHERE client_id = $1", client_id, disabled
+        )
+        return status == "UPDATE 1"
+
+
+class SigningKeyStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def keys(self) -> list[StoredKey]:
+        rows = await self._pool.fetch(
+            "SELECT kid, alg, sealed_key, public_jwk, state, retire_after FROM oidc.signing_keys ORDER BY created_at"
+        )
+        return [
+            StoredKey(r["kid"], r["alg"], r["sealed_key"], json.loads(r["public_jwk"]), r["state"], r["retire_after"])
+            for r in rows
+        ]
+
+    async def add(self, key: StoredKey) -> None:
+        await self._pool.execute(
+            "INSERT INTO oidc.signing_keys (kid, alg, sealed_key, public_jwk, state)"
+            " VALUES ($1, $2, $3, $4::jsonb, $5)",
+            key.kid, key.alg, key.sealed_key, json.dumps(key.public_jwk), key.state,
+        )  # fmt: skip
+
+    async def promote(self, alg: str, retire_after: dt.datetime) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "UPDATE oidc.signing_keys SET state = 'retired', retire_after = $2"
+                " WHERE alg = $1 AND state = 'current'",
+                alg, retire_after,
+            )  # fmt: skip
+            await conn.execute("UPDATE oidc.signing_keys SET state = 'current' WHERE alg = $1 AND state = 'next'", alg)
+
+    async def prune(self, now: dt.datetime) -> None:
+        await self._pool.execute("DELETE FROM oidc.signing_keys WHERE state = 'retired' AND retire_after < $1", now)
+
+
+@dataclass(frozen=True)
+class RefreshRecord:
+    token_hash: bytes
+    family: uuid.UUID
+    client_id: str
+    subject: str
+    scope: str
+    auth_time: int
+    acr: str
+    amr: tuple[str, ...]
+    expires_at: dt.datetime
+    used: bool
+    revoked: bool
+
+
+class TokenStore:
+    """Refresh token families (rotation, reuse detection), used codes, revoked access tokens."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def refresh(self, token_hash: bytes) -> RefreshRecord | None:
+        row = await self._pool.fetchrow(
+            "SELECT token_hash, family, client_id, subject, scope, auth_time, acr, amr, expires_at,"
+            " used_at IS NOT NULL AS used, revoked_at IS NOT NULL AS revoked"
+            " FROM oidc.refresh_tokens WHERE token_hash = $1",
+            token_hash,
+        )
+        if row is None:
+            return None
+        return RefreshRecord(**{**dict(row), "amr": tuple(row["amr"])})
+
+    async def add_refresh(self, record: RefreshRecord, code_id: str | None) -> None:
+        await self._pool.execute(
+            "INSERT INTO oidc.refresh_tokens (token_hash, family, client_id, subject, scope, auth_time, acr, amr,"
+            " code_id, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            record.token_hash, record.family, record.client_id, record.subject, record.scope, record.auth_time,
+            record.acr, list(record.amr), code_id, record.expires_at,
+        )  # fmt: skip
+
+    async def rotate(self, old_hash: bytes, new: RefreshRecord) -> bool:
+        """Use up ``old_hash`` and store its successor in one statement; False when it was used already."""
+        status = await self._pool.fetchval(
+            "WITH used AS (UPDATE oidc.refresh_tokens SET used_at = now()"
+            "              WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL RETURNING family),"
+            " added AS (INSERT INTO oidc.refresh_tokens (token_hash, family, client_id, subject, scope, auth_time,"
+            "           acr, amr, expires_at) SELECT $2, family, $3, $4, $5, $6, $7, $8, $9 FROM used)"
+            " SELECT count(*) FROM used",
+            old_hash, new.token_hash, new.client_id, new.subject, new.scope, new.auth_time, new.acr,
+            list(new.amr), new.expires_at,
+        )  # fmt: skip
+        return bool(status)
+
+    async def revoke_family(self, family: uuid.UUID) -> None:
+        await self._pool.execute(
+            "UPDATE oidc.refresh_tokens SET revoked_at = now() WHERE family = $1 AND revoked_at IS NULL", family
+        )
+
+    async def use_code(self, code_id: str, expires_at: dt.datetime) -> bool:
+        """Record a code as redeemed; False when it was redeemed before (then its tokens are revoked)."""
+        status = await self._pool.execute(
+            "INSERT INTO oidc.used_codes (code_id, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            code_id, expires_at,
+        )  # fmt: skip
+        if status == "INSERT 0 1":
+            return True
+        await self._pool.execute(
+            "UPDATE oidc.refresh_tokens SET revoked_at = now() WHERE code_id = $1 AND revoked_at IS NULL", code_id
+        )
+        return False
+
+    async def revoke_access(self, jti: str, expires_at: dt.datetime) -> None:
+        await self._pool.execute(
+            "INSERT INTO oidc.revoked_tokens (jti, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING", jti, expires_at
+        )
+
+    async def access_revoked(self, jti: str) -> bool:
+        return bool(await self._pool.fetchval("SELECT 1 FROM oidc.revoked_tokens WHERE jti = $1", jti))
+
+
+class SessionStore:
+    """SSO sessions travel sealed in a cookie; the store remembers only the ended ones."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def ended(self, sid: str) -> bool:
+        return bool(await self._pool.fetchval("SELECT 1 FROM oidc.ended_sessions WHERE sid = $1", sid))
+
+    async def end(self, sid: str, expires_at: dt.datetime) -> None:
+        await self._pool.execute(
+            "INSERT INTO oidc.ended_sessions (sid, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING", sid, expires_at
+        )
+
+
+class ConsentStore:
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def granted(self, subject: str, client_id: str) -> set[str]:
+        scopes = await self._pool.fetchval(
+            "SELECT scopes FROM oidc.consents WHERE subject = $1 AND client_id = $2", subject, client_id
+        )
+        return set(scopes or ())
+
+    async def grant(self, subject: str, client_id: str, scopes: set[str]) -> None:
+        await self._pool.execute(
+            "INSERT INTO oidc.consents (subject, client_id, scopes) VALUES ($1, $2, $3)"
+            " ON CONFLICT (subject, client_id) DO UPDATE SET scopes = excluded.scopes, granted_at = now()",
+            subject, client_id, sorted(scopes),
+        )  # fmt: skip
+
+
+def as_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

@@ -1,0 +1,61 @@
+"""The bridge between authlib's synchronous server and our asyncio stores.
+
+authlib's grants call storage hooks synchronously. Rather than run them in a thread whose hooks block
+on the event loop, the provider *loads what the hooks need before the grant runs* (the client, the
+refresh token record) and lets the hooks *record the writes* they want (a used code, a rotated
+refresh token); the provider performs the writes after the grant returns and may still veto the
+response (a code or refresh token used twice in a race). The grant itself runs on the event loop
+thread without awaiting, so one ``Work`` per request lives in a context variable.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import Any
+
+from identity.oidc.clients import Client
+from identity.oidc.store import RefreshRecord
+
+
+@dataclass
+class Work:
+    clients: dict[str, Client] = field(default_factory=dict)
+    refresh: RefreshRecord | None = None
+    # writes the grant asked for
+    used_code: tuple[str, dt.datetime] | None = None
+    new_refresh: RefreshRecord | None = None
+    rotated_from: bytes | None = None
+    code_id: str | None = None
+    revoke_family: RefreshRecord | None = None
+    revoke_access: tuple[str, dt.datetime] | None = None
+    audiences: list[str] = field(default_factory=list)
+    code_claims: dict[str, Any] | None = None
+    token: Any = None  # the token a revocation or introspection request names, loaded
+
+
+_current: ContextVar[Work | None] = ContextVar("oidc_work", default=None)
+
+
+def current() -> Work:
+    work = _current.get()
+    if work is None:
+        raise RuntimeError("authlib hook called outside a provider request")
+    return work
+
+
+def current_audiences() -> list[str]:
+    """Audiences of the access token being made: the resources asked for (RFC 8707), else the issuer."""
+    w = current()
+    if w.code_claims is not None:
+        return list(w.code_claims.get("resource") or w.audiences)
+    return list(w.audiences)
+
+
+def begin(work: Work) -> object:
+    return _current.set(work)
+
+
+def end(token: object) -> None:
+    _current.reset(token)  # type: ignore[arg-type]

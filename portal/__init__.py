@@ -1,0 +1,1 @@
+"""A demo relying party: a ministry portal that signs citizens in with the national identity (OpenID Connect)."""

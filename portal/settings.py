@@ -1,0 +1,47 @@
+"""Portal settings, from ``DINHDANH_PORTAL_*`` environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PortalSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DINHDANH_PORTAL_", extra="ignore")
+
+    issuer: str = "http://localhost:8080"
+    client_id: str = ""
+    client_secret: SecretStr = SecretStr("")
+    base_url: str = "http://localhost:8081"
+    listen: str = "127.0.0.1:8081"
+    title: str = "Cổng Dịch vụ công quốc gia (demo)"
+    session_key: SecretStr = SecretStr("")
+    scope: str = "openid profile address phone national_id"
+    # Cookies ignore the port: two portals on localhost need two cookie names.
+    cookie_name: str = "portal_session"
+    session_max_age: int = Field(default=8 * 3600, ge=60)
+    http_timeout: float = Field(default=10.0, gt=0)
+    log_level: str = "info"
+
+    @field_validator("base_url")
+    @classmethod
+    def _no_trailing_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]") or "127.0.0.1", int(port)
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"{self.base_url}/callback"
+
+    @property
+    def post_logout_redirect_uri(self) -> str:
+        return f"{self.base_url}/"
+
+    @property
+    def metadata_url(self) -> str:
+        # OpenID Connect Discovery 1.0 §4: the issuer (exactly as the OP publishes it), less any trailing "/".
+        return f"{self.issuer.rstrip('/')}/.well-known/openid-configuration"

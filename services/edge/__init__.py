@@ -1,0 +1,1 @@
+"""The HTTP edge: the OpenID Provider's endpoints and the login pages. The only public face."""

@@ -1,0 +1,373 @@
+"""The edge application: OpenID Provider endpoints and the login pages (Starlette)."""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hmac
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+from core.settings import Settings
+from db.pool import open_pool
+from identity.oidc.provider import Outcome, Provider, oauth_error
+from identity.sealing import load_or_create_key
+from protos.identity.v1 import identity_pb2 as ipb
+from protos.identity.v1 import identity_pb2_grpc as igrpc
+from services.edge import http
+from services.edge.i18n import TEXT, pick
+from services.edge.records import RegistryRecords
+from services.tls import secure_channel
+
+TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+FLOW_TTL = 900
+RPC_TIMEOUT = 10.0
+
+
+class Edge:
+    """What the routes share: the provider, the identity service, the words."""
+
+    def __init__(self, provider: Provider, identity: igrpc.IdentityStub) -> None:
+        self.provider = provider
+        self.identity = identity
+
+    # -- pages --------------------------------------------------------------------------------
+
+    def page(self, request: Request, name: str, status: int = 200, **values: Any) -> Response:
+        lang = pick(request.query_params.get("lang"), request.cookies.get(http.LANG_COOKIE))
+        other = "en" if lang == "vi" else "vi"
+        context = {"request": request, "lang": lang, "t": TEXT[lang], "switch_href": f"?lang={other}", **values}
+        response = TEMPLATES.TemplateResponse(request, name, context, status_code=status)
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Content-Security-Policy"] = (
+            "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self' http: https:; "
+            "frame-ancestors 'none'; base-uri 'none'"
+        )
+        if request.query_params.get("lang") in TEXT:
+            http.set_cookie(response, http.LANG_COOKIE, lang, max_age=365 * 86400)
+        return response
+
+    def message(self, request: Request, message_key: str, status: int = 400, **fmt: Any) -> Response:
+        lang = pick(request.query_params.get("lang"), request.cookies.get(http.LANG_COOKIE))
+        text = TEXT[lang].get(message_key, message_key).format(**fmt)
+        return self.page(
+            request, "message.html", status, heading=TEXT[lang]["error_title"], message=text, is_error=True
+        )
+
+    def words(self, request: Request) -> dict[str, str]:
+        return TEXT[pick(request.query_params.get("lang"), request.cookies.get(http.LANG_COOKIE))]
+
+    # -- the sign-in flow state -----------------------------------------------------------------
+
+    def flow(self, request: Request) -> dict[str, Any] | None:
+        return self.provider.flow_codec.decode(request.cookies.get(http.FLOW_COOKIE))
+
+    def save_flow(self, response: Response, flow: dict[str, Any]) -> None:
+        http.set_cookie(response, http.FLOW_COOKIE, self.provider.flow_codec.encode(flow, FLOW_TTL), FLOW_TTL)
+
+    async def outcome_response(self, request: Request, outcome: Outcome, query: str) -> Response:
+        if outcome.reply is not None:
+            return http.to_response(outcome.reply)
+        if outcome.error is not None:
+            return self.page(request, "message.html", 400, heading=self.words(request)["error_title"],
+                             message=outcome.error, is_error=True)  # fmt: skip
+        assert outcome.client is not None
+        flow = {"q": query, "csrf": secrets.token_urlsafe(16), "client": outcome.client.name}
+        if outcome.login:
+            response: Response = RedirectResponse("/login", status_code=303)
+        else:
+            flow["consent"] = outcome.consent
+            response = self.page(request, "consent.html", client_name=outcome.client.name,
+                                 scopes=outcome.consent, csrf=flow["csrf"])  # fmt: skip
+        self.save_flow(response, flow)
+        return response
+
+
+async def _fields(request: Request) -> dict[str, str] | None:
+    pairs = await http.limited_form(request)
+    return None if pairs is None else dict(pairs)
+
+
+def _csrf_ok(flow: dict[str, Any], form: dict[str, Any]) -> bool:
+    return hmac.compare_digest(str(flow.get("csrf", "")), str(form.get("csrf", "")))
+
+
+def _source(request: Request) -> tuple[str, str | None]:
+    device, new = http.device_id(request)
+    return f"device:{device}", (device if new else None)
+
+
+# -- OpenID Provider endpoints ----------------------------------------------------------------------
+
+
+async def discovery(request: Request) -> Response:
+    return JSONResponse(request.app.state.edge.provider.discovery(), headers={"Cache-Control": "max-age=300"})
+
+
+async def jwks(request: Request) -> Response:
+    return JSONResponse(request.app.state.edge.provider.jwks(), headers={"Cache-Control": "max-age=60"})
+
+
+async def authorize(request: Request) -> Response:
+    edge: Edge = request.app.state.edge
+    session = await edge.provider.session_user(request.cookies.get(http.SESSION_COOKIE))
+    oreq = http.oauth_request(request)
+    outcome = await edge.provider.authorize(oreq, session[0] if session else None)
+    return await edge.outcome_response(request, outcome, request.url.query)
+
+
+async def authorize_continue(request: Request) -> Response:
+    """Back from the login pages: the same authorization request, with the fresh session."""
+    edge: Edge = request.app.state.edge
+    flow = edge.flow(request)
+    session = await edge.provider.session_user(request.cookies.get(http.SESSION_COOKIE))
+    if flow is None or session is None:
+        return edge.message(request, "expired")
+    oreq = http.query_request(flow["q"], edge.provider.issuer)
+    outcome = await edge.provider.authorize(oreq, session[0], fresh_login=True)
+    response = await edge.outcome_response(request, outcome, flow["q"])
+    if outcome.reply is not None:
+        http.clear_cookie(response, http.FLOW_COOKIE)
+    return response
+
+
+async def token(request: Request) -> Response:
+    form = await http.limited_form(request)
+    if form is None:
+        return http.to_response(oauth_error("invalid_request", "request body too large", 413))
+    return http.to_response(await request.app.state.edge.provider.token(http.oauth_request(request, form)))
+
+
+async def revoke(request: Request) -> Response:
+    return await _token_endpoint(request, "revocation")
+
+
+async def introspect(request: Request) -> Response:
+    return await _token_endpoint(request, "introspection")
+
+
+async def _token_endpoint(request: Request, endpoint: str) -> Response:
+    form = await http.limited_form(request)
+    if form is None:
+        return http.to_response(oauth_error("invalid_request", "request body too large", 413))
+    reply = await request.app.state.edge.provider.token_endpoint_request(http.oauth_request(request, form), endpoint)
+    return http.to_response(reply)
+
+
+async def userinfo(request: Request) -> Response:
+    auth = request.headers.get("authorization", "")
+    token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+    if request.method == "POST" and not token:
+        token = str((await _fields(request) or {}).get("access_token", ""))
+    return http.to_response(await request.app.state.edge.provider.userinfo(token))
+
+
+async def logout(request: Request) -> Response:
+    """RP-initiated logout 1.0: end the SSO session, return to a registered post-logout URI."""
+    edge: Edge = request.app.state.edge
+    params = dict(request.query_params)
+    if request.method == "POST":
+        params.update(await _fields(request) or {})
+    session = await edge.provider.session_user(request.cookies.get(http.SESSION_COOKIE))
+    target = await edge.provider.logout_target(params)
+    if isinstance(target, str) and target.startswith("error:"):
+        return edge.page(request, "message.html", 400, heading=edge.words(request)["error_title"],
+                         message=target[6:], is_error=True)  # fmt: skip
+    if session is not None:
+        await edge.provider.end_session(session[1])
+    if target:
+        response: Response = RedirectResponse(target, status_code=303)
+    else:
+        words = edge.words(request)
+        response = edge.page(request, "message.html", heading=words["signed_out"], message=words["signed_out"])
+    http.clear_cookie(response, http.SESSION_COOKIE)
+    http.clear_cookie(response, http.FLOW_COOKIE)
+    return response
+
+
+# -- login pages ----------------------------------------------------------------------------------------
+
+
+async def login_page(request: Request) -> Response:
+    edge: Edge = request.app.state.edge
+    flow = edge.flow(request)
+    if flow is None:
+        return edge.message(request, "expired")
+    return edge.page(request, "login.html", csrf=flow["csrf"], client_name=flow.get("client"), id_number="")
+
+
+async def login_submit(request: Request) -> Response:
+    edge: Edge = request.app.state.edge
+    flow, form = edge.flow(request), await _fields(request)
+    if flow is None or form is None or not _csrf_ok(flow, form):
+        return edge.message(request, "expired")
+    source, new_device = _source(request)
+    id_number = str(form.get("id_number", "")).strip()[:20]
+    try:
+        step = await edge.identity.VerifyPassword(
+            ipb.VerifyPasswordRequest(id_number=id_number, password=str(form.get("password", "")), source=source),
+            timeout=RPC_TIMEOUT,
+        )
+    except grpc.aio.AioRpcError as error:
+        response = edge.page(request, "login.html", 401 if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED else 429,
+                             csrf=flow["csrf"], client_name=flow.get("client"), id_number=id_number,
+                             error=_error_text(edge.words(request), error))  # fmt: skip
+    else:
+        flow.update(ticket=step.ticket, enroll=step.next_step == ipb.NEXT_STEP_TOTP_ENROLLMENT)
+        response = RedirectResponse("/login/enroll" if flow["enroll"] else "/login/totp", status_code=303)
+        edge.save_flow(response, flow)
+    if new_device:
+        http.set_cookie(response, http.DEVICE_COOKIE, source.split(":", 1)[1], max_age=400 * 86400)
+    return response
+
+
+async def totp_page(request: Request) -> Response:
+    edge: Edge = request.app.state.edge
+    flow = edge.flow(request)
+    if flow is None or "ticket" not in flow:
+        return edge.message(request, "expired")
+    return edge.page(request, "totp.html", csrf=flow["csrf"])
+
+
+async def totp_submit(request: Request) -> Response:
+    edge: Edge = request.app.state.edge
+    flow, form = edge.flow(request), await _fields(request)
+    if flow is None or form is None or "ticket" not in flow or not _csrf_ok(flow, form):
+        return edge.message(request, "expired")
+    source, _ = _source(request)
+    try:
+        result = await edge.identity.VerifyTotp(
+            ipb.VerifyTotpRequest(ticket=flow["ticket"], code=str(form.get("code", "")).strip()[:12], source=source),
+            timeout=RPC_TIMEOUT,
+        )
+    except grpc.aio.AioRpcError as error:
+        return edge.page(request, "totp.html", 401, csrf=flow["csrf"], error=_error_text(edge.words(request), error))
+    return _signed_in(edge, result)
+
+
+async def enroll_page(request: Request) -> Response:
+    edge: Edge = request.app.state.edge
+    flow = edge.flow(request)
+    if flow is None or "ticket" not in flow:
+        return edge.message(request, "expired")
+    source, _ = _source(request)
+    try:
+        enrollment = await edge.identity.StartTotpEnrollment(
+            ipb.StartTotpEnrollmentRequest(ticket=flow["ticket"], source=source), timeout=RPC_TIMEOUT
+        )
+    except grpc.aio.AioRpcError as error:
+        return edge.message(request, _error_text(edge.words(request), error))
+    qr = base64.b64encode(enrollment.qr_png).decode()
+    return edge.page(request, "enroll.html", csrf=flow["csrf"], qr=qr, secret=enrollment.secret)
+
+
+async def enroll_submit(request: Request) -> Response:
+    edge: Edge = request.app.state.edge
+    flow, form = edge.flow(request), await _fields(request)
+    if flow is None or form is None or "ticket" not in flow or not _csrf_ok(flow, form):
+        return edge.message(request, "expired")
+    source, _ = _source(request)
+    try:
+        result = await edge.identity.ConfirmTotpEnrollment(
+            ipb.ConfirmTotpEnrollmentRequest(ticket=flow["ticket"], code=str(form.get("code", ""))[:12], source=source),
+            timeout=RPC_TIMEOUT,
+        )
+    except grpc.aio.AioRpcError as error:
+        return edge.message(request, _error_text(edge.words(request), error), 401)
+    return _signed_in(edge, result)
+
+
+def _signed_in(edge: Edge, result: ipb.Authentication) -> Response:
+    session = edge.provider.new_session(
+        {
+            "sub": result.id_number,
+            "auth_time": result.auth_time,
+            "acr": str(result.assurance_level),
+            "amr": list(result.amr),
+        }
+    )
+    response = RedirectResponse("/authorize/continue", status_code=303)
+    http.set_cookie(response, http.SESSION_COOKIE, session)
+    return response
+
+
+async def consent_submit(request: Request) -> Response:
+    edge: Edge = request.app.state.edge
+    flow, form = edge.flow(request), await _fields(request)
+    session = await edge.provider.session_user(request.cookies.get(http.SESSION_COOKIE))
+    if flow is None or form is None or session is None or not _csrf_ok(flow, form):
+        return edge.message(request, "expired")
+    oreq = http.query_request(flow["q"], edge.provider.issuer)
+    reply = await edge.provider.decide(oreq, session[0], allow=form.get("decision") == "allow")
+    response = http.to_response(reply)
+    http.clear_cookie(response, http.FLOW_COOKIE)
+    return response
+
+
+def _error_text(words: dict[str, str], error: grpc.aio.AioRpcError) -> str:
+    code = error.code()
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:
+        retry = dict(error.trailing_metadata() or ()).get("retry-after")
+        if retry and retry != "0":
+            return words["throttled"].format(seconds=retry)
+        return words["locked"]
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        details = error.details() or ""
+        return words["wrong_code"] if "code" in details else (
+            words["expired"] if "expired" in details else words["wrong_credentials"])  # fmt: skip
+    if code == grpc.StatusCode.INVALID_ARGUMENT:
+        return error.details() or words["wrong_credentials"]
+    return words["expired"]
+
+
+ROUTES = [
+    Route("/.well-known/openid-configuration", discovery),
+    Route("/jwks", jwks),
+    Route("/authorize", authorize),
+    Route("/authorize/continue", authorize_continue),
+    Route("/token", token, methods=["POST"]),
+    Route("/userinfo", userinfo, methods=["GET", "POST"]),
+    Route("/revoke", revoke, methods=["POST"]),
+    Route("/introspect", introspect, methods=["POST"]),
+    Route("/logout", logout, methods=["GET", "POST"]),
+    Route("/login", login_page),
+    Route("/login", login_submit, methods=["POST"]),
+    Route("/login/totp", totp_page),
+    Route("/login/totp", totp_submit, methods=["POST"]),
+    Route("/login/enroll", enroll_page),
+    Route("/login/enroll", enroll_submit, methods=["POST"]),
+    Route("/consent", consent_submit, methods=["POST"]),
+]
+
+
+def create_app(settings: Settings) -> Starlette:
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        pool = await open_pool(settings.postgres_dsn, settings.db_pool_size)
+        tls = (settings.tls_ca, settings.tls_cert, settings.tls_key)
+        identity_channel = secure_channel(settings.identity_address, *tls)
+        registry_channel = secure_channel(settings.registry_address, *tls)
+        provider = Provider(
+            settings.issuer, pool, load_or_create_key(settings.identity_key_file), RegistryRecords(registry_channel)
+        )
+        await provider.start()
+        app.state.edge = Edge(provider, igrpc.IdentityStub(identity_channel))
+        try:
+            yield
+        finally:
+            await provider.stop()
+            await identity_channel.close()
+            await registry_channel.close()
+            await pool.close()
+
+    return Starlette(routes=ROUTES, lifespan=lifespan)

@@ -1,0 +1,80 @@
+"""The login pages' words, Vietnamese first, English on request (``?lang=en``, remembered in a cookie)."""
+
+from __future__ import annotations
+
+LANGUAGES = ("vi", "en")
+
+TEXT: dict[str, dict[str, str]] = {
+    "vi": {
+        "title": "Đăng nhập tài khoản định danh điện tử",
+        "id_number": "Số định danh cá nhân",
+        "password": "Mật khẩu",
+        "sign_in": "Đăng nhập",
+        "totp_title": "Xác thực hai lớp",
+        "totp_help": "Nhập mã 6 chữ số trong ứng dụng xác thực của bạn.",
+        "code": "Mã xác thực",
+        "verify": "Xác nhận",
+        "enroll_title": "Thiết lập xác thực hai lớp",
+        "enroll_help": "Quét mã QR bằng ứng dụng xác thực (hoặc nhập khóa bên dưới), rồi nhập mã 6 chữ số.",
+        "secret": "Khóa thiết lập",
+        "consent_title": "Chia sẻ thông tin",
+        "consent_help": "yêu cầu truy cập các thông tin sau của bạn:",
+        "allow": "Đồng ý",
+        "deny": "Từ chối",
+        "wrong_credentials": "Sai số định danh hoặc mật khẩu.",
+        "wrong_code": "Mã xác thực không đúng hoặc đã được dùng.",
+        "throttled": "Bạn đã nhập sai quá nhiều lần. Vui lòng thử lại sau {seconds} giây.",
+        "locked": "Tài khoản tạm khóa do nhập sai nhiều lần. Vui lòng đăng nhập từ thiết bị quen thuộc "
+        "hoặc liên hệ cơ quan công an để mở khóa.",
+        "expired": "Phiên đăng nhập đã hết hạn. Vui lòng bắt đầu lại từ cổng dịch vụ.",
+        "error_title": "Không thể tiếp tục",
+        "signed_out": "Bạn đã đăng xuất.",
+        "language": "English",
+        "scope_openid": "Định danh tài khoản",
+        "scope_profile": "Họ tên, ngày sinh, giới tính, quốc tịch",
+        "scope_address": "Địa chỉ thường trú",
+        "scope_phone": "Số điện thoại",
+        "scope_national_id": "Số định danh cá nhân (12 số)",
+        "scope_offline_access": "Duy trì truy cập khi bạn không trực tuyến",
+    },
+    "en": {
+        "title": "Sign in with your national e-identity",
+        "id_number": "Personal ID number",
+        "password": "Password",
+        "sign_in": "Sign in",
+        "totp_title": "Two-step verification",
+        "totp_help": "Enter the 6-digit code from your authenticator app.",
+        "code": "Verification code",
+        "verify": "Verify",
+        "enroll_title": "Set up two-step verification",
+        "enroll_help": "Scan the QR code with an authenticator app (or type the key below), "
+        "then enter the 6-digit code.",
+        "secret": "Setup key",
+        "consent_title": "Share your information",
+        "consent_help": "asks to access the following information about you:",
+        "allow": "Allow",
+        "deny": "Deny",
+        "wrong_credentials": "Wrong ID number or password.",
+        "wrong_code": "The code is wrong or was already used.",
+        "throttled": "Too many failed attempts. Please try again in {seconds} seconds.",
+        "locked": "The account is paused after repeated failures. Sign in from a device you used before, "
+        "or ask a police service counter to unlock it.",
+        "expired": "The sign-in expired. Please start again from the portal.",
+        "error_title": "Cannot continue",
+        "signed_out": "You are signed out.",
+        "language": "Tiếng Việt",
+        "scope_openid": "Your account identifier",
+        "scope_profile": "Name, date of birth, sex, nationality",
+        "scope_address": "Permanent address",
+        "scope_phone": "Phone number",
+        "scope_national_id": "Personal ID number (12 digits)",
+        "scope_offline_access": "Keep access while you are offline",
+    },
+}
+
+
+def pick(query_lang: str | None, cookie_lang: str | None) -> str:
+    for lang in (query_lang, cookie_lang):
+        if lang in LANGUAGES:
+            return lang
+    return "vi"

@@ -1,0 +1,107 @@
+"""The HTTP side of the local stack: the edge (OpenID Provider) and two demo portals."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from identity.oidc import registration
+from identity.oidc.store import ClientStore
+from stack.pki import PlatformCA
+from stack.ports import HOST, Ports
+from stack.postgres import StackError
+from stack.process import ManagedProcess
+from stack.secrets import SecretStore
+
+PORTALS = (
+    ("portal", "Cổng Dịch vụ công quốc gia (demo)"),
+    ("portal_2", "Cổng thông tin Bộ Y tế (demo)"),
+)
+
+
+def issuer(ports: Ports) -> str:
+    """``localhost``, not 127.0.0.1: browsers treat it as a secure context, so Secure cookies work."""
+    return f"http://localhost:{ports.edge}"
+
+
+def portal_url(ports: Ports, name: str) -> str:
+    return f"http://localhost:{getattr(ports, name)}"
+
+
+def start_edge(ca: PlatformCA, secrets: SecretStore, ports: Ports, dsn: str, var: Path) -> ManagedProcess:
+    paths = ca.issue("edge")
+    env = {
+        **os.environ,
+        "DINHDANH_LISTEN": f"{HOST}:{ports.edge}",
+        "DINHDANH_ISSUER": issuer(ports),
+        "DINHDANH_POSTGRES_DSN": dsn,
+        "DINHDANH_TLS_CA": str(paths.ca),
+        "DINHDANH_TLS_CERT": str(paths.cert),
+        "DINHDANH_TLS_KEY": str(paths.key),
+        "DINHDANH_REGISTRY_ADDRESS": f"{HOST}:{ports.registry}",
+        "DINHDANH_IDENTITY_ADDRESS": f"{HOST}:{ports.identity}",
+        "DINHDANH_IDENTITY_KEY_FILE": str(secrets.path("identity.key")),
+    }
+    process = ManagedProcess("edge", [sys.executable, "-m", "services.edge"], var / "logs" / "edge.log", env)
+    process.start()
+    return process
+
+
+async def demo_clients(secrets: SecretStore, ports: Ports, dsn: str) -> dict[str, dict[str, Any]]:
+    """The demo portals' registrations, made once through the same path as `dinhdanh clients add-portal`."""
+    known = secrets.json("clients.json") or {}
+    missing = [(name, title) for name, title in PORTALS if name not in known]
+    if missing:
+        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+        try:
+            store = ClientStore(pool)
+            for name, title in missing:
+                base = portal_url(ports, name)
+                client, secret = registration.portal(title, [f"{base}/callback"], [f"{base}/"])
+                await store.add(client)
+                known[name] = {"client_id": client.client_id, "client_secret": secret, "base_url": base}
+        finally:
+            await pool.close()
+        secrets.put_json("clients.json", known)
+    return known
+
+
+def start_portal(name: str, title: str, client: dict[str, Any], secrets: SecretStore, ports: Ports,
+                 var: Path) -> ManagedProcess:  # fmt: skip
+    env = {
+        **os.environ,
+        "DINHDANH_PORTAL_ISSUER": issuer(ports),
+        "DINHDANH_PORTAL_CLIENT_ID": client["client_id"],
+        "DINHDANH_PORTAL_CLIENT_SECRET": client["client_secret"],
+        "DINHDANH_PORTAL_BASE_URL": client["base_url"],
+        "DINHDANH_PORTAL_LISTEN": f"{HOST}:{getattr(ports, name)}",
+        "DINHDANH_PORTAL_TITLE": title,
+        "DINHDANH_PORTAL_SESSION_KEY": secrets.token(f"{name}-session-key", 32),
+        "DINHDANH_PORTAL_COOKIE_NAME": f"{name}_session",
+    }
+    process = ManagedProcess(name, [sys.executable, "-m", "portal"], var / "logs" / f"{name}.log", env)
+    process.start()
+    return process
+
+
+async def wait_http(process: ManagedProcess, url: str, timeout: float = 60.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with httpx.AsyncClient(timeout=2) as client:
+        while True:
+            if not process.alive():
+                raise StackError(f"{process.name} exited on start:\n{process.tail()}")
+            try:
+                if (await client.get(url)).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            if loop.time() > deadline:
+                raise StackError(f"{process.name} did not answer at {url}:\n{process.tail()}")
+            await asyncio.sleep(0.2)
