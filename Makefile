@@ -12,6 +12,7 @@ up: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/python -m tests.browser_setup
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

@@ -77,8 +77,9 @@ async def test_code_flow_with_pkce_as_authlib_client_sees_it(
     id_token = jwt.decode(token["id_token"], keyset, algorithms=["RS256"])
     assert id_token.header["alg"] == "RS256"
     claims = id_token.claims
-    assert (claims["iss"], claims["aud"], claims["sub"], claims["nonce"]) == (
-        info.oidc_issuer, [flow.client_id], who.id_number, nonce)  # fmt: skip
+    assert (claims["iss"], claims["aud"], claims["nonce"]) == (info.oidc_issuer, [flow.client_id], nonce)
+    assert who.id_number not in token["id_token"] + token["access_token"]  # sub is opaque (Core §8)
+    assert who.id_number not in str(claims) + str(jwt.decode(token["access_token"], keyset).claims)
     assert claims["amr"] == ["pwd", "otp"]
     assert claims["acr"] == "1"
     access = jwt.decode(token["access_token"], keyset, algorithms=["ES256"])
@@ -86,8 +87,8 @@ async def test_code_flow_with_pkce_as_authlib_client_sees_it(
     assert info.oidc_issuer in access.claims["aud"]
     userinfo = await http.get(meta["userinfo_endpoint"], headers={"authorization": f"Bearer {token['access_token']}"})
     data = userinfo.json()
-    assert data["sub"] == who.id_number
-    assert data["national_id"] == who.id_number
+    assert data["sub"] == claims["sub"]
+    assert data["national_id"] == who.id_number  # only because national_id was asked for and consented
     assert data["name"] == fresh_citizen.full_name
     assert data["phone_number"] == "+84" + fresh_citizen.phone[1:]
     assert data["address"]["region"] == fresh_citizen.permanent_address.province

@@ -39,9 +39,9 @@ def e164(phone: str) -> str:
     return "+84" + digits[1:] if digits.startswith("0") else "+" + digits
 
 
-def claims_for(record: CitizenRecord, scope: str) -> dict[str, Any]:
+def claims_for(record: CitizenRecord, subject: str, scope: str) -> dict[str, Any]:
     scopes = set(scope.split())
-    claims: dict[str, Any] = {"sub": record.id_number}
+    claims: dict[str, Any] = {"sub": subject}
     if "profile" in scopes:
         parts = record.full_name.split()
         claims.update(

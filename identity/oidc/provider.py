@@ -27,8 +27,18 @@ from identity.oidc.claims import SCOPE_CLAIMS, CitizenRecords, claims_for
 from identity.oidc.clients import CLIENT_SCOPES_SUPPORTED, Client
 from identity.oidc.reply import Reply
 from identity.oidc.sealed import SealedCodec
-from identity.oidc.server import ACCESS_TTL, CLIENT_AUTH, AccessToken, RefreshToken, User, build, refresh_hash
+from identity.oidc.server import (
+    ACCESS_TTL,
+    CLIENT_AUTH,
+    ID_TOKEN_TTL,
+    AccessToken,
+    RefreshToken,
+    User,
+    build,
+    refresh_hash,
+)
 from identity.oidc.store import ClientStore, ConsentStore, SessionStore, SigningKeyStore, TokenStore
+from identity.oidc.subjects import Subjects
 from identity.sealing import Sealer
 
 RESOURCES = tuple(f"urn:dinhdanh:service:{s}" for s in ("vault", "consent", "issuance", "registry"))
@@ -92,6 +102,7 @@ class Provider:
         self.session_codec = SealedCodec(master_key, "sso-session")
         self.flow_codec = SealedCodec(master_key, "login-flow")
         self._codes = SealedCodec(master_key, "authorization-code")
+        self.subjects = Subjects(master_key)
         self._records = records
         self._client_cache: dict[str, tuple[float, Client | None]] = {}
         self.server: Any = None
@@ -116,7 +127,8 @@ class Provider:
             self.server.keyring = ring
 
     async def rotate_keys(self, alg: str) -> None:
-        await keys.rotate(self._keys, self._key_sealer, alg, dt.timedelta(seconds=max(ACCESS_TTL, 600) + 60))
+        longest = dt.timedelta(seconds=max(ACCESS_TTL, ID_TOKEN_TTL) + 60)
+        await keys.rotate(self._keys, self._key_sealer, alg, longest)
         await self.reload_keys()
 
     async def _reload_forever(self) -> None:
@@ -316,8 +328,10 @@ class Provider:
 
     # -- sessions ---------------------------------------------------------------------------
 
-    def new_session(self, result: dict[str, Any]) -> str:
-        return self.session_codec.encode(result, ttl=SESSION_TTL)
+    def new_session(self, id_number: str, auth_time: int, acr: str, amr: list[str]) -> str:
+        """An SSO session for a citizen who just signed in; it names them by their ``sub``."""
+        claims = {"sub": self.subjects.subject(id_number), "auth_time": auth_time, "acr": acr, "amr": amr}
+        return self.session_codec.encode(claims, ttl=SESSION_TTL)
 
     async def session_user(self, cookie: str | None) -> tuple[User, str] | None:
         claims = self.session_codec.decode(cookie)
@@ -386,10 +400,11 @@ class Provider:
             return _bearer_error("invalid_token", "the access token was revoked")
         if claims["sub"] == claims.get("client_id") or "openid" not in claims.get("scope", "").split():
             return _bearer_error("insufficient_scope", "userinfo needs a citizen's token with scope openid", 403)
-        record = await self._records.record(claims["sub"])
+        id_number = self.subjects.id_number(claims["sub"])
+        record = await self._records.record(id_number) if id_number else None
         if record is None:
             return _bearer_error("invalid_token", "the citizen is no longer on record")
-        return Reply(200, claims_for(record, claims["scope"]), [("Cache-Control", "no-store")])
+        return Reply(200, claims_for(record, claims["sub"], claims["scope"]), [("Cache-Control", "no-store")])
 
     async def token_endpoint_request(self, req: OAuth2Request, endpoint: str) -> Reply:
         """Revocation (RFC 7009) and introspection (RFC 7662)."""

@@ -289,12 +289,7 @@ async def enroll_submit(request: Request) -> Response:
 
 def _signed_in(edge: Edge, result: ipb.Authentication) -> Response:
     session = edge.provider.new_session(
-        {
-            "sub": result.id_number,
-            "auth_time": result.auth_time,
-            "acr": str(result.assurance_level),
-            "amr": list(result.amr),
-        }
+        result.id_number, result.auth_time, str(result.assurance_level), list(result.amr)
     )
     response = RedirectResponse("/authorize/continue", status_code=303)
     http.set_cookie(response, http.SESSION_COOKIE, session)
