@@ -10,95 +10,31 @@ run, before the load, and the ratio of the two is the figure that matters.
 from __future__ import annotations
 
 import asyncio
-import itertools
-import json
 import time
 from pathlib import Path
 
-import asyncpg
 import grpc
 
+from bench.accounts import AccountPool, ensure_accounts, save_accounts
 from bench.argon2_raw import raw_verify_rate
 from bench.cpu import CpuMeter
 from bench.stats import Tally
-from identity import totp
 from protos.identity.v1 import identity_pb2 as pb
 from protos.identity.v1 import identity_pb2_grpc as pb_grpc
 from stack.info import StackInfo
-from stack.provision import activate_with_totp
-
-ACCOUNTS_FILE = "bench-accounts.json"
-
-
-async def ensure_accounts(info: StackInfo, folder: Path, count: int) -> list[dict[str, str]]:
-    """Bench accounts: seeded citizens with no account yet, activated with TOTP, remembered."""
-    path = folder / ACCOUNTS_FILE
-    accounts: list[dict[str, str]] = json.loads(path.read_text()) if path.exists() else []
-    if len(accounts) >= count:
-        return accounts
-    wanted = await _citizens_without_account(info, count - len(accounts))
-    password = "Bench-password-" + str(len(accounts))
-    queue = iter(wanted)
-    async with info.channel("registry") as registry, info.channel("identity") as identity:
-
-        async def worker() -> None:
-            for id_number in queue:
-                try:
-                    secret = await activate_with_totp(registry, identity, id_number, password)
-                except grpc.aio.AioRpcError as error:
-                    if error.code() == grpc.StatusCode.ALREADY_EXISTS:
-                        continue  # activated by an earlier run whose file was lost
-                    raise
-                accounts.append({"id_number": id_number, "password": password, "totp_secret": secret})
-
-        await asyncio.gather(*(worker() for _ in range(8)))
-    _save(folder, accounts)
-    return accounts
-
-
-def _save(folder: Path, accounts: list[dict[str, str]]) -> None:
-    """Keep the accounts and the TOTP step each last used, so the next run does not replay a code."""
-    path = folder / ACCOUNTS_FILE
-    known = {a["id_number"]: a for a in (json.loads(path.read_text()) if path.exists() else [])}
-    known.update({a["id_number"]: a for a in accounts})
-    path.write_text(json.dumps(list(known.values())))
-    path.chmod(0o600)
-
-
-async def _citizens_without_account(info: StackInfo, count: int) -> list[str]:
-    conn = await asyncpg.connect(info.postgres_dsn)
-    try:
-        rows = await conn.fetch(
-            "SELECT c.id_number FROM registry.citizens c LEFT JOIN identity.accounts a USING (id_number)"
-            " WHERE a.id_number IS NULL ORDER BY c.id_number DESC LIMIT $1",
-            count,
-        )
-    finally:
-        await conn.close()
-    return [row["id_number"] for row in rows]
 
 
 async def _sign_ins(info: StackInfo, accounts: list[dict], seconds: float, concurrency: int) -> dict:
     """Sign in for ``seconds``; an account is used at most once per TOTP step (a code works once)."""
     tally = Tally()
-    ring = itertools.cycle(accounts)
-
-    def next_account() -> dict | None:
-        step = totp.current_step()
-        for _ in range(len(accounts)):
-            account = next(ring)
-            if int(account.get("last_step", 0)) < step:
-                account["last_step"] = step + 1  # the code of the next step is the one to use
-                return account
-        return None
-
+    pool = AccountPool(accounts)
     async with info.channel("identity") as channel:
         stub = pb_grpc.IdentityStub(channel)
         deadline = time.perf_counter() + seconds
 
         async def worker() -> None:
             while time.perf_counter() < deadline:
-                account = next_account()
+                account = pool.take()
                 if account is None:
                     tally.error("no account free this step (pool too small)")
                     await asyncio.sleep(0.1)
@@ -112,7 +48,7 @@ async def _sign_ins(info: StackInfo, accounts: list[dict], seconds: float, concu
                         ),
                         timeout=30,
                     )
-                    code = totp.code_at(account["totp_secret"], (account["last_step"]) * totp.STEP)
+                    code = AccountPool.code(account)
                     await stub.VerifyTotp(
                         pb.VerifyTotpRequest(ticket=step.ticket, code=code, source=source), timeout=30
                     )
@@ -134,7 +70,7 @@ async def run(info: StackInfo, secrets_folder: Path, seconds: float, concurrency
     meter = CpuMeter()
     result = await _sign_ins(info, accounts, seconds, concurrency)
     cpu = meter.seconds()
-    _save(secrets_folder, accounts)
+    save_accounts(secrets_folder, accounts)
     hashing = sum(v for k, v in cpu.items() if k.endswith("worker pool"))
     return {
         "benchmark": "auth",

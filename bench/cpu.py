@@ -23,8 +23,13 @@ def platform_groups(proc: psutil.Process) -> str | None:
         return "postgresql"
     if name == "weed":
         return "seaweedfs"
-    if "services" in cmd and "-m" in cmd:
+    module = cmd[cmd.index("-m") + 1] if "-m" in cmd[:-1] else ""
+    if module == "services":
         return f"service {cmd[-1]}"
+    if module == "services.edge":
+        return "edge (HTTP)"
+    if module == "portal":
+        return "demo portal"
     if any("multiprocessing" in part for part in cmd):
         parent = proc.parent()
         if parent is not None and parent.pid != os.getpid():

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
 from rich.table import Table
 
-from bench import auth
+from bench import auth, sso
 from cli.output import JsonOption, VarOption, console, emit, run, stack_info
 
 app = typer.Typer(help="Benchmarks against a running stack (`make up` first).", no_args_is_help=True)
@@ -31,6 +32,29 @@ def bench_auth(
         table.add_column("value", justify="right")
         for key, value in result.items():
             table.add_row(key, str(value))
+        console.print(table)
+
+    emit(result, as_json, show)
+
+
+@app.command("sso")
+def bench_sso(
+    seconds: float = typer.Option(10.0, "--seconds", min=1.0, help="How long each phase runs."),
+    concurrency: int = typer.Option(8, "--concurrency", min=1, help="Sign-ins in flight."),
+    raw_seconds: float = typer.Option(5.0, "--raw-seconds", min=1.0, help="How long to measure raw Argon2id."),
+    var: Path = VarOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Browserless sign-ins, client_credentials, refresh, discovery and JWKS through the edge."""
+    info = stack_info(var, as_json)
+    result = run(lambda: sso.run(info, var, seconds, concurrency, raw_seconds), as_json)
+
+    def show() -> None:
+        table = Table(title="bench sso: the OpenID Provider (edge) on this machine, load generator included")
+        table.add_column("figure")
+        table.add_column("value", justify="right")
+        for key, value in result.items():
+            table.add_row(key, json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else str(value))
         console.print(table)
 
     emit(result, as_json, show)

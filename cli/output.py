@@ -8,6 +8,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import grpc
 import typer
 from rich.console import Console
@@ -56,3 +57,5 @@ def run(coro: Callable[[], Coroutine[Any, Any, Any]], as_json: bool) -> Any:
         fail(f"{error.code().name}: {error.details()}", as_json)
     except StackError as error:
         fail(str(error), as_json)
+    except (OSError, asyncpg.PostgresError) as error:
+        fail(f"cannot reach the platform ({type(error).__name__}): is `make up` running?", as_json)
