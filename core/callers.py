@@ -72,7 +72,8 @@ class TokenForbidden(PermissionDenied):
 class Principal:
     """The subject of a verified access token (RFC 9068).
 
-    ``kind`` is ``citizen`` (``sub`` is a 12-digit ID number, ``sub != client_id``) or ``client``
+    ``kind`` is ``citizen`` (``sub`` is the opaque subject of identity.oidc.subjects, ``sub != client_id``)
+    or ``client``
     (a ``client_credentials`` token: ``sub == client_id``). ``acr`` is ``"1"`` or ``"2"`` for citizens
     and ``None`` for clients; ``expires_at`` and ``auth_time`` are Unix times.
     """
@@ -174,12 +175,12 @@ class Allow:
         raise PermissionDenied(f"{caller.label} may not call this method")
 
     def _check_token(self, principal: Principal) -> None:
+        if principal.kind not in ("citizen", "client"):
+            raise TokenForbidden("this kind of token may not call this method")
         if principal.kind == "citizen" and not self.citizens:
             raise TokenForbidden("citizen tokens may not call this method")
         if principal.kind == "client" and not self.clients:
             raise TokenForbidden("client tokens may not call this method")
-        if principal.kind not in ("citizen", "client"):
-            raise TokenForbidden("this kind of token may not call this method")
         missing = self.scopes - principal.scopes
         if missing:
             raise TokenForbidden("the token lacks a scope this method needs", scope=" ".join(sorted(self.scopes)))

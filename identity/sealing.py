@@ -60,9 +60,19 @@ def load_or_create_key(path: os.PathLike[str] | str) -> bytes:
             key = f.read()
     except FileNotFoundError:
         key = os.urandom(32)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        os.makedirs(os.path.dirname(os.fspath(path)) or ".", mode=0o700, exist_ok=True)
+        tmp = f"{os.fspath(path)}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as f:
             f.write(key)
+        try:
+            os.link(tmp, path)  # atomic: of two processes racing, one key wins and both read it
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+        with open(path, "rb") as f:
+            key = f.read()
     if len(key) != 32:
         raise SystemExit(f"key file {path} is not 32 bytes")
     return key

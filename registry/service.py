@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from core.errors import InvalidArgument, NotFound
 from registry.citizen import Citizen
 from registry.idnumber import InvalidIdNumber, parse
@@ -9,8 +11,10 @@ from registry.store import PopulationStore
 
 
 class RegistryService:
-    def __init__(self, store: PopulationStore) -> None:
+    def __init__(self, store: PopulationStore, resolve_subject: Callable[[str], str | None]) -> None:
+        """``resolve_subject`` turns an OpenID ``sub`` back into an ID number (identity.oidc.subjects)."""
         self._store = store
+        self._resolve = resolve_subject
 
     async def citizen(self, id_number: str) -> Citizen:
         try:
@@ -20,6 +24,14 @@ class RegistryService:
         citizen = await self._store.get(number)
         if citizen is None:
             raise NotFound("no citizen with this ID number")
+        return citizen
+
+    async def own_record(self, subject: str) -> Citizen:
+        """The record of the citizen a verified token names."""
+        id_number = self._resolve(subject)
+        citizen = await self._store.get(id_number) if id_number else None
+        if citizen is None:
+            raise NotFound("no citizen on record for this token's subject")
         return citizen
 
     async def count(self) -> int:

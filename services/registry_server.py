@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import grpc
 
-from core.callers import Allow
+from core.callers import Allow, current_principal
 from core.settings import Settings
 from db.pool import open_pool
+from identity.oidc.subjects import Subjects
+from identity.sealing import load_or_create_key
 from protos.registry.v1 import registry_pb2 as pb
 from protos.registry.v1 import registry_pb2_grpc as pb_grpc
 from registry.citizen import Address, Citizen, Sex
 from registry.service import RegistryService
 from registry.store import PopulationStore
-from services.server import ServiceSpec
+from services.server import ServiceSpec, token_verifier
 
 NAME = pb.DESCRIPTOR.services_by_name["PopulationRegistry"].full_name
 READERS = Allow.of(services=("identity", "edge", "issuance", "vault", "consent"), operators=True)
 POLICY = {
     f"/{NAME}/GetCitizen": READERS,
+    f"/{NAME}/GetMyRecord": Allow.of(citizens=True, scopes=("profile",)),
     f"/{NAME}/CountCitizens": Allow.of(operators=True),
 }
 SEX = {Sex.MALE: pb.SEX_MALE, Sex.FEMALE: pb.SEX_FEMALE}
@@ -52,6 +55,9 @@ class RegistryServicer(pb_grpc.PopulationRegistryServicer):
     async def GetCitizen(self, request: pb.GetCitizenRequest, context: grpc.aio.ServicerContext) -> pb.Citizen:
         return citizen_pb(await self._service.citizen(request.id_number))
 
+    async def GetMyRecord(self, request: pb.GetMyRecordRequest, context: grpc.aio.ServicerContext) -> pb.Citizen:
+        return citizen_pb(await self._service.own_record(current_principal().subject))
+
     async def CountCitizens(
         self, request: pb.CountCitizensRequest, context: grpc.aio.ServicerContext
     ) -> pb.CountCitizensResponse:
@@ -60,11 +66,13 @@ class RegistryServicer(pb_grpc.PopulationRegistryServicer):
 
 async def build(settings: Settings) -> ServiceSpec:
     pool = await open_pool(settings.postgres_dsn, settings.db_pool_size)
-    servicer = RegistryServicer(RegistryService(PopulationStore(pool)))
+    subjects = Subjects(load_or_create_key(settings.identity_key_file))
+    servicer = RegistryServicer(RegistryService(PopulationStore(pool), subjects.id_number))
     return ServiceSpec(
         name="registry",
         service_names=(NAME,),
         register=lambda server: pb_grpc.add_PopulationRegistryServicer_to_server(servicer, server),
         policy=POLICY,
         on_stop=[pool.close],
+        verifier=token_verifier(settings, "registry", pool),
     )

@@ -14,6 +14,7 @@ from grpc_reflection.v1alpha import reflection
 from core import logs
 from core.callers import Allow
 from core.settings import Settings
+from services.bearer import TokenVerifier
 from services.interceptor import CallerInterceptor
 from services.tls import server_credentials
 
@@ -32,12 +33,16 @@ class ServiceSpec:
     policy: Mapping[str, Allow]
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     max_message: int = MAX_MESSAGE
+    verifier: TokenVerifier | None = None  # bearer tokens, for methods open to citizens or clients
 
 
 async def serve(spec: ServiceSpec, settings: Settings, ready: Callable[[int], None] | None = None) -> None:
     """Serve until SIGTERM or SIGINT, then stop gracefully (in-flight calls get 5 s)."""
+    if spec.verifier is not None:
+        await spec.verifier.start()
+        spec.on_stop.insert(0, spec.verifier.stop)
     server = grpc.aio.server(
-        interceptors=[CallerInterceptor(spec.policy)],
+        interceptors=[CallerInterceptor(spec.policy, spec.verifier)],
         options=[
             ("grpc.max_receive_message_length", spec.max_message),
             ("grpc.so_reuseport", 0),
@@ -69,3 +74,10 @@ async def serve(spec: ServiceSpec, settings: Settings, ready: Callable[[int], No
     for hook in spec.on_stop:
         await hook()
     log.info("service.stopped")
+
+
+def token_verifier(settings: Settings, service: str, pool: object) -> TokenVerifier | None:
+    """The service's bearer-token check (audience ``urn:dinhdanh:service:<name>``), when an issuer is set."""
+    if not settings.issuer:
+        return None
+    return TokenVerifier(settings.issuer, f"urn:dinhdanh:service:{service}", None, pool)  # type: ignore[arg-type]

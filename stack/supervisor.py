@@ -21,6 +21,7 @@ import asyncpg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from db.migrate import upgrade
+from identity.sealing import load_or_create_key
 from registry.generator import generate
 from registry.seeding import seed
 from registry.store import PopulationStore
@@ -93,6 +94,7 @@ class Stack:
         dsn = self.postgres.dsn()
         await asyncio.to_thread(upgrade, dsn)
         await self._seed(dsn)
+        load_or_create_key(self.secrets.path("identity.key"))  # before the services that share it start
         for name in SERVICES:
             self._start_service(name, dsn)
         info = self._info(dsn)
@@ -190,6 +192,7 @@ class Stack:
             "DINHDANH_TLS_KEY": str(paths.key),
             "DINHDANH_REGISTRY_ADDRESS": f"{HOST}:{self.ports.registry}",
             "DINHDANH_IDENTITY_KEY_FILE": str(self.secrets.path("identity.key")),
+            "DINHDANH_ISSUER": web.issuer(self.ports),
         }
         process = ManagedProcess(name, [sys.executable, "-m", "services", name], self.var / "logs" / f"{name}.log", env)
         process.start()

@@ -16,7 +16,7 @@ from core.callers import service_audience
 
 ISSUER = "http://localhost:8080"
 AUDIENCE = service_audience("bearer-test")
-CITIZEN = "001099000123"
+CITIZEN = "QWxhZGRpbi1vcGVuLXNlc2FtZQ"  # an opaque subject (identity.oidc.subjects)
 PORTAL = "portal-0123456789abcdef"
 AGENCY = "agency-fedcba9876543210"
 
