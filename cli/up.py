@@ -81,6 +81,9 @@ def _show(info: StackInfo, stack: Stack) -> None:
     table.add_column("where")
     for name, address in info.services.items():
         table.add_row(f"gRPC {name} (mTLS)", address)
+    table.add_row("OpenID Provider (HTTP edge)", info.oidc_issuer)
+    table.add_row("demo portal", info.demo_portal)
+    table.add_row("second demo portal (SSO)", info.demo_portal_2)
     table.add_row("PostgreSQL", info.postgres_dsn.split("@", 1)[1])
     table.add_row("S3 (SeaweedFS)", info.s3_endpoint)
     table.add_row("operator certificate", f"{info.tls['cert']} (CA {info.tls['ca']})")
@@ -90,5 +93,6 @@ def _show(info: StackInfo, stack: Stack) -> None:
     console.print(
         f"demo citizen: ID [bold]{demo['id_number']}[/], password [bold]{demo['password']}[/]\n"
         f"current TOTP code: [bold]dinhdanh totp code[/] (secret {demo['totp_secret']})\n"
+        f"sign in at {info.demo_portal}, then open {info.demo_portal_2}: single sign-on\n"
         "Ctrl-C stops everything."
     )
