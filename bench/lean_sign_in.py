@@ -1,6 +1,6 @@
 """The browserless sign-in on the lean load generator: the same requests a browser sends, cheaply.
 
-authorize → login page → password → TOTP page → code → continue → (redirect with the code) → token.
+authorize → login page → password → TOTP page → code (redirect to the client with the code) → token.
 """
 
 from __future__ import annotations
@@ -62,9 +62,6 @@ async def sign_in(conn: Connection, flow: SignIn, id_number: str, password: str,
         return None
     status, _, page = await go("GET", _location(headers))
     status, headers, _ = await go("POST", "/login/totp", {"csrf": token, "code": code})
-    if status != 303:
-        return None
-    status, headers, _ = await go("GET", _location(headers))
     if status != 303:
         return None
     query = parse_qs(urlsplit(_location(headers)).query)

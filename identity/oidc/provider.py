@@ -328,10 +328,11 @@ class Provider:
 
     # -- sessions ---------------------------------------------------------------------------
 
-    def new_session(self, id_number: str, auth_time: int, acr: str, amr: list[str]) -> str:
-        """An SSO session for a citizen who just signed in; it names them by their ``sub``."""
-        claims = {"sub": self.subjects.subject(id_number), "auth_time": auth_time, "acr": acr, "amr": amr}
-        return self.session_codec.encode(claims, ttl=SESSION_TTL)
+    def new_session(self, id_number: str, auth_time: int, acr: str, amr: list[str]) -> tuple[str, User]:
+        """An SSO session (its sealed cookie) for a citizen who just signed in, named by their ``sub``."""
+        user = User(self.subjects.subject(id_number), auth_time, acr, tuple(amr))
+        claims = {"sub": user.sub, "auth_time": auth_time, "acr": acr, "amr": amr}
+        return self.session_codec.encode(claims, ttl=SESSION_TTL), user
 
     async def session_user(self, cookie: str | None) -> tuple[User, str] | None:
         claims = self.session_codec.decode(cookie)

@@ -126,21 +126,6 @@ async def authorize(request: Request) -> Response:
     return await edge.outcome_response(request, outcome, request.url.query)
 
 
-async def authorize_continue(request: Request) -> Response:
-    """Back from the login pages: the same authorization request, with the fresh session."""
-    edge: Edge = request.app.state.edge
-    flow = edge.flow(request)
-    session = await edge.provider.session_user(request.cookies.get(http.SESSION_COOKIE))
-    if flow is None or session is None:
-        return edge.message(request, "expired")
-    oreq = http.query_request(flow["q"], edge.provider.issuer)
-    outcome = await edge.provider.authorize(oreq, session[0], fresh_login=True)
-    response = await edge.outcome_response(request, outcome, flow["q"])
-    if outcome.reply is not None:
-        http.clear_cookie(response, http.FLOW_COOKIE)
-    return response
-
-
 async def token(request: Request) -> Response:
     form = await http.limited_form(request)
     if form is None:
@@ -252,7 +237,7 @@ async def totp_submit(request: Request) -> Response:
         )
     except grpc.aio.AioRpcError as error:
         return edge.page(request, "totp.html", 401, csrf=flow["csrf"], error=_error_text(edge.words(request), error))
-    return _signed_in(edge, result)
+    return await _signed_in(edge, request, flow, result)
 
 
 async def enroll_page(request: Request) -> Response:
@@ -284,15 +269,21 @@ async def enroll_submit(request: Request) -> Response:
         )
     except grpc.aio.AioRpcError as error:
         return edge.message(request, _error_text(edge.words(request), error), 401)
-    return _signed_in(edge, result)
+    return await _signed_in(edge, request, flow, result)
 
 
-def _signed_in(edge: Edge, result: ipb.Authentication) -> Response:
-    session = edge.provider.new_session(
+async def _signed_in(edge: Edge, request: Request, flow: dict[str, Any], result: ipb.Authentication) -> Response:
+    """The citizen just authenticated: open the SSO session and answer the pending authorization
+    request in the same response (no extra round trip through the browser)."""
+    cookie, user = edge.provider.new_session(
         result.id_number, result.auth_time, str(result.assurance_level), list(result.amr)
     )
-    response = RedirectResponse("/authorize/continue", status_code=303)
-    http.set_cookie(response, http.SESSION_COOKIE, session)
+    oreq = http.query_request(flow["q"], edge.provider.issuer)
+    outcome = await edge.provider.authorize(oreq, user, fresh_login=True)
+    response = await edge.outcome_response(request, outcome, flow["q"])
+    http.set_cookie(response, http.SESSION_COOKIE, cookie)
+    if outcome.reply is not None:
+        http.clear_cookie(response, http.FLOW_COOKIE)
     return response
 
 
@@ -329,7 +320,6 @@ ROUTES = [
     Route("/.well-known/openid-configuration", discovery),
     Route("/jwks", jwks),
     Route("/authorize", authorize),
-    Route("/authorize/continue", authorize_continue),
     Route("/token", token, methods=["POST"]),
     Route("/userinfo", userinfo, methods=["GET", "POST"]),
     Route("/revoke", revoke, methods=["POST"]),
