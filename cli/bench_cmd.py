@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.table import Table
@@ -25,16 +26,7 @@ def bench_auth(
     """Password + TOTP sign-ins per second through identity (mTLS) beside raw Argon2id verifications."""
     info = stack_info(var, as_json)
     result = run(lambda: auth.run(info, var / "secrets", seconds, concurrency, raw_seconds), as_json)
-
-    def show() -> None:
-        table = Table(title="bench auth: password + TOTP through identity over mTLS")
-        table.add_column("figure")
-        table.add_column("value", justify="right")
-        for key, value in result.items():
-            table.add_row(key, str(value))
-        console.print(table)
-
-    emit(result, as_json, show)
+    emit(result, as_json, lambda: _table("bench auth: password + TOTP through identity over mTLS", result))
 
 
 @app.command("sso")
@@ -48,13 +40,14 @@ def bench_sso(
     """Browserless sign-ins, client_credentials, refresh, discovery and JWKS through the edge."""
     info = stack_info(var, as_json)
     result = run(lambda: sso.run(info, var, seconds, concurrency, raw_seconds), as_json)
+    title = "bench sso: the OpenID Provider (edge) on this machine, load generator included"
+    emit(result, as_json, lambda: _table(title, result))
 
-    def show() -> None:
-        table = Table(title="bench sso: the OpenID Provider (edge) on this machine, load generator included")
-        table.add_column("figure")
-        table.add_column("value", justify="right")
-        for key, value in result.items():
-            table.add_row(key, json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else str(value))
-        console.print(table)
 
-    emit(result, as_json, show)
+def _table(title: str, result: dict[str, Any]) -> None:
+    table = Table(title=title)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in result.items():
+        table.add_row(key, json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else str(value))
+    console.print(table)

@@ -142,3 +142,58 @@ async def test_client_credentials_for_an_agency(http: httpx.AsyncClient, info: S
     assert claims.claims["sub"] == agency["client_id"]
     assert "urn:dinhdanh:service:vault" in claims.claims["aud"]
     assert claims.claims["scope"] == "vault.issue"
+
+
+async def test_first_sign_in_enrolls_totp_on_the_login_pages(
+    http: httpx.AsyncClient, info: StackInfo, fresh_citizen: Citizen
+) -> None:
+    import re
+
+    from bench.browserless import pkce_pair
+    from identity import totp
+    from tests.identity_calls import PASSWORD, activate
+
+    async with info.channel("identity") as identity:
+        await activate(identity, fresh_citizen, "test-enroll")  # no TOTP yet
+    flow = portal_flow(info)
+    browser = Browser(http)
+    _, challenge = pkce_pair()
+    page = await browser.follow("GET", flow.authorize_url("s", "n", challenge), stop_at=flow.redirect_uri)
+    page = await browser.follow(
+        "POST",
+        f"{info.oidc_issuer}/login",
+        stop_at=flow.redirect_uri,
+        data={"csrf": csrf_of(page), "id_number": fresh_citizen.id_number, "password": PASSWORD},
+    )
+    assert 'src="data:image/png;base64,' in page.text
+    assert 'autocomplete="one-time-code"' in page.text
+    secret = re.search(r'<code id="secret">([A-Z2-7]+)</code>', page.text)
+    assert secret
+    wrong = await browser.follow("POST", f"{info.oidc_issuer}/login/enroll", stop_at=flow.redirect_uri,
+                                 data={"csrf": csrf_of(page), "code": "000000"})  # fmt: skip
+    assert wrong.status_code == 401
+    done = await browser.follow("POST", f"{info.oidc_issuer}/login/enroll", stop_at=flow.redirect_uri,
+                                data={"csrf": csrf_of(page), "code": totp.code_at(secret.group(1))})  # fmt: skip
+    if 'name="decision"' in done.text:
+        done = await browser.follow("POST", f"{info.oidc_issuer}/consent", stop_at=flow.redirect_uri,
+                                    data={"csrf": csrf_of(done), "decision": "allow"})  # fmt: skip
+    assert "code" in callback_params(done)
+
+
+async def test_wrong_password_and_english_pages(http: httpx.AsyncClient, info: StackInfo) -> None:
+    from bench.browserless import pkce_pair
+
+    flow = portal_flow(info)
+    browser = Browser(http)
+    _, challenge = pkce_pair()
+    page = await browser.follow("GET", flow.authorize_url("s", "n", challenge), stop_at=flow.redirect_uri)
+    english = await browser.request("GET", f"{info.oidc_issuer}/login?lang=en")
+    assert '<html lang="en">' in english.text
+    assert "Sign in with your national e-identity" in english.text
+    reply = await browser.request(
+        "POST",
+        f"{info.oidc_issuer}/login",
+        data={"csrf": csrf_of(page), "id_number": "001099000001", "password": "nope nope"},
+    )
+    assert reply.status_code == 401
+    assert "Wrong ID number or password." in reply.text  # the language choice is remembered

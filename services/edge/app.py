@@ -225,18 +225,29 @@ async def totp_page(request: Request) -> Response:
 
 
 async def totp_submit(request: Request) -> Response:
+    return await _second_factor(request, "totp.html", lambda edge, ticket, code, source: edge.identity.VerifyTotp(
+        ipb.VerifyTotpRequest(ticket=ticket, code=code, source=source), timeout=RPC_TIMEOUT))  # fmt: skip
+
+
+async def enroll_submit(request: Request) -> Response:
+    return await _second_factor(request, None, lambda edge, ticket, code, source: edge.identity.ConfirmTotpEnrollment(
+        ipb.ConfirmTotpEnrollmentRequest(ticket=ticket, code=code, source=source), timeout=RPC_TIMEOUT))  # fmt: skip
+
+
+async def _second_factor(request: Request, retry_page: str | None, call: Any) -> Response:
+    """The TOTP code (to sign in, or to confirm a new enrollment): on success, the citizen is signed in."""
     edge: Edge = request.app.state.edge
     flow, form = edge.flow(request), await _fields(request)
     if flow is None or form is None or "ticket" not in flow or not _csrf_ok(flow, form):
         return edge.message(request, "expired")
     source, _ = _source(request)
     try:
-        result = await edge.identity.VerifyTotp(
-            ipb.VerifyTotpRequest(ticket=flow["ticket"], code=str(form.get("code", "")).strip()[:12], source=source),
-            timeout=RPC_TIMEOUT,
-        )
+        result = await call(edge, flow["ticket"], str(form.get("code", "")).strip()[:12], source)
     except grpc.aio.AioRpcError as error:
-        return edge.page(request, "totp.html", 401, csrf=flow["csrf"], error=_error_text(edge.words(request), error))
+        text = _error_text(edge.words(request), error)
+        if retry_page is None:
+            return edge.message(request, text, 401)
+        return edge.page(request, retry_page, 401, csrf=flow["csrf"], error=text)
     return await _signed_in(edge, request, flow, result)
 
 
@@ -254,22 +265,6 @@ async def enroll_page(request: Request) -> Response:
         return edge.message(request, _error_text(edge.words(request), error))
     qr = base64.b64encode(enrollment.qr_png).decode()
     return edge.page(request, "enroll.html", csrf=flow["csrf"], qr=qr, secret=enrollment.secret)
-
-
-async def enroll_submit(request: Request) -> Response:
-    edge: Edge = request.app.state.edge
-    flow, form = edge.flow(request), await _fields(request)
-    if flow is None or form is None or "ticket" not in flow or not _csrf_ok(flow, form):
-        return edge.message(request, "expired")
-    source, _ = _source(request)
-    try:
-        result = await edge.identity.ConfirmTotpEnrollment(
-            ipb.ConfirmTotpEnrollmentRequest(ticket=flow["ticket"], code=str(form.get("code", ""))[:12], source=source),
-            timeout=RPC_TIMEOUT,
-        )
-    except grpc.aio.AioRpcError as error:
-        return edge.message(request, _error_text(edge.words(request), error), 401)
-    return await _signed_in(edge, request, flow, result)
 
 
 async def _signed_in(edge: Edge, request: Request, flow: dict[str, Any], result: ipb.Authentication) -> Response:
