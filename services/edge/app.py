@@ -103,8 +103,12 @@ def _csrf_ok(flow: dict[str, Any], form: dict[str, Any]) -> bool:
 
 
 def _source(request: Request) -> tuple[str, str | None]:
+    """Where a sign-in comes from, for throttling: the browser's device id when it has one, else its
+    address (so clients that drop cookies are still counted); and a device id to set, if new."""
     device, new = http.device_id(request)
-    return f"device:{device}", (device if new else None)
+    if new:
+        return f"ip:{request.client.host if request.client else 'unknown'}", device
+    return f"device:{device}", None
 
 
 # -- OpenID Provider endpoints ----------------------------------------------------------------------
@@ -208,11 +212,11 @@ async def login_submit(request: Request) -> Response:
                              csrf=flow["csrf"], client_name=flow.get("client"), id_number=id_number,
                              error=_error_text(edge.words(request), error))  # fmt: skip
     else:
-        flow.update(ticket=step.ticket, enroll=step.next_step == ipb.NEXT_STEP_TOTP_ENROLLMENT)
+        flow.update(ticket=step.ticket, source=source, enroll=step.next_step == ipb.NEXT_STEP_TOTP_ENROLLMENT)
         response = RedirectResponse("/login/enroll" if flow["enroll"] else "/login/totp", status_code=303)
         edge.save_flow(response, flow)
     if new_device:
-        http.set_cookie(response, http.DEVICE_COOKIE, source.split(":", 1)[1], max_age=400 * 86400)
+        http.set_cookie(response, http.DEVICE_COOKIE, new_device, max_age=400 * 86400)
     return response
 
 
@@ -240,9 +244,8 @@ async def _second_factor(request: Request, retry_page: str | None, call: Any) ->
     flow, form = edge.flow(request), await _fields(request)
     if flow is None or form is None or "ticket" not in flow or not _csrf_ok(flow, form):
         return edge.message(request, "expired")
-    source, _ = _source(request)
     try:
-        result = await call(edge, flow["ticket"], str(form.get("code", "")).strip()[:12], source)
+        result = await call(edge, flow["ticket"], str(form.get("code", "")).strip()[:12], flow["source"])
     except grpc.aio.AioRpcError as error:
         text = _error_text(edge.words(request), error)
         if retry_page is None:
@@ -256,10 +259,9 @@ async def enroll_page(request: Request) -> Response:
     flow = edge.flow(request)
     if flow is None or "ticket" not in flow:
         return edge.message(request, "expired")
-    source, _ = _source(request)
     try:
         enrollment = await edge.identity.StartTotpEnrollment(
-            ipb.StartTotpEnrollmentRequest(ticket=flow["ticket"], source=source), timeout=RPC_TIMEOUT
+            ipb.StartTotpEnrollmentRequest(ticket=flow["ticket"], source=flow["source"]), timeout=RPC_TIMEOUT
         )
     except grpc.aio.AioRpcError as error:
         return edge.message(request, _error_text(edge.words(request), error))
