@@ -191,8 +191,11 @@ async def test_oversized_token_request_body(http: httpx.AsyncClient, info: Stack
 
 async def test_logout_to_an_unregistered_uri_is_refused(http: httpx.AsyncClient, info: StackInfo) -> None:
     flow = portal_flow(info)
-    reply = await http.get(f"{info.oidc_issuer}/logout", params={
-        "client_id": flow.client_id, "post_logout_redirect_uri": "https://attacker.example/"})  # fmt: skip
+    params = {"client_id": flow.client_id, "post_logout_redirect_uri": "https://attacker.example/"}
+    asked = await http.get(f"{info.oidc_issuer}/logout", params=params)
+    assert asked.status_code == 200  # no id_token_hint: the citizen is asked first (a POST confirms)
+    assert 'action="/logout"' in asked.text
+    reply = await http.post(f"{info.oidc_issuer}/logout", data=params)
     assert reply.status_code == 400
     assert "location" not in reply.headers
 

@@ -167,6 +167,10 @@ async def logout(request: Request) -> Response:
     params = dict(request.query_params)
     if request.method == "POST":
         params.update(await _fields(request) or {})
+    if request.method == "GET" and not params.get("id_token_hint"):
+        # RP-Initiated Logout §2: without a hint, ask; a cross-site GET then ends nothing, and the
+        # confirming POST carries the (SameSite=Lax) session cookie only from this site.
+        return edge.page(request, "logout.html", params=params)
     session = await edge.provider.session_user(request.cookies.get(http.SESSION_COOKIE))
     target = await edge.provider.logout_target(params)
     if isinstance(target, str) and target.startswith("error:"):
