@@ -127,3 +127,15 @@ async def test_rotation_publishes_before_signing_and_keeps_the_old_key(pool: asy
     assert current_es.kid in published  # the old one stays until its tokens expire
     assert len([k for k in published if k not in before]) == 1  # and a new next key is published
     assert json.dumps(ring.jwks()).count('"d"') == 0
+
+
+def test_keys_rotate_command(stack: Stack) -> None:
+    code, before = dinhdanh(stack, "keys", "rotate", "--alg", "RS256")
+    assert code == 0
+    states = [k["state"] for k in before["keys"] if k["alg"] == "RS256"]
+    assert states.count("current") == 1
+    assert states.count("next") == 1
+    assert states.count("retired") >= 1
+    code, bad = dinhdanh(stack, "keys", "rotate", "--alg", "HS256")
+    assert code == 1
+    assert "RS256" in bad["error"]
