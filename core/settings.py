@@ -26,3 +26,8 @@ class Settings(BaseSettings):
     argon2_workers: int = Field(default=0, ge=0)  # 0: one per core
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "info"
+    s3_endpoint: str = ""  # host:port of the S3 server (the vault's object store)
+    s3_access_key: str = ""
+    s3_secret_key: str = ""
+    s3_secure: bool = False  # TLS to S3 (off for the loopback SeaweedFS of the local stack)
+    vault_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)  # largest document the vault accepts

@@ -14,12 +14,13 @@ import uvloop
 
 from core import logs
 from core.settings import Settings
-from services import identity_server, registry_server
+from services import identity_server, registry_server, vault_server
 from services.server import ServiceSpec, serve
 
 BUILDERS: dict[str, Callable[[Settings], Awaitable[ServiceSpec]]] = {
     "registry": registry_server.build,
     "identity": identity_server.build,
+    "vault": vault_server.build,
 }
 
 

@@ -21,6 +21,7 @@ class Ports:
     weed_filer_grpc: int = 18889
     registry: int = 50051
     identity: int = 50052
+    vault: int = 50053
     edge: int = 18000
     portal: int = 18001
     portal_2: int = 18002

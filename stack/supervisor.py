@@ -36,7 +36,7 @@ from stack.seaweed import SeaweedS3
 from stack.secrets import SecretStore
 
 LAYOUT = "1"
-SERVICES = ("registry", "identity")
+SERVICES = ("registry", "identity", "vault")
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -194,6 +194,13 @@ class Stack:
             "DINHDANH_IDENTITY_KEY_FILE": str(self.secrets.path("identity.key")),
             "DINHDANH_ISSUER": web.issuer(self.ports),
         }
+        if name == "vault":
+            assert self.s3 is not None
+            env |= {
+                "DINHDANH_S3_ENDPOINT": self.s3.endpoint,
+                "DINHDANH_S3_ACCESS_KEY": self.s3.access_key,
+                "DINHDANH_S3_SECRET_KEY": self.s3.secret_key,
+            }
         process = ManagedProcess(name, [sys.executable, "-m", "services", name], self.var / "logs" / f"{name}.log", env)
         process.start()
         self.services[name] = process

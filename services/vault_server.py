@@ -1,0 +1,173 @@
+"""gRPC translation for the personal document vault (protos/vault/v1/vault.proto).
+
+Every RPC is for a citizen's access token with the audience ``urn:dinhdanh:service:vault``. No scope is
+required beyond that audience: the portals' scopes (identity.oidc.clients.PORTAL_SCOPES) have no vault
+scope yet, and the audience already limits the token to this service. The citizen is the token's
+subject, turned back into their ID number here and into a pseudonymous owner reference by the domain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from core.callers import Allow, current_principal
+from core.errors import DomainError, InvalidArgument, Unauthenticated
+from core.settings import Settings
+from db.pool import open_pool
+from identity.oidc.subjects import Subjects
+from identity.sealing import load_or_create_key
+from protos.vault.v1 import vault_pb2 as pb
+from protos.vault.v1 import vault_pb2_grpc as pb_grpc
+from services.server import ServiceSpec, token_verifier
+from vault.documents import Corrupt, Document, DocumentType, TooLarge, Upload, parse_id
+from vault.keyring import Keyring
+from vault.objects import ObjectStore
+from vault.service import VaultService
+from vault.store import VaultStore
+
+NAME = pb.DESCRIPTOR.services_by_name["Vault"].full_name
+CITIZENS = Allow.of(citizens=True)
+POLICY = {f"/{NAME}/{method}": CITIZENS for method in ("Upload", "ListDocuments", "GetDocument", "Download",
+                                                         "DeleteDocument")}  # fmt: skip
+MAX_MESSAGE = 2 * 1024 * 1024  # chunks of up to 1 MiB, with room for framing
+
+TYPES: dict[int, DocumentType] = {
+    pb.DOCUMENT_TYPE_CITIZEN_ID_CARD: DocumentType.CITIZEN_ID_CARD,
+    pb.DOCUMENT_TYPE_BIRTH_CERTIFICATE: DocumentType.BIRTH_CERTIFICATE,
+    pb.DOCUMENT_TYPE_RESIDENCE_CONFIRMATION: DocumentType.RESIDENCE_CONFIRMATION,
+    pb.DOCUMENT_TYPE_DIPLOMA: DocumentType.DIPLOMA,
+    pb.DOCUMENT_TYPE_CRIMINAL_RECORD_CERTIFICATE: DocumentType.CRIMINAL_RECORD_CERTIFICATE,
+    pb.DOCUMENT_TYPE_HEALTH_BOOK: DocumentType.HEALTH_BOOK,
+    pb.DOCUMENT_TYPE_OTHER: DocumentType.OTHER,
+}
+TYPE_PB = {domain: number for number, domain in TYPES.items()}
+STATUS: dict[type[DomainError], grpc.StatusCode] = {
+    TooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    Corrupt: grpc.StatusCode.DATA_LOSS,
+}
+T = TypeVar("T")
+
+
+def document_pb(d: Document) -> pb.Document:
+    created = Timestamp()
+    created.FromDatetime(d.created_at)
+    return pb.Document(
+        id=str(d.id),
+        document_type=TYPE_PB[d.document_type],  # type: ignore[arg-type]
+        title=d.title,
+        filename=d.filename,
+        content_type=d.content_type,
+        size_bytes=d.size_bytes,
+        sha256=d.sha256,
+        created_at=created,
+    )
+
+
+async def _status(context: grpc.aio.ServicerContext, call: Callable[[], Awaitable[T]]) -> T:
+    """Run ``call``; the vault's own errors get the status codes the shared interceptor does not know."""
+    try:
+        return await call()
+    except (TooLarge, Corrupt) as error:
+        await context.abort(STATUS[type(error)], error.message)
+        raise  # unreachable: abort raises
+
+
+class VaultServicer(pb_grpc.VaultServicer):
+    def __init__(self, service: VaultService, subjects: Subjects) -> None:
+        self._service = service
+        self._subjects = subjects
+
+    def _citizen(self) -> str:
+        id_number = self._subjects.id_number(current_principal().subject)
+        if id_number is None:
+            raise Unauthenticated("the token's subject is not a citizen of this platform")
+        return id_number
+
+    async def Upload(
+        self, request_iterator: AsyncIterator[pb.UploadRequest], context: grpc.aio.ServicerContext
+    ) -> pb.Document:
+        citizen = self._citizen()
+        first = await anext(aiter(request_iterator), None)
+        if first is None or first.WhichOneof("item") != "metadata":
+            raise InvalidArgument("the first message must carry the metadata")
+        meta = first.metadata
+        kind = TYPES.get(meta.document_type)
+        if kind is None:
+            raise InvalidArgument("document_type is required")
+        upload = Upload(kind, meta.title, meta.filename)
+
+        async def chunks() -> AsyncIterator[bytes]:
+            async for message in request_iterator:
+                if message.WhichOneof("item") != "chunk":
+                    raise InvalidArgument("only the first message carries metadata")
+                if message.chunk:
+                    yield message.chunk
+
+        return document_pb(await _status(context, lambda: self._service.upload(citizen, upload, chunks())))
+
+    async def ListDocuments(
+        self, request: pb.ListDocumentsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListDocumentsResponse:
+        kind = TYPES.get(request.document_type) if request.document_type else None
+        if request.document_type and kind is None:
+            raise InvalidArgument("unknown document_type")
+        found, token = await self._service.documents(self._citizen(), kind, request.page_size, request.page_token)
+        return pb.ListDocumentsResponse(documents=[document_pb(d) for d in found], next_page_token=token)
+
+    async def GetDocument(self, request: pb.GetDocumentRequest, context: grpc.aio.ServicerContext) -> pb.Document:
+        return document_pb(await self._service.document(self._citizen(), parse_id(request.id)))
+
+    async def Download(
+        self, request: pb.DownloadRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.DownloadResponse]:
+        document, content = await _status(
+            context, lambda: self._service.download(self._citizen(), parse_id(request.id))
+        )
+        yield pb.DownloadResponse(metadata=document_pb(document))
+        try:
+            async for chunk in content:
+                yield pb.DownloadResponse(chunk=chunk)
+        except Corrupt as error:
+            await context.abort(grpc.StatusCode.DATA_LOSS, error.message)
+
+    async def DeleteDocument(
+        self, request: pb.DeleteDocumentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteDocumentResponse:
+        await self._service.delete(self._citizen(), parse_id(request.id))
+        return pb.DeleteDocumentResponse()
+
+
+async def build(settings: Settings) -> ServiceSpec:
+    from minio import Minio
+
+    if not settings.s3_endpoint:
+        raise SystemExit("vault: DINHDANH_S3_ENDPOINT is not set")
+    pool = await open_pool(settings.postgres_dsn, settings.db_pool_size)
+    master = load_or_create_key(settings.identity_key_file)
+    store = VaultStore(pool)
+    client = Minio(
+        settings.s3_endpoint,
+        access_key=settings.s3_access_key,
+        secret_key=settings.s3_secret_key,
+        secure=settings.s3_secure,
+    )
+    objects = ObjectStore(client)
+    service = VaultService(store, objects, Keyring(master, store), settings.vault_max_bytes)
+    servicer = VaultServicer(service, Subjects(master))
+
+    async def close_objects() -> None:
+        objects.close()
+
+    return ServiceSpec(
+        name="vault",
+        service_names=(NAME,),
+        register=lambda server: pb_grpc.add_VaultServicer_to_server(servicer, server),
+        policy=POLICY,
+        on_stop=[pool.close, close_objects],
+        max_message=MAX_MESSAGE,
+        verifier=token_verifier(settings, "vault", pool),
+    )

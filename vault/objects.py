@@ -1,0 +1,137 @@
+"""The vault's objects in S3 (minio client): ciphertext streamed in and out, never a whole document in memory.
+
+Upload: minio's ``put_object`` runs in a worker thread with an unknown length (``length=-1``) and a 5 MiB
+``part_size``, reading from a file-like :class:`_Pipe` that the event loop fills with ciphertext pieces
+through a bounded queue. So memory per upload is one part (5 MiB, what S3 multipart needs at least) plus
+the queue (``QUEUE_PIECES`` segments); an object that fits one part is a single PUT, a larger one a
+multipart upload that minio aborts if the pipe fails. Parts are uploaded one at a time
+(``num_parallel_uploads=1``) to keep that bound.
+
+Download: ``get_object`` in a worker thread, its body read one segment at a time as the consumer pulls.
+
+Object names are random UUIDs chosen by the caller: they reveal nothing about owner or content.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import queue
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+
+from minio import Minio
+from minio.error import S3Error
+
+from core import logs
+
+log = logs.get("vault.objects")
+
+BUCKET = "vault"
+PART_SIZE = 5 * 1024 * 1024
+QUEUE_PIECES = 4
+UPLOAD_THREADS = 16  # uploads in flight at once; more wait for a thread (their senders feel backpressure)
+
+
+class _Aborted(Exception):
+    """The producer gave up: the object must not be completed."""
+
+
+_EOF = object()
+_ABORT = object()
+
+
+class _Pipe:
+    """A blocking file-like reader (for minio's thread) over pieces the event loop puts in a queue."""
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue[object] = queue.Queue(maxsize=QUEUE_PIECES)
+        self._piece = memoryview(b"")
+        self._done = False
+
+    def read(self, size: int = -1) -> bytes:
+        while not self._piece and not self._done:
+            item = self.queue.get()
+            if item is _ABORT:
+                raise _Aborted("upload abandoned")
+            if item is _EOF:
+                self._done = True
+            else:
+                assert isinstance(item, bytes)
+                self._piece = memoryview(item)
+        if size < 0:
+            size = len(self._piece)
+        out, self._piece = bytes(self._piece[:size]), self._piece[size:]
+        return out
+
+
+class ObjectStore:
+    def __init__(self, client: Minio, bucket: str = BUCKET) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._uploads = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="vault-upload")
+
+    async def put(self, name: str, pieces: AsyncIterator[bytes]) -> None:
+        """Store the object ``name`` from ``pieces``; if ``pieces`` raises, nothing is stored and it re-raises."""
+        pipe = _Pipe()
+        loop = asyncio.get_running_loop()
+        upload = loop.run_in_executor(self._uploads, self._put_blocking, name, pipe)
+        try:
+            async for piece in pieces:
+                await self._send(pipe, piece, upload)
+            await self._send(pipe, _EOF, upload)
+        except BaseException:
+            await self._send(pipe, _ABORT, upload, give_up=True)
+            await asyncio.gather(upload, return_exceptions=True)
+            await self.delete(name)  # best effort, should the object have been completed after all
+            raise
+        await upload  # S3 confirmed the object (or raises)
+
+    @staticmethod
+    async def _send(pipe: _Pipe, item: object, upload: asyncio.Future[object], give_up: bool = False) -> None:
+        """Put ``item`` in the pipe, waiting for room without blocking the loop; stop if the upload ended."""
+        while True:
+            try:
+                pipe.queue.put_nowait(item)
+                return
+            except queue.Full:
+                if upload.done():
+                    if give_up:
+                        return
+                    upload.result()  # raises the S3 error
+                    raise RuntimeError("the upload ended before its data did") from None
+                await asyncio.sleep(0.002)
+
+    def _put_blocking(self, name: str, pipe: _Pipe) -> None:
+        self._client.put_object(
+            self._bucket,
+            name,
+            pipe,  # type: ignore[arg-type]
+            length=-1,
+            part_size=PART_SIZE,
+            num_parallel_uploads=1,
+            content_type="application/octet-stream",
+        )
+
+    async def chunks(self, name: str, size: int) -> AsyncIterator[bytes]:
+        """The object's bytes in pieces of at most ``size``, fetched as they are consumed."""
+        response = await asyncio.to_thread(self._client.get_object, self._bucket, name)
+        try:
+            stream = response.stream(size)
+            while True:
+                piece = await asyncio.to_thread(next, stream, None)
+                if piece is None:
+                    return
+                yield piece
+        finally:
+            response.close()
+            response.release_conn()
+
+    async def delete(self, name: str) -> None:
+        """Remove the object, best effort: a leftover is an orphan for the (future) sweeper, not an error."""
+        try:
+            await asyncio.to_thread(self._client.remove_object, self._bucket, name)
+        except (S3Error, OSError) as error:
+            log.warning("vault.object_delete_failed", error_type=type(error).__name__)
+
+    def close(self) -> None:
+        self._uploads.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,163 @@
+"""Use cases of the personal document vault. The caller is a citizen, named by their ID number.
+
+Upload: the content arrives in chunks and goes straight through type detection, SHA-256 and the streaming
+AEAD (a fresh data key per document, associated data binding owner reference and document id) to S3
+(vault.objects). Only after S3 confirmed the object is the metadata row, with the data key wrapped by the
+citizen's KEK, committed: a failure in between leaves no visible document (the object is deleted best
+effort; a sweeper for objects without a row is future work).
+
+Download: ciphertext is read, decrypted and authenticated segment by segment; the final segment is
+released only after the end of the object and the plaintext SHA-256 recorded at upload are verified.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+from core.errors import InvalidArgument, NotFound
+from vault.content_types import Sniffer
+from vault.crypto.envelope import KeyUnwrapError, new_data_key, unwrap_data_key, wrap_data_key
+from vault.crypto.streaming import DEFAULT_SEGMENT_SIZE, CorruptObject, Decryptor, Encryptor
+from vault.documents import Corrupt, Document, DocumentType, TooLarge, Upload
+from vault.keyring import Keyring
+from vault.objects import ObjectStore
+from vault.store import Cursor, StoredObject, VaultStore
+
+DEFAULT_PAGE = 20
+MAX_PAGE = 100
+SEGMENT_SIZE = DEFAULT_SEGMENT_SIZE  # 1 MiB ciphertext segments (Tink's AES256_GCM_HKDF_1MB)
+
+
+def associated_data(owner_ref: str, document_id: uuid.UUID) -> bytes:
+    """Binds an object's ciphertext to its owner and document: it opens for nothing else."""
+    return b"dinhdanh/vault/object/v1\0" + owner_ref.encode() + b"\0" + str(document_id).encode()
+
+
+def _page_token(document: Document) -> str:
+    raw = json.dumps([document.created_at.isoformat(), str(document.id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _cursor(token: str) -> Cursor | None:
+    if not token:
+        return None
+    try:
+        created_at, document_id = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        when = datetime.fromisoformat(created_at)
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        return Cursor(when, uuid.UUID(document_id))
+    except (ValueError, TypeError):
+        raise InvalidArgument("invalid page_token") from None
+
+
+class VaultService:
+    def __init__(self, store: VaultStore, objects: ObjectStore, keyring: Keyring, max_bytes: int) -> None:
+        self._store = store
+        self._objects = objects
+        self._keyring = keyring
+        self.max_bytes = max_bytes
+
+    async def upload(self, id_number: str, upload: Upload, chunks: AsyncIterator[bytes]) -> Document:
+        owner = self._keyring.owner_ref(id_number)
+        kek = await self._keyring.kek(owner, create=True)
+        assert kek is not None
+        document_id, object_name = uuid.uuid4(), str(uuid.uuid4())
+        data_key = new_data_key()
+        encryptor = Encryptor(data_key, associated_data(owner, document_id), SEGMENT_SIZE)
+        sniffer, digest = Sniffer(), hashlib.sha256()
+        seen = {"size": 0, "type": ""}
+
+        async def ciphertext() -> AsyncIterator[bytes]:
+            async for chunk in chunks:
+                seen["size"] += len(chunk)
+                if seen["size"] > self.max_bytes:
+                    raise TooLarge(f"the document is larger than {self.max_bytes} bytes")
+                sniffer.feed(chunk)
+                digest.update(chunk)
+                for piece in encryptor.update(chunk):
+                    yield piece
+            if seen["size"] == 0:
+                raise InvalidArgument("empty document")
+            seen["type"] = sniffer.finish()
+            yield encryptor.finish()
+
+        await self._objects.put(object_name, ciphertext())
+        document = Document(
+            id=document_id,
+            document_type=upload.document_type,
+            title=upload.title.strip(),
+            filename=upload.filename,
+            content_type=seen["type"],
+            size_bytes=seen["size"],
+            sha256=digest.digest(),
+            created_at=datetime.now(UTC),
+        )
+        stored = StoredObject(document, object_name, wrap_data_key(kek, data_key, str(document_id)), SEGMENT_SIZE)
+        try:
+            return await self._store.add_document(owner, stored)
+        except BaseException:
+            await self._objects.delete(object_name)
+            raise
+
+    async def document(self, id_number: str, document_id: uuid.UUID) -> Document:
+        return (await self._stored(self._keyring.owner_ref(id_number), document_id)).document
+
+    async def documents(
+        self, id_number: str, document_type: DocumentType | None, page_size: int, page_token: str
+    ) -> tuple[list[Document], str]:
+        """One page of the citizen's documents, newest first, and the token of the next page ("" at the end)."""
+        if page_size < 0:
+            raise InvalidArgument("page_size must not be negative")
+        limit = min(page_size or DEFAULT_PAGE, MAX_PAGE)
+        owner = self._keyring.owner_ref(id_number)
+        found = await self._store.documents(owner, document_type, _cursor(page_token), limit + 1)
+        page = found[:limit]
+        return page, _page_token(page[-1]) if len(found) > limit else ""
+
+    async def download(self, id_number: str, document_id: uuid.UUID) -> tuple[Document, AsyncIterator[bytes]]:
+        """The metadata, and the verified plaintext as it is read (void unless the iterator ends normally)."""
+        owner = self._keyring.owner_ref(id_number)
+        stored = await self._stored(owner, document_id)
+        kek = await self._keyring.kek(owner, create=False)
+        if kek is None:
+            raise Corrupt("the document's key is gone")
+        try:
+            data_key = unwrap_data_key(kek, stored.wrapped_key, str(document_id))
+        except KeyUnwrapError:
+            raise Corrupt("the document's key does not open") from None
+        return stored.document, self._plaintext(owner, stored, data_key)
+
+    async def _plaintext(self, owner: str, stored: StoredObject, data_key: bytes) -> AsyncIterator[bytes]:
+        document = stored.document
+        decryptor = Decryptor(data_key, associated_data(owner, document.id), stored.segment_size)
+        digest, size = hashlib.sha256(), 0
+        try:
+            async for piece in self._objects.chunks(stored.object_name, stored.segment_size):
+                for plain in decryptor.update(piece):
+                    digest.update(plain)
+                    size += len(plain)
+                    yield plain
+            last = decryptor.finish()
+        except CorruptObject:
+            raise Corrupt("the stored document is damaged") from None
+        digest.update(last)
+        if size + len(last) != document.size_bytes or digest.digest() != document.sha256:
+            raise Corrupt("the stored document does not match its checksum")
+        if last:
+            yield last
+
+    async def delete(self, id_number: str, document_id: uuid.UUID) -> None:
+        if not await self._store.soft_delete(self._keyring.owner_ref(id_number), document_id):
+            raise NotFound("no such document")
+
+    async def _stored(self, owner: str, document_id: uuid.UUID) -> StoredObject:
+        stored = await self._store.document(owner, document_id)
+        if stored is None:
+            raise NotFound("no such document")
+        return stored
