@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from bench import auth, sso
+from bench import auth, sso, vault
 from cli.output import JsonOption, VarOption, console, emit, run, stack_info
 
 app = typer.Typer(help="Benchmarks against a running stack (`make up` first).", no_args_is_help=True)
@@ -51,3 +51,17 @@ def _table(title: str, result: dict[str, Any]) -> None:
     for key, value in result.items():
         table.add_row(key, json.dumps(value, ensure_ascii=False) if isinstance(value, dict) else str(value))
     console.print(table)
+
+
+@app.command("vault")
+def bench_vault(
+    seconds: float = typer.Option(10.0, "--seconds", min=1.0, help="How long each phase runs."),
+    concurrency: int = typer.Option(4, "--concurrency", min=1, help="Uploads or downloads in flight."),
+    var: Path = VarOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Document upload and download through the vault (100 KiB, 5 MiB) beside raw S3 PUT/GET."""
+    info = stack_info(var, as_json)
+    result = run(lambda: vault.run(info, var, seconds, concurrency), as_json)
+    title = "bench vault: documents through the vault (mTLS, token, encryption) beside raw S3, same machine"
+    emit(result, as_json, lambda: _table(title, result))

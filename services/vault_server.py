@@ -1,9 +1,15 @@
 """gRPC translation for the personal document vault (protos/vault/v1/vault.proto).
 
-Every RPC is for a citizen's access token with the audience ``urn:dinhdanh:service:vault``. No scope is
-required beyond that audience: the portals' scopes (identity.oidc.clients.PORTAL_SCOPES) have no vault
-scope yet, and the audience already limits the token to this service. The citizen is the token's
-subject, turned back into their ID number here and into a pseudonymous owner reference by the domain.
+Every RPC but ``DeliverIssuedDocument`` is for a citizen's access token with the audience
+``urn:dinhdanh:service:vault``. No scope is required beyond that audience: the portals' scopes
+(identity.oidc.clients.PORTAL_SCOPES) have no vault scope yet, and the audience already limits the token to
+this service. The citizen is the token's subject, turned back into their ID number here and into a
+pseudonymous owner reference by the domain.
+
+``DeliverIssuedDocument`` is for an agency's ``client_credentials`` token (same audience) with the scope
+``vault.issue``; the issuer is the token's client id, the citizen is named by ID number in the metadata.
+Issued documents are read-only to the citizen: deleting or versioning one is FAILED_PRECONDITION (the
+document exists and is the caller's, the operation is what is refused).
 """
 
 from __future__ import annotations
@@ -23,16 +29,18 @@ from identity.sealing import load_or_create_key
 from protos.vault.v1 import vault_pb2 as pb
 from protos.vault.v1 import vault_pb2_grpc as pb_grpc
 from services.server import ServiceSpec, token_verifier
-from vault.documents import Corrupt, Document, DocumentType, TooLarge, Upload, parse_id
+from vault.documents import ISSUED, Corrupt, Document, DocumentType, Issued, TooLarge, Upload, parse_id
 from vault.keyring import Keyring
 from vault.objects import ObjectStore
 from vault.service import VaultService
-from vault.store import VaultStore
+from vault.store import KeyChanged, VaultStore
 
 NAME = pb.DESCRIPTOR.services_by_name["Vault"].full_name
 CITIZENS = Allow.of(citizens=True)
+ISSUERS = Allow.of(clients=True, scopes=("vault.issue",))
 POLICY = {f"/{NAME}/{method}": CITIZENS for method in ("Upload", "ListDocuments", "GetDocument", "Download",
-                                                         "DeleteDocument")}  # fmt: skip
+                                                         "DeleteDocument", "ListVersions")}  # fmt: skip
+POLICY[f"/{NAME}/DeliverIssuedDocument"] = ISSUERS
 MAX_MESSAGE = 2 * 1024 * 1024  # chunks of up to 1 MiB, with room for framing
 
 TYPES: dict[int, DocumentType] = {
@@ -48,6 +56,7 @@ TYPE_PB = {domain: number for number, domain in TYPES.items()}
 STATUS: dict[type[DomainError], grpc.StatusCode] = {
     TooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Corrupt: grpc.StatusCode.DATA_LOSS,
+    KeyChanged: grpc.StatusCode.ABORTED,
 }
 T = TypeVar("T")
 
@@ -64,6 +73,11 @@ def document_pb(d: Document) -> pb.Document:
         size_bytes=d.size_bytes,
         sha256=d.sha256,
         created_at=created,
+        source=pb.DOCUMENT_SOURCE_ISSUED if d.source == ISSUED else pb.DOCUMENT_SOURCE_UPLOADED,
+        issuer_client_id=d.issuer_client_id,
+        issuer_document_id=d.issuer_document_id,
+        issuer_signature=d.issuer_signature,
+        version=d.version,
     )
 
 
@@ -71,9 +85,19 @@ async def _status(context: grpc.aio.ServicerContext, call: Callable[[], Awaitabl
     """Run ``call``; the vault's own errors get the status codes the shared interceptor does not know."""
     try:
         return await call()
-    except (TooLarge, Corrupt) as error:
+    except (TooLarge, Corrupt, KeyChanged) as error:
         await context.abort(STATUS[type(error)], error.message)
         raise  # unreachable: abort raises
+
+
+async def _chunks(request_iterator: AsyncIterator[pb.UploadRequest] | AsyncIterator[pb.DeliverIssuedDocumentRequest]
+                  ) -> AsyncIterator[bytes]:  # fmt: skip
+    """The content chunks after the first (metadata) message."""
+    async for message in request_iterator:
+        if message.WhichOneof("item") != "chunk":
+            raise InvalidArgument("only the first message carries metadata")
+        if message.chunk:
+            yield message.chunk
 
 
 class VaultServicer(pb_grpc.VaultServicer):
@@ -98,16 +122,34 @@ class VaultServicer(pb_grpc.VaultServicer):
         kind = TYPES.get(meta.document_type)
         if kind is None:
             raise InvalidArgument("document_type is required")
+        replaces = parse_id(meta.replaces_document_id) if meta.replaces_document_id else None
+        upload = Upload(kind, meta.title, meta.filename, replaces)
+        chunks = _chunks(request_iterator)
+        return document_pb(await _status(context, lambda: self._service.upload(citizen, upload, chunks)))
+
+    async def DeliverIssuedDocument(
+        self, request_iterator: AsyncIterator[pb.DeliverIssuedDocumentRequest], context: grpc.aio.ServicerContext
+    ) -> pb.Document:
+        principal = current_principal()
+        first = await anext(aiter(request_iterator), None)
+        if first is None or first.WhichOneof("item") != "metadata":
+            raise InvalidArgument("the first message must carry the metadata")
+        meta = first.metadata
+        kind = TYPES.get(meta.document_type)
+        if kind is None:
+            raise InvalidArgument("document_type is required")
         upload = Upload(kind, meta.title, meta.filename)
+        issued = Issued(principal.client_id, meta.issuer_document_id, meta.issuer_signature)
+        chunks = _chunks(request_iterator)
+        return document_pb(
+            await _status(context, lambda: self._service.deliver(issued, meta.citizen_id_number, upload, chunks))
+        )
 
-        async def chunks() -> AsyncIterator[bytes]:
-            async for message in request_iterator:
-                if message.WhichOneof("item") != "chunk":
-                    raise InvalidArgument("only the first message carries metadata")
-                if message.chunk:
-                    yield message.chunk
-
-        return document_pb(await _status(context, lambda: self._service.upload(citizen, upload, chunks())))
+    async def ListVersions(
+        self, request: pb.ListVersionsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListVersionsResponse:
+        found = await self._service.versions(self._citizen(), parse_id(request.id))
+        return pb.ListVersionsResponse(versions=[document_pb(d) for d in found])
 
     async def ListDocuments(
         self, request: pb.ListDocumentsRequest, context: grpc.aio.ServicerContext
@@ -125,7 +167,7 @@ class VaultServicer(pb_grpc.VaultServicer):
         self, request: pb.DownloadRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.DownloadResponse]:
         document, content = await _status(
-            context, lambda: self._service.download(self._citizen(), parse_id(request.id))
+            context, lambda: self._service.download(self._citizen(), parse_id(request.id), request.version)
         )
         yield pb.DownloadResponse(metadata=document_pb(document))
         try:

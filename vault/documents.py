@@ -11,6 +11,10 @@ from core.errors import DomainError, InvalidArgument, NotFound
 
 MAX_TITLE = 200
 MAX_FILENAME = 255
+MAX_ISSUER_DOCUMENT_ID = 200
+MAX_SIGNATURE = 16 * 1024
+UPLOADED = "uploaded"
+ISSUED = "issued"
 
 
 class DocumentType(enum.Enum):
@@ -40,6 +44,7 @@ class Upload:
     document_type: DocumentType
     title: str
     filename: str
+    replaces: uuid.UUID | None = None  # a new version of this (logical) document
 
     def __post_init__(self) -> None:
         if not 0 < len(self.title.strip()) <= MAX_TITLE:
@@ -61,6 +66,34 @@ class Document:
     size_bytes: int
     sha256: bytes
     created_at: datetime
+    version: int = 1
+    row_id: uuid.UUID | None = None  # this version's own id (its data key and object); ``id`` is the document's
+    source: str = UPLOADED
+    issuer_client_id: str = ""
+    issuer_document_id: str = ""
+    issuer_signature: bytes = b""
+    shredded: bool = False  # the owner's KEK was destroyed: the content is gone for good
+
+
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """What an agency says about a document it delivers into a citizen's vault."""
+
+    issuer_client_id: str
+    issuer_document_id: str
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        if not 0 < len(self.issuer_document_id) <= MAX_ISSUER_DOCUMENT_ID:
+            raise InvalidArgument(f"issuer_document_id must be 1..{MAX_ISSUER_DOCUMENT_ID} characters")
+        if len(self.signature) > MAX_SIGNATURE:
+            raise InvalidArgument(f"issuer_signature must be at most {MAX_SIGNATURE} bytes")
+
+
+def check_id_number(id_number: str) -> str:
+    if len(id_number) != 12 or not id_number.isascii() or not id_number.isdigit():
+        raise InvalidArgument("citizen_id_number must be 12 digits")
+    return id_number
 
 
 def parse_id(text: str) -> uuid.UUID:

@@ -19,11 +19,11 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-from core.errors import InvalidArgument, NotFound
+from core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from vault.content_types import Sniffer
 from vault.crypto.envelope import KeyUnwrapError, new_data_key, unwrap_data_key, wrap_data_key
 from vault.crypto.streaming import DEFAULT_SEGMENT_SIZE, CorruptObject, Decryptor, Encryptor
-from vault.documents import Corrupt, Document, DocumentType, TooLarge, Upload
+from vault.documents import ISSUED, Corrupt, Document, DocumentType, Issued, TooLarge, Upload, check_id_number
 from vault.keyring import Keyring
 from vault.objects import ObjectStore
 from vault.store import Cursor, StoredObject, VaultStore
@@ -39,7 +39,7 @@ def associated_data(owner_ref: str, document_id: uuid.UUID) -> bytes:
 
 
 def _page_token(document: Document) -> str:
-    raw = json.dumps([document.created_at.isoformat(), str(document.id)]).encode()
+    raw = json.dumps([document.created_at.isoformat(), str(document.row_id or document.id)]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
@@ -64,12 +64,51 @@ class VaultService:
         self.max_bytes = max_bytes
 
     async def upload(self, id_number: str, upload: Upload, chunks: AsyncIterator[bytes]) -> Document:
+        """A citizen's upload: a new document, or a new version of ``upload.replaces``."""
         owner = self._keyring.owner_ref(id_number)
+        if upload.replaces is not None:
+            replaced = await self._stored(owner, upload.replaces)
+            if replaced.document.source == ISSUED:
+                raise FailedPrecondition("an issued document is read-only: it has no citizen versions")
+        stored = await self._store_content(owner, upload, upload.replaces, None, chunks)
+        assert stored is not None
+        return stored
+
+    async def deliver(self, issued: Issued, id_number: str, upload: Upload, chunks: AsyncIterator[bytes]) -> Document:
+        """An agency's delivery into a citizen's vault; the same (issuer, issuer document id) again is the same
+        document (its content is not read again)."""
+        owner = self._keyring.owner_ref(check_id_number(id_number))
+        existing = await self._delivered(owner, issued)
+        if existing is not None:
+            return existing
+        stored = await self._store_content(owner, upload, None, issued, chunks)
+        if stored is None:  # a concurrent delivery won
+            existing = await self._delivered(owner, issued)
+            assert existing is not None
+            return existing
+        return stored
+
+    async def _delivered(self, owner: str, issued: Issued) -> Document | None:
+        found = await self._store.issued(issued.issuer_client_id, issued.issuer_document_id)
+        if found is None:
+            return None
+        if found[0] != owner:
+            raise AlreadyExists("this issuer_document_id was delivered to another citizen")
+        return found[1]
+
+    async def _store_content(
+        self,
+        owner: str,
+        upload: Upload,
+        replaces: uuid.UUID | None,
+        issued: Issued | None,
+        chunks: AsyncIterator[bytes],
+    ) -> Document | None:
         kek = await self._keyring.kek(owner, create=True)
         assert kek is not None
-        document_id, object_name = uuid.uuid4(), str(uuid.uuid4())
+        row_id, object_name = uuid.uuid4(), str(uuid.uuid4())
         data_key = new_data_key()
-        encryptor = Encryptor(data_key, associated_data(owner, document_id), SEGMENT_SIZE)
+        encryptor = Encryptor(data_key, associated_data(owner, row_id), SEGMENT_SIZE)
         sniffer, digest = Sniffer(), hashlib.sha256()
         seen = {"size": 0, "type": ""}
 
@@ -89,7 +128,7 @@ class VaultService:
 
         await self._objects.put(object_name, ciphertext())
         document = Document(
-            id=document_id,
+            id=replaces or row_id,
             document_type=upload.document_type,
             title=upload.title.strip(),
             filename=upload.filename,
@@ -97,13 +136,21 @@ class VaultService:
             size_bytes=seen["size"],
             sha256=digest.digest(),
             created_at=datetime.now(UTC),
+            row_id=row_id,
+            source=ISSUED if issued else "uploaded",
+            issuer_client_id=issued.issuer_client_id if issued else "",
+            issuer_document_id=issued.issuer_document_id if issued else "",
+            issuer_signature=issued.signature if issued else b"",
         )
-        stored = StoredObject(document, object_name, wrap_data_key(kek, data_key, str(document_id)), SEGMENT_SIZE)
+        stored = StoredObject(document, object_name, wrap_data_key(kek, data_key, str(row_id)), SEGMENT_SIZE)
         try:
-            return await self._store.add_document(owner, stored)
+            added = await self._store.add_document(owner, stored)
         except BaseException:
             await self._objects.delete(object_name)
             raise
+        if added is None:
+            await self._objects.delete(object_name)
+        return added
 
     async def document(self, id_number: str, document_id: uuid.UUID) -> Document:
         return (await self._stored(self._keyring.owner_ref(id_number), document_id)).document
@@ -120,22 +167,38 @@ class VaultService:
         page = found[:limit]
         return page, _page_token(page[-1]) if len(found) > limit else ""
 
-    async def download(self, id_number: str, document_id: uuid.UUID) -> tuple[Document, AsyncIterator[bytes]]:
-        """The metadata, and the verified plaintext as it is read (void unless the iterator ends normally)."""
+    async def versions(self, id_number: str, document_id: uuid.UUID) -> list[Document]:
+        found = await self._store.versions(self._keyring.owner_ref(id_number), document_id)
+        if not found:
+            raise NotFound("no such document")
+        return found
+
+    async def download(
+        self, id_number: str, document_id: uuid.UUID, version: int = 0
+    ) -> tuple[Document, AsyncIterator[bytes]]:
+        """The metadata, and the verified plaintext as it is read (void unless the iterator ends normally).
+        The latest version unless ``version`` > 0. A crypto-shredded document is FAILED_PRECONDITION."""
+        if version < 0:
+            raise InvalidArgument("version must not be negative")
         owner = self._keyring.owner_ref(id_number)
-        stored = await self._stored(owner, document_id)
+        stored = await self._stored(owner, document_id, version)
+        if stored.document.shredded:
+            raise FailedPrecondition("the document was erased (its key was destroyed)")
         kek = await self._keyring.kek(owner, create=False)
         if kek is None:
-            raise Corrupt("the document's key is gone")
+            raise FailedPrecondition("the document was erased (its key was destroyed)")
+        row_id = stored.document.row_id
+        assert row_id is not None
         try:
-            data_key = unwrap_data_key(kek, stored.wrapped_key, str(document_id))
+            data_key = unwrap_data_key(kek, stored.wrapped_key, str(row_id))
         except KeyUnwrapError:
             raise Corrupt("the document's key does not open") from None
         return stored.document, self._plaintext(owner, stored, data_key)
 
     async def _plaintext(self, owner: str, stored: StoredObject, data_key: bytes) -> AsyncIterator[bytes]:
         document = stored.document
-        decryptor = Decryptor(data_key, associated_data(owner, document.id), stored.segment_size)
+        assert document.row_id is not None
+        decryptor = Decryptor(data_key, associated_data(owner, document.row_id), stored.segment_size)
         digest, size = hashlib.sha256(), 0
         try:
             async for piece in self._objects.chunks(stored.object_name, stored.segment_size):
@@ -153,11 +216,14 @@ class VaultService:
             yield last
 
     async def delete(self, id_number: str, document_id: uuid.UUID) -> None:
-        if not await self._store.soft_delete(self._keyring.owner_ref(id_number), document_id):
+        deleted = await self._store.soft_delete(self._keyring.owner_ref(id_number), document_id)
+        if deleted is None:
+            raise FailedPrecondition("an issued document is read-only: only its issuer can withdraw it")
+        if not deleted:
             raise NotFound("no such document")
 
-    async def _stored(self, owner: str, document_id: uuid.UUID) -> StoredObject:
-        stored = await self._store.document(owner, document_id)
+    async def _stored(self, owner: str, document_id: uuid.UUID, version: int = 0) -> StoredObject:
+        stored = await self._store.document(owner, document_id, version)
         if stored is None:
             raise NotFound("no such document")
         return stored

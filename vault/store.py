@@ -7,17 +7,29 @@ document is scoped by its owner, so another citizen's id behaves exactly like an
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg
 
+from core.errors import DomainError
 from vault.crypto.envelope import WrappedDataKey, WrappedKek
 from vault.documents import Document, DocumentType
 
 RETENTION = timedelta(days=30)  # a soft-deleted document's object is purged after this (purge: future work)
 
-_COLUMNS = "id, document_type, title, filename, content_type, size_bytes, sha256, created_at"
+_COLUMNS = (
+    "id, logical_id, version, document_type, title, filename, content_type, size_bytes, sha256, created_at, "
+    "source, issuer_client_id, issuer_document_id, issuer_signature, shredded_at"
+)
+_STORED = f"{_COLUMNS}, object_name, kek_version, key_nonce, wrapped_key, segment_size"
+_LATEST = """NOT EXISTS (SELECT 1 FROM vault.documents newer WHERE newer.logical_id = d.logical_id
+                 AND newer.version > d.version AND newer.deleted_at IS NULL)"""
+
+
+class KeyChanged(DomainError):
+    """The citizen's KEK changed (rotation, shredding) while a document was being stored: retry."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,7 +52,7 @@ class Cursor:
 
 def _document(row: asyncpg.Record) -> Document:
     return Document(
-        id=row["id"],
+        id=row["logical_id"],
         document_type=DocumentType(row["document_type"]),
         title=row["title"],
         filename=row["filename"],
@@ -48,7 +60,19 @@ def _document(row: asyncpg.Record) -> Document:
         size_bytes=row["size_bytes"],
         sha256=bytes(row["sha256"]),
         created_at=row["created_at"],
+        version=row["version"],
+        row_id=row["id"],
+        source=row["source"],
+        issuer_client_id=row["issuer_client_id"] or "",
+        issuer_document_id=row["issuer_document_id"] or "",
+        issuer_signature=bytes(row["issuer_signature"] or b""),
+        shredded=row["shredded_at"] is not None,
     )
+
+
+def _stored(row: asyncpg.Record) -> StoredObject:
+    wrapped = WrappedDataKey(row["kek_version"], bytes(row["key_nonce"]), bytes(row["wrapped_key"]))
+    return StoredObject(_document(row), row["object_name"], wrapped, row["segment_size"])
 
 
 class VaultStore:
@@ -78,48 +102,92 @@ class VaultStore:
         assert stored is not None
         return stored
 
-    async def add_document(self, owner_ref: str, stored: StoredObject) -> Document:
-        d = stored.document
-        row = await self._pool.fetchrow(
-            f"""INSERT INTO vault.documents (id, owner_ref, object_name, document_type, title, filename,
-                    content_type, size_bytes, sha256, kek_version, key_nonce, wrapped_key, segment_size)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-                RETURNING {_COLUMNS}""",
-            d.id,
-            owner_ref,
-            stored.object_name,
-            d.document_type.value,
-            d.title,
-            d.filename,
-            d.content_type,
-            d.size_bytes,
-            d.sha256,
-            stored.wrapped_key.kek_version,
-            stored.wrapped_key.nonce,
-            stored.wrapped_key.wrapped,
-            stored.segment_size,
-        )
-        return _document(row)
+    async def add_document(self, owner_ref: str, stored: StoredObject) -> Document | None:
+        """Insert one version (``stored.document``: ``row_id`` its own id, ``id`` its document's).
 
-    async def document(self, owner_ref: str, document_id: uuid.UUID) -> StoredObject | None:
+        A version > 1 gets the next free number of its document. An issued document that exists already
+        (same issuer and issuer document id) is not inserted: None. ``KeyChanged`` when the owner's KEK is
+        no longer the one that wrapped the data key."""
+        d = stored.document
+        async with self._pool.acquire() as connection, connection.transaction():
+            current = await connection.fetchval(
+                "SELECT kek_version FROM vault.citizen_keys WHERE owner_ref = $1 FOR SHARE", owner_ref
+            )
+            if current != stored.wrapped_key.kek_version:
+                raise KeyChanged("the citizen's key changed during the upload")
+            try:
+                row = await connection.fetchrow(
+                    f"""INSERT INTO vault.documents AS d (id, logical_id, version, owner_ref, object_name,
+                            document_type, title, filename, content_type, size_bytes, sha256, kek_version,
+                            key_nonce, wrapped_key, segment_size, source, issuer_client_id, issuer_document_id,
+                            issuer_signature)
+                        VALUES ($1, $2, CASE WHEN $1::uuid = $2::uuid THEN 1 ELSE (SELECT coalesce(max(version), 0) + 1
+                                FROM vault.documents WHERE logical_id = $2) END,
+                            $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+                        ON CONFLICT (issuer_client_id, issuer_document_id) WHERE source = 'issued' DO NOTHING
+                        RETURNING {_COLUMNS}""",
+                    d.row_id,
+                    d.id,
+                    owner_ref,
+                    stored.object_name,
+                    d.document_type.value,
+                    d.title,
+                    d.filename,
+                    d.content_type,
+                    d.size_bytes,
+                    d.sha256,
+                    stored.wrapped_key.kek_version,
+                    stored.wrapped_key.nonce,
+                    stored.wrapped_key.wrapped,
+                    stored.segment_size,
+                    d.source,
+                    d.issuer_client_id or None,
+                    d.issuer_document_id or None,
+                    d.issuer_signature if d.source == "issued" else None,
+                )
+            except asyncpg.UniqueViolationError:
+                raise KeyChanged("another version was stored at the same time") from None
+        return None if row is None else _document(row)
+
+    async def issued(self, issuer_client_id: str, issuer_document_id: str) -> tuple[str, Document] | None:
+        """The owner and document an issuer delivered under its own document id, if any."""
         row = await self._pool.fetchrow(
-            f"""SELECT {_COLUMNS}, object_name, kek_version, key_nonce, wrapped_key, segment_size
-                FROM vault.documents WHERE id = $1 AND owner_ref = $2 AND deleted_at IS NULL""",
+            f"""SELECT owner_ref, {_COLUMNS} FROM vault.documents
+                WHERE source = 'issued' AND issuer_client_id = $1 AND issuer_document_id = $2""",
+            issuer_client_id,
+            issuer_document_id,
+        )
+        return None if row is None else (row["owner_ref"], _document(row))
+
+    async def document(self, owner_ref: str, document_id: uuid.UUID, version: int = 0) -> StoredObject | None:
+        """A visible document's latest version, or version ``version`` when > 0."""
+        row = await self._pool.fetchrow(
+            f"""SELECT {_STORED} FROM vault.documents d
+                WHERE logical_id = $1 AND owner_ref = $2 AND deleted_at IS NULL
+                  AND ($3::integer = 0 OR version = $3::integer)
+                ORDER BY version DESC LIMIT 1""",
+            document_id,
+            owner_ref,
+            version,
+        )
+        return None if row is None else _stored(row)
+
+    async def versions(self, owner_ref: str, document_id: uuid.UUID) -> list[Document]:
+        rows = await self._pool.fetch(
+            f"""SELECT {_COLUMNS} FROM vault.documents
+                WHERE logical_id = $1 AND owner_ref = $2 AND deleted_at IS NULL ORDER BY version DESC""",
             document_id,
             owner_ref,
         )
-        if row is None:
-            return None
-        wrapped = WrappedDataKey(row["kek_version"], bytes(row["key_nonce"]), bytes(row["wrapped_key"]))
-        return StoredObject(_document(row), row["object_name"], wrapped, row["segment_size"])
+        return [_document(row) for row in rows]
 
     async def documents(
         self, owner_ref: str, document_type: DocumentType | None, after: Cursor | None, limit: int
     ) -> list[Document]:
         """Up to ``limit`` visible documents, newest first, after ``after``."""
         rows = await self._pool.fetch(
-            f"""SELECT {_COLUMNS} FROM vault.documents
-                WHERE owner_ref = $1 AND deleted_at IS NULL
+            f"""SELECT {_COLUMNS} FROM vault.documents d
+                WHERE owner_ref = $1 AND deleted_at IS NULL AND {_LATEST}
                   AND ($2::text IS NULL OR document_type = $2)
                   AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))
                 ORDER BY created_at DESC, id DESC LIMIT $5""",
@@ -131,13 +199,81 @@ class VaultStore:
         )
         return [_document(row) for row in rows]
 
-    async def soft_delete(self, owner_ref: str, document_id: uuid.UUID) -> bool:
-        """Hide the document now; keep it for ``RETENTION``. False when there was no such visible document."""
-        status = await self._pool.execute(
-            """UPDATE vault.documents SET deleted_at = now(), purge_after = now() + $3::interval
-               WHERE id = $1 AND owner_ref = $2 AND deleted_at IS NULL""",
-            document_id,
-            owner_ref,
-            RETENTION,
-        )
-        return status == "UPDATE 1"
+    async def soft_delete(self, owner_ref: str, document_id: uuid.UUID) -> bool | None:
+        """Hide every version of the document now; keep them for ``RETENTION``. False when there was no such
+        visible document, None when it is an issued one (read-only to its owner)."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            sources = await connection.fetch(
+                """SELECT source FROM vault.documents
+                   WHERE logical_id = $1 AND owner_ref = $2 AND deleted_at IS NULL FOR UPDATE""",
+                document_id,
+                owner_ref,
+            )
+            if not sources:
+                return False
+            if any(row["source"] != "uploaded" for row in sources):
+                return None
+            await connection.execute(
+                """UPDATE vault.documents SET deleted_at = now(), purge_after = now() + $3::interval
+                   WHERE logical_id = $1 AND owner_ref = $2 AND deleted_at IS NULL""",
+                document_id,
+                owner_ref,
+                RETENTION,
+            )
+        return True
+
+    # Operator actions (dinhdanh vault shred / rotate-kek).
+
+    async def shred(self, owner_ref: str) -> tuple[int, int]:
+        """Destroy the owner's wrapped KEK and mark their documents shredded: (KEK rows, documents)."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            status = await connection.execute("DELETE FROM vault.citizen_keys WHERE owner_ref = $1", owner_ref)
+            marked = await connection.execute(
+                "UPDATE vault.documents SET shredded_at = now() WHERE owner_ref = $1 AND shredded_at IS NULL",
+                owner_ref,
+            )
+        return int(status.split()[-1]), int(marked.split()[-1])
+
+    async def rotate(
+        self,
+        owner_ref: str,
+        rotate: Callable[[WrappedKek], tuple[WrappedKek, Callable[[uuid.UUID, WrappedDataKey], WrappedDataKey]]],
+    ) -> tuple[WrappedKek, int] | None:
+        """In one transaction, with the owner's KEK row locked: ``rotate(old)`` gives the new wrapped KEK and
+        the rewrapping of one data key; every (not shredded) data key of the owner is rewrapped, then the KEK
+        replaced. None when the owner has no KEK. Returns the new wrapped KEK and the number of data keys."""
+        async with self._pool.acquire() as connection, connection.transaction():
+            row = await connection.fetchrow(
+                """SELECT kek_version, master_version, nonce, wrapped FROM vault.citizen_keys
+                   WHERE owner_ref = $1 FOR UPDATE""",
+                owner_ref,
+            )
+            if row is None:
+                return None
+            old = WrappedKek(row["kek_version"], row["master_version"], bytes(row["nonce"]), bytes(row["wrapped"]))
+            new, rewrap = rotate(old)
+            keys = await connection.fetch(
+                """SELECT id, kek_version, key_nonce, wrapped_key FROM vault.documents
+                   WHERE owner_ref = $1 AND shredded_at IS NULL FOR UPDATE""",
+                owner_ref,
+            )
+            for key in keys:
+                wrapped = WrappedDataKey(key["kek_version"], bytes(key["key_nonce"]), bytes(key["wrapped_key"]))
+                moved = rewrap(key["id"], wrapped)
+                await connection.execute(
+                    "UPDATE vault.documents SET kek_version = $2, key_nonce = $3, wrapped_key = $4 WHERE id = $1",
+                    key["id"],
+                    moved.kek_version,
+                    moved.nonce,
+                    moved.wrapped,
+                )
+            await connection.execute(
+                """UPDATE vault.citizen_keys SET kek_version = $2, master_version = $3, nonce = $4, wrapped = $5
+                   WHERE owner_ref = $1""",
+                owner_ref,
+                new.kek_version,
+                new.master_version,
+                new.nonce,
+                new.wrapped,
+            )
+        return new, len(keys)

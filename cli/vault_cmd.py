@@ -1,0 +1,67 @@
+"""``dinhdanh vault``: crypto-shred a citizen's vault, rotate a citizen's KEK (direct PostgreSQL access)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+import asyncpg
+import typer
+
+from cli.output import JsonOption, VarOption, emit, fail, run, stack_info
+from core.errors import InvalidArgument
+from vault import admin
+from vault.documents import check_id_number
+from vault.keyring import Keyring
+from vault.store import VaultStore
+
+app = typer.Typer(help="The citizen document vault: erase (crypto-shred), rotate keys.", no_args_is_help=True)
+T = TypeVar("T")
+
+
+def _with_vault(var: Path, as_json: bool, action: Callable[[Keyring, VaultStore], Awaitable[T]]) -> T:
+    info = stack_info(var, as_json)
+    key_file = var / "secrets" / "identity.key"
+    try:
+        master = key_file.read_bytes()
+    except FileNotFoundError:
+        fail(f"no master key at {key_file}", as_json)
+        raise
+
+    async def go() -> T:
+        pool = await asyncpg.create_pool(info.postgres_dsn, min_size=1, max_size=2)
+        try:
+            store = VaultStore(pool)
+            return await action(Keyring(master, store), store)
+        finally:
+            await pool.close()
+
+    return run(go, as_json)  # type: ignore[no-any-return]
+
+
+def _checked(id_number: str, as_json: bool) -> str:
+    try:
+        return check_id_number(id_number)
+    except InvalidArgument as error:
+        fail(error.message, as_json)
+        raise
+
+
+@app.command("shred")
+def shred(id_number: str, var: Path = VarOption, as_json: bool = JsonOption) -> None:
+    """Destroy the citizen's key-encryption key: every document of theirs becomes unreadable, for good."""
+    _checked(id_number, as_json)
+    done = _with_vault(var, as_json, lambda keyring, store: admin.shred(keyring, store, id_number))
+    emit({"shredded": done.kek_rows > 0, "kek_rows": done.kek_rows, "documents": done.documents}, as_json)
+
+
+@app.command("rotate-kek")
+def rotate_kek(id_number: str, var: Path = VarOption, as_json: bool = JsonOption) -> None:
+    """A new KEK version for the citizen; every data key is rewrapped (objects are untouched)."""
+    _checked(id_number, as_json)
+    done = _with_vault(var, as_json, lambda keyring, store: admin.rotate(keyring, store, id_number))
+    if done is None:
+        fail("this citizen has no vault key (no document yet, or shredded)", as_json)
+        raise typer.Exit(1)
+    emit({"kek_version": done.kek_version, "data_keys": done.data_keys}, as_json)
