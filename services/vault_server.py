@@ -15,7 +15,7 @@ document exists and is the caller's, the operation is what is refused).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -100,6 +100,17 @@ async def _chunks(request_iterator: AsyncIterator[pb.UploadRequest] | AsyncItera
             yield message.chunk
 
 
+async def _opening(requests: AsyncIterator[Any]) -> tuple[Any, Any]:
+    """The metadata every upload stream must open with, and its document type."""
+    first = await anext(aiter(requests), None)
+    if first is None or first.WhichOneof("item") != "metadata":
+        raise InvalidArgument("the first message must carry the metadata")
+    kind = TYPES.get(first.metadata.document_type)
+    if kind is None:
+        raise InvalidArgument("document_type is required")
+    return first.metadata, kind
+
+
 class VaultServicer(pb_grpc.VaultServicer):
     def __init__(self, service: VaultService, subjects: Subjects) -> None:
         self._service = service
@@ -115,13 +126,7 @@ class VaultServicer(pb_grpc.VaultServicer):
         self, request_iterator: AsyncIterator[pb.UploadRequest], context: grpc.aio.ServicerContext
     ) -> pb.Document:
         citizen = self._citizen()
-        first = await anext(aiter(request_iterator), None)
-        if first is None or first.WhichOneof("item") != "metadata":
-            raise InvalidArgument("the first message must carry the metadata")
-        meta = first.metadata
-        kind = TYPES.get(meta.document_type)
-        if kind is None:
-            raise InvalidArgument("document_type is required")
+        meta, kind = await _opening(request_iterator)
         replaces = parse_id(meta.replaces_document_id) if meta.replaces_document_id else None
         upload = Upload(kind, meta.title, meta.filename, replaces)
         chunks = _chunks(request_iterator)
@@ -131,13 +136,7 @@ class VaultServicer(pb_grpc.VaultServicer):
         self, request_iterator: AsyncIterator[pb.DeliverIssuedDocumentRequest], context: grpc.aio.ServicerContext
     ) -> pb.Document:
         principal = current_principal()
-        first = await anext(aiter(request_iterator), None)
-        if first is None or first.WhichOneof("item") != "metadata":
-            raise InvalidArgument("the first message must carry the metadata")
-        meta = first.metadata
-        kind = TYPES.get(meta.document_type)
-        if kind is None:
-            raise InvalidArgument("document_type is required")
+        meta, kind = await _opening(request_iterator)
         upload = Upload(kind, meta.title, meta.filename)
         issued = Issued(principal.client_id, meta.issuer_document_id, meta.issuer_signature)
         chunks = _chunks(request_iterator)
