@@ -27,7 +27,6 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import grpc
 import httpx
@@ -201,6 +200,7 @@ async def measure_size(
     chunks = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
     meta = pb.UploadMetadata(document_type=pb.DOCUMENT_TYPE_OTHER, title=f"Bench {label}", filename="bench.png")
     messages = [pb.UploadRequest(metadata=meta)] + [pb.UploadRequest(chunk=c) for c in chunks]
+    messages.append(pb.UploadRequest(end=pb.UploadEnd(size_bytes=size)))
     auth = (("authorization", f"Bearer {token}"),)
     ids: list[str] = []
     keys: list[str] = []
@@ -293,20 +293,10 @@ async def cleanup(
     await asyncio.get_running_loop().run_in_executor(threads, remove)
 
 
-def raw_client(info: StackInfo) -> Minio:
-    access, secret = info.s3_keys()
-    endpoint = info.s3_endpoint
-    secure = False
-    if "://" in endpoint:
-        parts = urlsplit(endpoint)
-        endpoint, secure = parts.netloc, parts.scheme == "https"
-    return Minio(endpoint, access_key=access, secret_key=secret, secure=secure)
-
-
 async def run(info: StackInfo, var: Path, seconds: float, concurrency: int) -> dict[str, Any]:
     token = await citizen_token(info, var / "secrets")
     proc = vault_process(info.services["vault"])
-    s3 = raw_client(info)
+    s3 = info.s3_client()
     threads = ThreadPoolExecutor(concurrency + 1, thread_name_prefix="bench-raw")
     made_bucket = False
     try:

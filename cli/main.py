@@ -9,6 +9,7 @@ import typer
 from cli import accounts, bench_cmd, clients, keys_cmd, registry_cmd, vault_cmd
 from cli.output import JsonOption, VarOption, emit, stack_info
 from cli.up import up
+from core import logs
 from identity import totp as totp_codes
 
 app = typer.Typer(
@@ -16,6 +17,14 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+@app.callback()
+def _logs() -> None:
+    """Domain code logs as in a service, as JSON lines on stderr (stdout is the command's output)."""
+    logs.configure("cli", "warning")
+
+
 app.command()(up)
 app.add_typer(registry_cmd.app, name="registry")
 app.add_typer(accounts.app, name="accounts")

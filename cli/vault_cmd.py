@@ -1,8 +1,10 @@
-"""``dinhdanh vault``: crypto-shred a citizen's vault, rotate a citizen's KEK (direct PostgreSQL access)."""
+"""``dinhdanh vault``: crypto-shred a citizen's vault, rotate a citizen's KEK, run the upkeep (direct PostgreSQL
+and S3 access)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -14,9 +16,12 @@ from core.errors import InvalidArgument
 from vault import admin
 from vault.documents import check_id_number
 from vault.keyring import Keyring
+from vault.objects import ObjectStore
 from vault.store import VaultStore
+from vault.upkeep import Janitor, Upkept
+from vault.upkeep_store import UpkeepStore
 
-app = typer.Typer(help="The citizen document vault: erase (crypto-shred), rotate keys.", no_args_is_help=True)
+app = typer.Typer(help="The citizen document vault: erase (crypto-shred), rotate keys, purge.", no_args_is_help=True)
 T = TypeVar("T")
 
 
@@ -65,3 +70,29 @@ def rotate_kek(id_number: str, var: Path = VarOption, as_json: bool = JsonOption
         fail("this citizen has no vault key (no document yet, or shredded)", as_json)
         raise typer.Exit(1)
     emit({"kek_version": done.kek_version, "data_keys": done.data_keys}, as_json)
+
+
+@app.command("upkeep")
+def upkeep(
+    grace: float = typer.Option(3600, "--grace", min=1, help="Seconds an upload may take before it is swept."),
+    var: Path = VarOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Purge documents past their retention and sweep objects of uploads that never committed, now (every
+    vault replica also does it every few minutes)."""
+    info = stack_info(var, as_json)
+    objects = ObjectStore(info.s3_client())
+
+    async def go() -> Upkept:
+        pool = await asyncpg.create_pool(info.postgres_dsn, min_size=1, max_size=2)
+        try:
+            store = UpkeepStore(pool)
+            return await Janitor(
+                store.due_for_purge, store.stale_uploads, objects.remove, timedelta(seconds=grace)
+            ).run_once()
+        finally:
+            await pool.close()
+            objects.close()
+
+    done: Upkept = run(go, as_json)
+    emit({"purged": done.purged, "swept": done.swept}, as_json)

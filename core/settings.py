@@ -31,3 +31,6 @@ class Settings(BaseSettings):
     s3_secret_key: str = ""
     s3_secure: bool = False  # TLS to S3 (off for the loopback SeaweedFS of the local stack)
     vault_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1)  # largest document the vault accepts
+    vault_retention_days: float = Field(default=30, ge=0)  # deleted or shredded documents, until purged
+    vault_upload_grace: float = Field(default=3600, gt=0)  # seconds an upload may take before it is swept
+    vault_upkeep_interval: float = Field(default=300, ge=0)  # seconds between purge/sweep rounds; 0: never

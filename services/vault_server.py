@@ -14,7 +14,9 @@ document exists and is the caller's, the operation is what is refused).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import grpc
@@ -29,11 +31,13 @@ from identity.sealing import load_or_create_key
 from protos.vault.v1 import vault_pb2 as pb
 from protos.vault.v1 import vault_pb2_grpc as pb_grpc
 from services.server import ServiceSpec, token_verifier
-from vault.documents import ISSUED, Corrupt, Document, DocumentType, Issued, TooLarge, Upload, parse_id
+from vault.documents import ISSUED, Corrupt, Document, DocumentType, Issued, TooLarge, Upload, UploadEnd, parse_id
 from vault.keyring import Keyring
 from vault.objects import ObjectStore
 from vault.service import VaultService
-from vault.store import KeyChanged, VaultStore
+from vault.store import KeyChanged, UploadExpired, VaultStore
+from vault.upkeep import Janitor
+from vault.upkeep_store import UpkeepStore
 
 NAME = pb.DESCRIPTOR.services_by_name["Vault"].full_name
 CITIZENS = Allow.of(citizens=True)
@@ -57,6 +61,7 @@ STATUS: dict[type[DomainError], grpc.StatusCode] = {
     TooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
     Corrupt: grpc.StatusCode.DATA_LOSS,
     KeyChanged: grpc.StatusCode.ABORTED,
+    UploadExpired: grpc.StatusCode.ABORTED,
 }
 T = TypeVar("T")
 
@@ -85,19 +90,23 @@ async def _status(context: grpc.aio.ServicerContext, call: Callable[[], Awaitabl
     """Run ``call``; the vault's own errors get the status codes the shared interceptor does not know."""
     try:
         return await call()
-    except (TooLarge, Corrupt, KeyChanged) as error:
+    except (TooLarge, Corrupt, KeyChanged, UploadExpired) as error:
         await context.abort(STATUS[type(error)], error.message)
         raise  # unreachable: abort raises
 
 
-async def _chunks(request_iterator: AsyncIterator[pb.UploadRequest] | AsyncIterator[pb.DeliverIssuedDocumentRequest]
-                  ) -> AsyncIterator[bytes]:  # fmt: skip
-    """The content chunks after the first (metadata) message."""
-    async for message in request_iterator:
-        if message.WhichOneof("item") != "chunk":
+async def _content(requests: AsyncIterator[pb.UploadRequest] | AsyncIterator[pb.DeliverIssuedDocumentRequest]
+                   ) -> AsyncIterator[bytes | UploadEnd]:  # fmt: skip
+    """The chunks and the end message after the first (metadata) message."""
+    async for message in requests:
+        item = message.WhichOneof("item")
+        if item == "chunk":
+            if message.chunk:
+                yield message.chunk
+        elif item == "end":
+            yield UploadEnd(message.end.size_bytes, message.end.sha256)
+        else:
             raise InvalidArgument("only the first message carries metadata")
-        if message.chunk:
-            yield message.chunk
 
 
 async def _opening(requests: AsyncIterator[Any]) -> tuple[Any, Any]:
@@ -129,8 +138,8 @@ class VaultServicer(pb_grpc.VaultServicer):
         meta, kind = await _opening(request_iterator)
         replaces = parse_id(meta.replaces_document_id) if meta.replaces_document_id else None
         upload = Upload(kind, meta.title, meta.filename, replaces)
-        chunks = _chunks(request_iterator)
-        return document_pb(await _status(context, lambda: self._service.upload(citizen, upload, chunks)))
+        content = _content(request_iterator)
+        return document_pb(await _status(context, lambda: self._service.upload(citizen, upload, content)))
 
     async def DeliverIssuedDocument(
         self, request_iterator: AsyncIterator[pb.DeliverIssuedDocumentRequest], context: grpc.aio.ServicerContext
@@ -139,9 +148,9 @@ class VaultServicer(pb_grpc.VaultServicer):
         meta, kind = await _opening(request_iterator)
         upload = Upload(kind, meta.title, meta.filename)
         issued = Issued(principal.client_id, meta.issuer_document_id, meta.issuer_signature)
-        chunks = _chunks(request_iterator)
+        content = _content(request_iterator)
         return document_pb(
-            await _status(context, lambda: self._service.deliver(issued, meta.citizen_id_number, upload, chunks))
+            await _status(context, lambda: self._service.deliver(issued, meta.citizen_id_number, upload, content))
         )
 
     async def ListVersions(
@@ -189,7 +198,7 @@ async def build(settings: Settings) -> ServiceSpec:
         raise SystemExit("vault: DINHDANH_S3_ENDPOINT is not set")
     pool = await open_pool(settings.postgres_dsn, settings.db_pool_size)
     master = load_or_create_key(settings.identity_key_file)
-    store = VaultStore(pool)
+    store = VaultStore(pool, timedelta(days=settings.vault_retention_days))
     client = Minio(
         settings.s3_endpoint,
         access_key=settings.s3_access_key,
@@ -199,8 +208,17 @@ async def build(settings: Settings) -> ServiceSpec:
     objects = ObjectStore(client)
     service = VaultService(store, objects, Keyring(master, store), settings.vault_max_bytes)
     servicer = VaultServicer(service, Subjects(master))
+    upkeep = UpkeepStore(pool)
+    janitor = Janitor(
+        upkeep.due_for_purge, upkeep.stale_uploads, objects.remove, timedelta(seconds=settings.vault_upload_grace)
+    )
+    rounds = asyncio.create_task(janitor.run_forever(settings.vault_upkeep_interval)) if (
+        settings.vault_upkeep_interval) else None  # fmt: skip
 
     async def close_objects() -> None:
+        if rounds is not None:
+            rounds.cancel()
+            await asyncio.gather(rounds, return_exceptions=True)
         objects.close()
 
     return ServiceSpec(
@@ -208,7 +226,7 @@ async def build(settings: Settings) -> ServiceSpec:
         service_names=(NAME,),
         register=lambda server: pb_grpc.add_VaultServicer_to_server(servicer, server),
         policy=POLICY,
-        on_stop=[pool.close, close_objects],
+        on_stop=[close_objects, pool.close],
         max_message=MAX_MESSAGE,
         verifier=token_verifier(settings, "vault", pool),
     )

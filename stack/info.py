@@ -7,8 +7,10 @@ import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import grpc
+from minio import Minio
 
 from services.tls import secure_channel
 
@@ -53,6 +55,15 @@ class StackInfo:
     def s3_keys(self) -> tuple[str, str]:
         data = json.loads(Path(self.s3_credentials).read_text())
         return data["access_key"], data["secret_key"]
+
+    def s3_client(self) -> Minio:
+        """A ``minio`` client of the stack's S3 server (``s3_endpoint``: ``host:port`` or a URL)."""
+        access, secret = self.s3_keys()
+        endpoint, secure = self.s3_endpoint, False
+        if "://" in endpoint:
+            parts = urlsplit(endpoint)
+            endpoint, secure = parts.netloc, parts.scheme == "https"
+        return Minio(endpoint, access_key=access, secret_key=secret, secure=secure)
 
 
 def shown(path: Path) -> str:

@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 
+from protos.vault.v1 import vault_pb2_grpc as pb_grpc
 from registry.citizen import Citizen
 from registry.generator import generate
 from services.tls import secure_channel
@@ -36,6 +38,19 @@ async def stack(var_dir: Path) -> AsyncIterator[Stack]:
 @pytest.fixture(scope="session")
 def info(stack: Stack) -> StackInfo:
     return StackInfo.load(stack.info_path)
+
+
+@pytest.fixture(scope="module")
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=20) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+async def vault(stack: Stack) -> AsyncIterator[pb_grpc.VaultStub]:
+    """The vault, reached as the platform peer ``edge`` (citizen and agency tokens go in the metadata)."""
+    async with channel_as(stack, "vault", "edge") as channel:
+        yield pb_grpc.VaultStub(channel)
 
 
 @pytest.fixture(scope="session")

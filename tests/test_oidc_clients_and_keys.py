@@ -28,12 +28,6 @@ from tests.test_cli import dinhdanh
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=20) as client:
-        yield client
-
-
-@pytest.fixture
 async def pool(info: StackInfo) -> AsyncIterator[asyncpg.Pool]:
     opened = await asyncpg.create_pool(info.postgres_dsn, min_size=1, max_size=2)
     yield opened

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import pytest
 
 from bench.browserless import Browser, callback_params, pkce_pair
 from identity.oidc.sealed import SealedCodec
 from registry.citizen import Citizen
 from stack.info import StackInfo
 from tests.oidc_helpers import person, portal_flow, signed_in
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=20) as client:
-        yield client
 
 
 def query(response: httpx.Response) -> dict[str, list[str]]:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 from authlib.integrations.httpx_client import AsyncOAuth2Client
 from joserfc import jwt
 from joserfc.jwk import KeySet
@@ -15,12 +13,6 @@ from bench.browserless import Browser, callback_params, csrf_of
 from registry.citizen import Citizen
 from stack.info import StackInfo
 from tests.oidc_helpers import person, portal_flow, signed_in
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=20) as client:
-        yield client
 
 
 async def test_discovery_and_jwks(http: httpx.AsyncClient, info: StackInfo) -> None:

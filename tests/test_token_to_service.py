@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import grpc
 import httpx
-import pytest
 
 from protos.registry.v1 import registry_pb2 as pb
 from protos.registry.v1 import registry_pb2_grpc as pb_grpc
@@ -20,12 +18,6 @@ from tests.identity_calls import refused
 from tests.oidc_helpers import person, portal_flow, signed_in
 
 REGISTRY = "urn:dinhdanh:service:registry"
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=20) as client:
-        yield client
 
 
 async def access_token(http: httpx.AsyncClient, info: StackInfo, citizen: Citizen, scope: str) -> str:

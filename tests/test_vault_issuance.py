@@ -3,10 +3,9 @@ versions, operators shred or rotate a citizen's KEK (real tokens, S3 and Postgre
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-import asyncpg
 import grpc
 import httpx
 import pytest
@@ -16,24 +15,11 @@ from protos.vault.v1 import vault_pb2_grpc as pb_grpc
 from registry.citizen import Citizen
 from stack.info import StackInfo
 from stack.supervisor import Stack
-from tests.conftest import channel_as
 from tests.identity_calls import refused
 from tests.test_cli import dinhdanh
-from tests.vault_helpers import JSON, PDF, PNG, VAULT, bearer, citizen_token, download, pieces
+from tests.vault_helpers import JSON, PDF, PNG, VAULT, bearer, citizen_token, download, pieces, rows, s3_objects, stream
 
 SIGNATURE = b"eyJhbGciOiJFUzI1NiJ9..c2lnbmF0dXJl"  # a detached JWS as the issuer would send it
-
-
-@pytest.fixture(scope="module")
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=20) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-async def vault(stack: Stack) -> AsyncIterator[pb_grpc.VaultStub]:
-    async with channel_as(stack, "vault", "edge") as channel:
-        yield pb_grpc.VaultStub(channel)
 
 
 async def client_token(http: httpx.AsyncClient, info: StackInfo, agency: dict[str, Any], scope: str) -> str:
@@ -68,14 +54,6 @@ async def a_citizen(http: httpx.AsyncClient, info: StackInfo, people: Iterator[C
     return who, await citizen_token(http, info, who)
 
 
-async def _deliveries(
-    meta: pb.DeliverMetadata, chunks: Iterable[bytes]
-) -> AsyncIterator[pb.DeliverIssuedDocumentRequest]:
-    yield pb.DeliverIssuedDocumentRequest(metadata=meta)
-    for chunk in chunks:
-        yield pb.DeliverIssuedDocumentRequest(chunk=chunk)
-
-
 async def deliver(
     vault: pb_grpc.VaultStub, token: str, id_number: str, issuer_document_id: str, content: bytes = PDF
 ) -> pb.Document:
@@ -87,7 +65,9 @@ async def deliver(
         filename="ly-lich-tu-phap.pdf",
         issuer_signature=SIGNATURE,
     )
-    return await vault.DeliverIssuedDocument(_deliveries(meta, pieces(content, 10)), metadata=bearer(token), timeout=60)
+    return await vault.DeliverIssuedDocument(
+        stream(pb.DeliverIssuedDocumentRequest, meta, pieces(content, 10)), metadata=bearer(token), timeout=60
+    )
 
 
 async def upload(
@@ -99,25 +79,12 @@ async def upload(
         filename=filename,
         replaces_document_id=replaces,
     )
-
-    async def requests() -> AsyncIterator[pb.UploadRequest]:
-        yield pb.UploadRequest(metadata=meta)
-        yield pb.UploadRequest(chunk=content)
-
-    return await vault.Upload(requests(), metadata=bearer(token), timeout=60)
+    return await vault.Upload(stream(pb.UploadRequest, meta, [content]), metadata=bearer(token), timeout=60)
 
 
 async def listed(vault: pb_grpc.VaultStub, token: str) -> list[pb.Document]:
     reply = await vault.ListDocuments(pb.ListDocumentsRequest(page_size=100), metadata=bearer(token), timeout=10)
     return list(reply.documents)
-
-
-async def rows(info: StackInfo, query: str, *args: object) -> list[asyncpg.Record]:
-    connection = await asyncpg.connect(info.postgres_dsn)
-    try:
-        return await connection.fetch(query, *args)
-    finally:
-        await connection.close()
 
 
 async def test_an_agency_delivers_an_issued_document_once(
@@ -193,11 +160,6 @@ async def test_versions_of_a_document(
     await vault.DeleteDocument(pb.DeleteDocumentRequest(id=v1.id), metadata=bearer(token), timeout=10)
     await refused(download(vault, token, v1.id), grpc.StatusCode.NOT_FOUND)
     assert await listed(vault, token) == []
-
-
-def s3_objects(stack: Stack) -> dict[str, str]:
-    assert stack.s3 is not None
-    return {o.object_name: o.etag for o in stack.s3.client().list_objects("vault", recursive=True)}
 
 
 async def test_shred_makes_every_document_unreadable(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import asyncpg
 import grpc
@@ -16,14 +16,11 @@ from protos.vault.v1 import vault_pb2_grpc as pb_grpc
 from registry.citizen import Citizen
 from stack.info import StackInfo
 from stack.supervisor import Stack
-from tests.conftest import channel_as
 from tests.identity_calls import refused
-from tests.test_cli import dinhdanh
 from tests.vault_helpers import (
     JSON,
     PDF,
     PNG,
-    agency_token,
     bearer,
     citizen_token,
     download,
@@ -33,18 +30,6 @@ from tests.vault_helpers import (
 )
 
 MAX = 20 * 1024 * 1024  # the default limit (core.settings.Settings.vault_max_bytes)
-
-
-@pytest.fixture(scope="module")
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=20) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-async def vault(stack: Stack) -> AsyncIterator[pb_grpc.VaultStub]:
-    async with channel_as(stack, "vault", "edge") as channel:
-        yield pb_grpc.VaultStub(channel)
 
 
 @pytest.fixture(scope="module")
@@ -137,19 +122,6 @@ async def test_another_citizen_cannot_see_the_document(vault: pb_grpc.VaultStub,
     assert document.id not in {d.id for d in await listed(vault, other_token)}
     _, body = await download(vault, token, document.id)
     assert body == PDF
-
-
-async def test_no_token_and_agency_token_are_refused(
-    vault: pb_grpc.VaultStub, stack: Stack, info: StackInfo, http: httpx.AsyncClient
-) -> None:
-    await refused(upload(vault, None, [PDF]), grpc.StatusCode.UNAUTHENTICATED)
-    await refused(vault.ListDocuments(pb.ListDocumentsRequest(), timeout=10), grpc.StatusCode.UNAUTHENTICATED)
-    code, agency = dinhdanh(stack, "clients", "add-agency", "--name", "Sở Tư pháp", "--purpose", "criminal-record")
-    assert code == 0, agency
-    client_token = await agency_token(http, info, agency["client_id"], agency["client_secret"])
-    call = vault.ListDocuments(pb.ListDocumentsRequest(), metadata=bearer(client_token), timeout=10)
-    await refused(call, grpc.StatusCode.PERMISSION_DENIED)
-    await refused(upload(vault, client_token, [PDF]), grpc.StatusCode.PERMISSION_DENIED)
 
 
 async def test_s3_and_postgres_hold_no_plaintext_nor_id_number(

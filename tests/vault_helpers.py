@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator, Iterable
+from typing import Any
 
+import asyncpg
 import httpx
 
 from protos.vault.v1 import vault_pb2 as pb
 from protos.vault.v1 import vault_pb2_grpc as pb_grpc
 from registry.citizen import Citizen
 from stack.info import StackInfo
+from stack.supervisor import Stack
 from tests.oidc_helpers import person, portal_flow, signed_in
 
 VAULT = "urn:dinhdanh:service:vault"
@@ -48,13 +51,22 @@ def pieces(data: bytes, size: int = CHUNK) -> list[bytes]:
     return [data[i : i + size] for i in range(0, len(data), size)]
 
 
-async def _requests(
-    document_type: int, title: str, filename: str, chunks: Iterable[bytes]
-) -> AsyncIterator[pb.UploadRequest]:
-    meta = pb.UploadMetadata(document_type=document_type, title=title, filename=filename)  # type: ignore[arg-type]
-    yield pb.UploadRequest(metadata=meta)
+async def stream(kind: Any, meta: Any, chunks: Iterable[bytes], end: bool = True) -> AsyncIterator[Any]:
+    """An upload stream of ``kind`` (``pb.UploadRequest`` or ``pb.DeliverIssuedDocumentRequest``): the metadata,
+    the chunks, and (unless ``end`` is False) the end message with size and SHA-256."""
+    yield kind(metadata=meta)
+    size, digest = 0, hashlib.sha256()
     for chunk in chunks:
-        yield pb.UploadRequest(chunk=chunk)
+        size += len(chunk)
+        digest.update(chunk)
+        yield kind(chunk=chunk)
+    if end:
+        yield kind(end=pb.UploadEnd(size_bytes=size, sha256=digest.digest()))
+
+
+def _requests(document_type: int, title: str, filename: str, chunks: Iterable[bytes]) -> AsyncIterator[Any]:
+    meta = pb.UploadMetadata(document_type=document_type, title=title, filename=filename)  # type: ignore[arg-type]
+    return stream(pb.UploadRequest, meta, chunks)
 
 
 async def upload(
@@ -93,3 +105,16 @@ async def download_digest(
                 parts.append(reply.chunk)
     assert meta is not None
     return meta, digest.digest(), parts
+
+
+async def rows(info: StackInfo, query: str, *args: object) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(info.postgres_dsn)
+    try:
+        return await connection.fetch(query, *args)
+    finally:
+        await connection.close()
+
+
+def s3_objects(stack: Stack) -> dict[str, str]:
+    assert stack.s3 is not None
+    return {o.object_name: o.etag for o in stack.s3.client().list_objects("vault", recursive=True)}

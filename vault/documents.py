@@ -38,6 +38,19 @@ class Corrupt(DomainError):
 
 
 @dataclass(frozen=True, slots=True)
+class UploadEnd:
+    """The last item of every upload stream: what the client says it sent. A stream without it was cut short
+    (a cancelled gRPC call ends a server's request stream just like a complete one)."""
+
+    size_bytes: int
+    sha256: bytes = b""  # optional
+
+    def __post_init__(self) -> None:
+        if self.sha256 and len(self.sha256) != 32:
+            raise InvalidArgument("the end message's sha256 must be 32 bytes")
+
+
+@dataclass(frozen=True, slots=True)
 class Upload:
     """The metadata a citizen sends before the content."""
 

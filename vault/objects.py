@@ -9,6 +9,9 @@ multipart upload that minio aborts if the pipe fails. Parts are uploaded one at 
 
 Download: ``get_object`` in a worker thread, its body read one segment at a time as the consumer pulls.
 
+Removal: ``delete`` (one object, best effort, for a failed upload) and ``remove`` (many, for the upkeep;
+it raises so that the rows stay).
+
 Object names are random UUIDs chosen by the caller: they reveal nothing about owner or content.
 """
 
@@ -16,10 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import queue
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from minio import Minio
+from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
 from core import logs
@@ -71,7 +75,7 @@ class ObjectStore:
         self._uploads = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix="vault-upload")
 
     async def put(self, name: str, pieces: AsyncIterator[bytes]) -> None:
-        """Store the object ``name`` from ``pieces``; if ``pieces`` raises, nothing is stored and it re-raises."""
+        """Store the object ``name`` from ``pieces``; if ``pieces`` raises, S3 is told to abort and it re-raises."""
         pipe = _Pipe()
         loop = asyncio.get_running_loop()
         upload = loop.run_in_executor(self._uploads, self._put_blocking, name, pipe)
@@ -81,10 +85,13 @@ class ObjectStore:
             await self._send(pipe, _EOF, upload)
         except BaseException:
             await self._send(pipe, _ABORT, upload, give_up=True)
-            await asyncio.gather(upload, return_exceptions=True)
-            await self.delete(name)  # best effort, should the object have been completed after all
+            await asyncio.wait([upload])  # (not cancelled with this task) the thread is done with S3
+            raise  # the caller deletes the object, should S3 have completed it after all
+        try:
+            await asyncio.shield(upload)  # S3 confirmed the object (or raises)
+        except asyncio.CancelledError:
+            await asyncio.wait([upload])  # let S3 finish, so that the caller's delete comes last
             raise
-        await upload  # S3 confirmed the object (or raises)
 
     @staticmethod
     async def _send(pipe: _Pipe, item: object, upload: asyncio.Future[object], give_up: bool = False) -> None:
@@ -126,12 +133,25 @@ class ObjectStore:
             response.close()
             response.release_conn()
 
-    async def delete(self, name: str) -> None:
-        """Remove the object, best effort: a leftover is an orphan for the (future) sweeper, not an error."""
+    async def delete(self, name: str) -> bool:
+        """Remove the object, best effort: False if that failed (the upkeep sweeps it later), not an error."""
         try:
             await asyncio.to_thread(self._client.remove_object, self._bucket, name)
         except (S3Error, OSError) as error:
             log.warning("vault.object_delete_failed", error_type=type(error).__name__)
+            return False
+        return True
+
+    async def remove(self, names: Sequence[str]) -> None:
+        """Remove these objects (absent ones count as removed); raises if S3 refused any."""
+        await asyncio.to_thread(self._remove_blocking, list(names))
+
+    def _remove_blocking(self, names: list[str]) -> None:
+        for start in range(0, len(names), 1000):  # S3 DeleteObjects takes at most 1000 keys
+            batch = [DeleteObject(name) for name in names[start : start + 1000]]
+            errors = list(self._client.remove_objects(self._bucket, batch))
+            if errors:
+                raise OSError(f"S3 refused to delete {len(errors)} objects: {errors[0].code}")
 
     def close(self) -> None:
         self._uploads.shutdown(wait=False, cancel_futures=True)

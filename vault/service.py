@@ -1,10 +1,12 @@
 """Use cases of the personal document vault. The caller is a citizen, named by their ID number.
 
-Upload: the content arrives in chunks and goes straight through type detection, SHA-256 and the streaming
-AEAD (a fresh data key per document, associated data binding owner reference and document id) to S3
-(vault.objects). Only after S3 confirmed the object is the metadata row, with the data key wrapped by the
-citizen's KEK, committed: a failure in between leaves no visible document (the object is deleted best
-effort; a sweeper for objects without a row is future work).
+Upload: the content arrives in chunks, ended by the client's ``UploadEnd``, and goes straight through the
+checks of vault.intake (size, type, SHA-256, end message) and the streaming AEAD (a fresh data key per
+document, associated data binding owner reference and document id) to S3 (vault.objects). Only after S3
+confirmed the object is the metadata row, with the data key wrapped by the citizen's KEK, committed: a failure
+in between leaves no visible document. The object's name is recorded as pending before S3 can complete it and
+cleared by the commit, so an object whose upload failed (and could not be deleted at once) or whose process
+died is swept later (vault.upkeep).
 
 Download: ciphertext is read, decrypted and authenticated segment by segment; the final segment is
 released only after the end of the object and the plaintext SHA-256 recorded at upload are verified.
@@ -19,11 +21,22 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+from core import logs
 from core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from vault.content_types import Sniffer
 from vault.crypto.envelope import KeyUnwrapError, new_data_key, unwrap_data_key, wrap_data_key
 from vault.crypto.streaming import DEFAULT_SEGMENT_SIZE, CorruptObject, Decryptor, Encryptor
-from vault.documents import ISSUED, Corrupt, Document, DocumentType, Issued, TooLarge, Upload, check_id_number
+from vault.documents import (
+    ISSUED,
+    UPLOADED,
+    Corrupt,
+    Document,
+    DocumentType,
+    Issued,
+    Upload,
+    UploadEnd,
+    check_id_number,
+)
+from vault.intake import Intake
 from vault.keyring import Keyring
 from vault.objects import ObjectStore
 from vault.store import Cursor, StoredObject, VaultStore
@@ -31,6 +44,8 @@ from vault.store import Cursor, StoredObject, VaultStore
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
 SEGMENT_SIZE = DEFAULT_SEGMENT_SIZE  # 1 MiB ciphertext segments (Tink's AES256_GCM_HKDF_1MB)
+log = logs.get("vault.service")
+Content = AsyncIterator[bytes | UploadEnd]  # chunks, then the end message
 
 
 def associated_data(owner_ref: str, document_id: uuid.UUID) -> bytes:
@@ -63,25 +78,25 @@ class VaultService:
         self._keyring = keyring
         self.max_bytes = max_bytes
 
-    async def upload(self, id_number: str, upload: Upload, chunks: AsyncIterator[bytes]) -> Document:
+    async def upload(self, id_number: str, upload: Upload, content: Content) -> Document:
         """A citizen's upload: a new document, or a new version of ``upload.replaces``."""
         owner = self._keyring.owner_ref(id_number)
         if upload.replaces is not None:
             replaced = await self._stored(owner, upload.replaces)
             if replaced.document.source == ISSUED:
                 raise FailedPrecondition("an issued document is read-only: it has no citizen versions")
-        stored = await self._store_content(owner, upload, upload.replaces, None, chunks)
+        stored = await self._store_content(owner, upload, upload.replaces, None, content)
         assert stored is not None
         return stored
 
-    async def deliver(self, issued: Issued, id_number: str, upload: Upload, chunks: AsyncIterator[bytes]) -> Document:
+    async def deliver(self, issued: Issued, id_number: str, upload: Upload, content: Content) -> Document:
         """An agency's delivery into a citizen's vault; the same (issuer, issuer document id) again is the same
         document (its content is not read again)."""
         owner = self._keyring.owner_ref(check_id_number(id_number))
         existing = await self._delivered(owner, issued)
         if existing is not None:
             return existing
-        stored = await self._store_content(owner, upload, None, issued, chunks)
+        stored = await self._store_content(owner, upload, None, issued, content)
         if stored is None:  # a concurrent delivery won
             existing = await self._delivered(owner, issued)
             assert existing is not None
@@ -102,55 +117,60 @@ class VaultService:
         upload: Upload,
         replaces: uuid.UUID | None,
         issued: Issued | None,
-        chunks: AsyncIterator[bytes],
+        content: Content,
     ) -> Document | None:
         kek = await self._keyring.kek(owner, create=True)
         assert kek is not None
         row_id, object_name = uuid.uuid4(), str(uuid.uuid4())
         data_key = new_data_key()
         encryptor = Encryptor(data_key, associated_data(owner, row_id), SEGMENT_SIZE)
-        sniffer, digest = Sniffer(), hashlib.sha256()
-        seen = {"size": 0, "type": ""}
+        intake, checked = Intake(self.max_bytes), {"type": "", "sha256": b""}
 
         async def ciphertext() -> AsyncIterator[bytes]:
-            async for chunk in chunks:
-                seen["size"] += len(chunk)
-                if seen["size"] > self.max_bytes:
-                    raise TooLarge(f"the document is larger than {self.max_bytes} bytes")
-                sniffer.feed(chunk)
-                digest.update(chunk)
-                for piece in encryptor.update(chunk):
+            async for item in content:
+                if isinstance(item, UploadEnd):
+                    intake.end(item)
+                    continue
+                intake.feed(item)
+                for piece in encryptor.update(item):
                     yield piece
-            if seen["size"] == 0:
-                raise InvalidArgument("empty document")
-            seen["type"] = sniffer.finish()
+            checked["type"], checked["sha256"] = intake.finish()
             yield encryptor.finish()
 
-        await self._objects.put(object_name, ciphertext())
-        document = Document(
-            id=replaces or row_id,
-            document_type=upload.document_type,
-            title=upload.title.strip(),
-            filename=upload.filename,
-            content_type=seen["type"],
-            size_bytes=seen["size"],
-            sha256=digest.digest(),
-            created_at=datetime.now(UTC),
-            row_id=row_id,
-            source=ISSUED if issued else "uploaded",
-            issuer_client_id=issued.issuer_client_id if issued else "",
-            issuer_document_id=issued.issuer_document_id if issued else "",
-            issuer_signature=issued.signature if issued else b"",
-        )
-        stored = StoredObject(document, object_name, wrap_data_key(kek, data_key, str(row_id)), SEGMENT_SIZE)
+        await self._store.begin_object(object_name)  # from here on, the upkeep sweeps it unless it commits
         try:
+            await self._objects.put(object_name, ciphertext())
+            document = Document(
+                id=replaces or row_id,
+                document_type=upload.document_type,
+                title=upload.title.strip(),
+                filename=upload.filename,
+                content_type=checked["type"],
+                size_bytes=intake.size,
+                sha256=checked["sha256"],
+                created_at=datetime.now(UTC),
+                row_id=row_id,
+                source=ISSUED if issued else UPLOADED,
+                issuer_client_id=issued.issuer_client_id if issued else "",
+                issuer_document_id=issued.issuer_document_id if issued else "",
+                issuer_signature=issued.signature if issued else b"",
+            )
+            stored = StoredObject(document, object_name, wrap_data_key(kek, data_key, str(row_id)), SEGMENT_SIZE)
             added = await self._store.add_document(owner, stored)
         except BaseException:
-            await self._objects.delete(object_name)
+            await self._discard(object_name)
             raise
         if added is None:
-            await self._objects.delete(object_name)
+            await self._discard(object_name)
         return added
+
+    async def _discard(self, object_name: str) -> None:
+        """Delete an object that will have no row, now if possible; else the upkeep sweeps it later."""
+        try:
+            if await self._objects.delete(object_name):
+                await self._store.forget_object(object_name)
+        except Exception as error:  # the caller's own error matters more; the sweep remains
+            log.warning("vault.discard_failed", error_type=type(error).__name__)
 
     async def document(self, id_number: str, document_id: uuid.UUID) -> Document:
         return (await self._stored(self._keyring.owner_ref(id_number), document_id)).document

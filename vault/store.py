@@ -17,7 +17,7 @@ from core.errors import DomainError
 from vault.crypto.envelope import WrappedDataKey, WrappedKek
 from vault.documents import Document, DocumentType
 
-RETENTION = timedelta(days=30)  # a soft-deleted document's object is purged after this (purge: future work)
+RETENTION = timedelta(days=30)  # a soft-deleted or shredded document is purged (object and row) after this
 
 _COLUMNS = (
     "id, logical_id, version, document_type, title, filename, content_type, size_bytes, sha256, created_at, "
@@ -30,6 +30,10 @@ _LATEST = """NOT EXISTS (SELECT 1 FROM vault.documents newer WHERE newer.logical
 
 class KeyChanged(DomainError):
     """The citizen's KEK changed (rotation, shredding) while a document was being stored: retry."""
+
+
+class UploadExpired(DomainError):
+    """The upload outlived the sweeper's grace period and its object was swept: retry (``ABORTED``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,8 +80,9 @@ def _stored(row: asyncpg.Record) -> StoredObject:
 
 
 class VaultStore:
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, retention: timedelta = RETENTION) -> None:
         self._pool = pool
+        self._retention = retention
 
     async def wrapped_kek(self, owner_ref: str) -> WrappedKek | None:
         row = await self._pool.fetchrow(
@@ -102,12 +107,23 @@ class VaultStore:
         assert stored is not None
         return stored
 
+    async def begin_object(self, object_name: str) -> None:
+        """Record an object about to be written (``vault.pending_objects``): until its row commits, the
+        sweeper may delete it once the grace period is over."""
+        await self._pool.execute("INSERT INTO vault.pending_objects (object_name) VALUES ($1)", object_name)
+
+    async def forget_object(self, object_name: str) -> None:
+        """The pending object was deleted by its own upload: nothing left to sweep."""
+        await self._pool.execute("DELETE FROM vault.pending_objects WHERE object_name = $1", object_name)
+
     async def add_document(self, owner_ref: str, stored: StoredObject) -> Document | None:
-        """Insert one version (``stored.document``: ``row_id`` its own id, ``id`` its document's).
+        """Insert one version (``stored.document``: ``row_id`` its own id, ``id`` its document's) and clear its
+        pending object (``begin_object``) in the same transaction.
 
         A version > 1 gets the next free number of its document. An issued document that exists already
-        (same issuer and issuer document id) is not inserted: None. ``KeyChanged`` when the owner's KEK is
-        no longer the one that wrapped the data key."""
+        (same issuer and issuer document id) is not inserted: None (its object stays pending). ``KeyChanged``
+        when the owner's KEK is no longer the one that wrapped the data key; ``UploadExpired`` when the sweeper
+        took the object."""
         d = stored.document
         async with self._pool.acquire() as connection, connection.transaction():
             current = await connection.fetchval(
@@ -147,7 +163,14 @@ class VaultStore:
                 )
             except asyncpg.UniqueViolationError:
                 raise KeyChanged("another version was stored at the same time") from None
-        return None if row is None else _document(row)
+            if row is None:
+                return None
+            cleared = await connection.execute(
+                "DELETE FROM vault.pending_objects WHERE object_name = $1", stored.object_name
+            )
+            if cleared != "DELETE 1":
+                raise UploadExpired("the upload took too long and was discarded: send it again")
+        return _document(row)
 
     async def issued(self, issuer_client_id: str, issuer_document_id: str) -> tuple[str, Document] | None:
         """The owner and document an issuer delivered under its own document id, if any."""
@@ -200,8 +223,8 @@ class VaultStore:
         return [_document(row) for row in rows]
 
     async def soft_delete(self, owner_ref: str, document_id: uuid.UUID) -> bool | None:
-        """Hide every version of the document now; keep them for ``RETENTION``. False when there was no such
-        visible document, None when it is an issued one (read-only to its owner)."""
+        """Hide every version of the document now; keep them for the retention period. False when there was no
+        such visible document, None when it is an issued one (read-only to its owner)."""
         async with self._pool.acquire() as connection, connection.transaction():
             sources = await connection.fetch(
                 """SELECT source FROM vault.documents
@@ -218,7 +241,7 @@ class VaultStore:
                    WHERE logical_id = $1 AND owner_ref = $2 AND deleted_at IS NULL""",
                 document_id,
                 owner_ref,
-                RETENTION,
+                self._retention,
             )
         return True
 
@@ -229,8 +252,10 @@ class VaultStore:
         async with self._pool.acquire() as connection, connection.transaction():
             status = await connection.execute("DELETE FROM vault.citizen_keys WHERE owner_ref = $1", owner_ref)
             marked = await connection.execute(
-                "UPDATE vault.documents SET shredded_at = now() WHERE owner_ref = $1 AND shredded_at IS NULL",
+                """UPDATE vault.documents SET shredded_at = now(), purge_after = now() + $2::interval
+                   WHERE owner_ref = $1 AND shredded_at IS NULL""",
                 owner_ref,
+                self._retention,
             )
         return int(status.split()[-1]), int(marked.split()[-1])
 

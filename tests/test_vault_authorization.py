@@ -1,0 +1,137 @@
+"""Who may call what on the vault: every RPC with no token, an expired token, an agency's token, another
+citizen's token, and (for issuer pushes) a citizen's token. Real tokens from the OpenID Provider; the expired
+one is a real access token re-signed by the OP's own current key with its lifetime moved into the past."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import asyncpg
+import grpc
+import httpx
+import pytest
+from joserfc import jwt
+
+from identity.oidc import keys
+from identity.oidc.store import SigningKeyStore
+from identity.sealing import Sealer
+from protos.vault.v1 import vault_pb2 as pb
+from protos.vault.v1 import vault_pb2_grpc as pb_grpc
+from registry.citizen import Citizen
+from stack.info import StackInfo
+from stack.supervisor import Stack
+from tests.identity_calls import refused
+from tests.test_cli import dinhdanh
+from tests.vault_helpers import PDF, agency_token, bearer, citizen_token, stream, upload
+
+Metadata = tuple[tuple[str, str], ...] | None
+Call = Callable[[pb_grpc.VaultStub, Metadata, str], Awaitable[Any]]
+
+
+async def _upload(vault: pb_grpc.VaultStub, metadata: Metadata, _document_id: str) -> Any:
+    meta = pb.UploadMetadata(document_type=pb.DOCUMENT_TYPE_OTHER, title="x", filename="x.pdf")
+    return await vault.Upload(stream(pb.UploadRequest, meta, [PDF]), metadata=metadata, timeout=10)
+
+
+async def _deliver(vault: pb_grpc.VaultStub, metadata: Metadata, _document_id: str) -> Any:
+    meta = pb.DeliverMetadata(citizen_id_number="001099012345", issuer_document_id="X-1",
+                              document_type=pb.DOCUMENT_TYPE_OTHER, title="x", filename="x.pdf")  # fmt: skip
+    requests = stream(pb.DeliverIssuedDocumentRequest, meta, [PDF])
+    return await vault.DeliverIssuedDocument(requests, metadata=metadata, timeout=10)
+
+
+async def _download(vault: pb_grpc.VaultStub, metadata: Metadata, document_id: str) -> Any:
+    return [r async for r in vault.Download(pb.DownloadRequest(id=document_id), metadata=metadata, timeout=10)]
+
+
+CITIZEN_CALLS: dict[str, Call] = {
+    "Upload": _upload,
+    "ListDocuments": lambda v, m, _d: v.ListDocuments(pb.ListDocumentsRequest(), metadata=m, timeout=10),
+    "GetDocument": lambda v, m, d: v.GetDocument(pb.GetDocumentRequest(id=d), metadata=m, timeout=10),
+    "Download": _download,
+    "DeleteDocument": lambda v, m, d: v.DeleteDocument(pb.DeleteDocumentRequest(id=d), metadata=m, timeout=10),
+    "ListVersions": lambda v, m, d: v.ListVersions(pb.ListVersionsRequest(id=d), metadata=m, timeout=10),
+}
+EVERY_CALL: dict[str, Call] = {**CITIZEN_CALLS, "DeliverIssuedDocument": _deliver}
+ON_A_DOCUMENT = ("GetDocument", "Download", "DeleteDocument", "ListVersions")
+
+
+async def expired_copy(stack: Stack, info: StackInfo, token: str) -> str:
+    """``token``'s claims with ``exp`` two minutes ago, signed by the OP's current ES256 key."""
+    sealer = Sealer((stack.var / "secrets" / "identity.key").read_bytes(), "oidc-signing-key")
+    pool = await asyncpg.create_pool(info.postgres_dsn, min_size=1, max_size=1)
+    try:
+        ring = keys.KeyRing(await SigningKeyStore(pool).keys(), sealer)
+    finally:
+        await pool.close()
+    claims = dict(jwt.decode(token, ring.keyset(), algorithms=["ES256"]).claims)
+    now = int(time.time())
+    claims |= {"iat": now - 900, "exp": now - 120}
+    kid, key = ring.signing_key("ES256")
+    return jwt.encode({"alg": "ES256", "kid": kid, "typ": "at+jwt"}, claims, key, algorithms=["ES256"])
+
+
+@pytest.fixture(scope="module")
+def people(fresh_citizens: Iterator[Citizen]) -> Iterator[Citizen]:
+    return fresh_citizens
+
+
+@pytest.fixture(scope="module")
+async def owner_token(http: httpx.AsyncClient, info: StackInfo, people: Iterator[Citizen]) -> str:
+    return await citizen_token(http, info, next(people))
+
+
+@pytest.fixture(scope="module")
+async def document_id(vault: pb_grpc.VaultStub, owner_token: str) -> str:
+    return (await upload(vault, owner_token, [PDF])).id
+
+
+@pytest.mark.parametrize("method", EVERY_CALL)
+async def test_no_token_is_unauthenticated(vault: pb_grpc.VaultStub, document_id: str, method: str) -> None:
+    error = await refused(EVERY_CALL[method](vault, None, document_id), grpc.StatusCode.UNAUTHENTICATED)
+    assert "token" in (error.details() or "")
+
+
+@pytest.mark.parametrize("method", EVERY_CALL)
+async def test_an_expired_token_is_unauthenticated(
+    vault: pb_grpc.VaultStub, stack: Stack, info: StackInfo, owner_token: str, document_id: str, method: str
+) -> None:
+    expired = await expired_copy(stack, info, owner_token)
+    error = await refused(EVERY_CALL[method](vault, bearer(expired), document_id), grpc.StatusCode.UNAUTHENTICATED)
+    assert "expired" in (error.details() or "")
+
+
+@pytest.fixture(scope="module")
+async def reader_token(http: httpx.AsyncClient, stack: Stack, info: StackInfo) -> str:
+    code, agency = dinhdanh(stack, "clients", "add-agency", "--name", "Sở Y tế", "--purpose", "health-check")
+    assert code == 0, agency
+    return await agency_token(http, info, agency["client_id"], agency["client_secret"])
+
+
+@pytest.mark.parametrize("method", CITIZEN_CALLS)
+async def test_an_agency_token_is_not_a_citizen(
+    vault: pb_grpc.VaultStub, reader_token: str, document_id: str, method: str
+) -> None:
+    await refused(CITIZEN_CALLS[method](vault, bearer(reader_token), document_id), grpc.StatusCode.PERMISSION_DENIED)
+
+
+async def test_agency_without_vault_issue_and_citizens_cannot_deliver(
+    vault: pb_grpc.VaultStub, reader_token: str, owner_token: str
+) -> None:
+    for token in (reader_token, owner_token):
+        await refused(_deliver(vault, bearer(token), ""), grpc.StatusCode.PERMISSION_DENIED)
+
+
+@pytest.mark.parametrize("method", ON_A_DOCUMENT)
+async def test_another_citizen_finds_nothing(
+    vault: pb_grpc.VaultStub, http: httpx.AsyncClient, info: StackInfo, people: Iterator[Citizen],
+    owner_token: str, document_id: str, method: str,
+) -> None:  # fmt: skip
+    other = await citizen_token(http, info, next(people))
+    await refused(CITIZEN_CALLS[method](vault, bearer(other), document_id), grpc.StatusCode.NOT_FOUND)
+    listed = await vault.ListDocuments(pb.ListDocumentsRequest(), metadata=bearer(other), timeout=10)
+    assert document_id not in {d.id for d in listed.documents}
+    got = await vault.GetDocument(pb.GetDocumentRequest(id=document_id), metadata=bearer(owner_token), timeout=10)
+    assert got.id == document_id, "still there for its owner"
