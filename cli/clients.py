@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,6 +16,7 @@ from core.errors import InvalidArgument
 from identity.oidc import registration
 from identity.oidc.clients import Client, new_secret
 from identity.oidc.store import ClientStore
+from vault.signatures import check_public_jwks
 
 app = typer.Typer(help="OAuth clients: government portals and agencies.", no_args_is_help=True)
 T = TypeVar("T")
@@ -43,6 +46,7 @@ def describe(client: Client) -> dict[str, Any]:
         "scopes": list(client.scopes),
         "purposes": list(client.purposes),
         "id_token_alg": client.id_token_alg,
+        "signing_keys": [key.get("kid") for key in (client.jwks or {}).get("keys", [])],
         "disabled": client.disabled,
     }
 
@@ -72,17 +76,28 @@ def add_agency(
     name: str = typer.Option(..., "--name"),
     purpose: list[str] = typer.Option(..., "--purpose", help="An allowed purpose (repeatable)."),
     scope: list[str] = typer.Option([], "--scope", help="Scopes (default: all agency scopes)."),
+    jwks: Path | None = typer.Option(None, "--jwks", help="The agency's public signing keys (JWKS JSON file)."),
     var: Path = VarOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Register an agency (client_credentials); prints client_id and client_secret (shown once)."""
+    """Register an agency (client_credentials); prints client_id and client_secret (shown once). With --jwks,
+    the public keys its issued documents are signed with (needed to deliver into citizens' vaults)."""
     try:
         client, secret = registration.agency(name, purpose, scope or None)
+        if jwks is not None:
+            client = dataclasses.replace(client, jwks=check_public_jwks(_json_file(jwks)))
     except InvalidArgument as error:
         fail(error.message, as_json)
         raise
     _with_store(var, as_json, lambda store: store.add(client))
     emit({**describe(client), "client_secret": secret}, as_json)
+
+
+def _json_file(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        raise InvalidArgument(f"cannot read {path}: {type(error).__name__}") from None
 
 
 @app.command("list")

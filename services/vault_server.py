@@ -32,6 +32,7 @@ from protos.vault.v1 import vault_pb2 as pb
 from protos.vault.v1 import vault_pb2_grpc as pb_grpc
 from services.server import ServiceSpec, token_verifier
 from vault.documents import ISSUED, Corrupt, Document, DocumentType, Issued, TooLarge, Upload, UploadEnd, parse_id
+from vault.issuers import IssuerKeys
 from vault.keyring import Keyring
 from vault.objects import ObjectStore
 from vault.service import VaultService
@@ -206,7 +207,7 @@ async def build(settings: Settings) -> ServiceSpec:
         secure=settings.s3_secure,
     )
     objects = ObjectStore(client)
-    service = VaultService(store, objects, Keyring(master, store), settings.vault_max_bytes)
+    service = VaultService(store, objects, Keyring(master, store), IssuerKeys(pool), settings.vault_max_bytes)
     servicer = VaultServicer(service, Subjects(master))
     upkeep = UpkeepStore(pool)
     janitor = Janitor(

@@ -3,12 +3,14 @@ versions, operators shred or rotate a citizen's KEK (real tokens, S3 and Postgre
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Iterator
-from typing import Any
 
 import grpc
 import httpx
 import pytest
+from joserfc import jwt
 
 from protos.vault.v1 import vault_pb2 as pb
 from protos.vault.v1 import vault_pb2_grpc as pb_grpc
@@ -17,31 +19,34 @@ from stack.info import StackInfo
 from stack.supervisor import Stack
 from tests.identity_calls import refused
 from tests.test_cli import dinhdanh
-from tests.vault_helpers import JSON, PDF, PNG, VAULT, bearer, citizen_token, download, pieces, rows, s3_objects, stream
+from tests.vault_helpers import (
+    JSON,
+    PDF,
+    PNG,
+    Issuer,
+    bearer,
+    citizen_token,
+    deliver,
+    download,
+    register_issuer,
+    rows,
+    s3_objects,
+    stream,
+)
+from vault import signatures
+from vault.documents import DocumentType
 
-SIGNATURE = b"eyJhbGciOiJFUzI1NiJ9..c2lnbmF0dXJl"  # a detached JWS as the issuer would send it
-
-
-async def client_token(http: httpx.AsyncClient, info: StackInfo, agency: dict[str, Any], scope: str) -> str:
-    reply = await http.post(
-        f"{info.oidc_issuer}/token",
-        auth=(agency["client_id"], agency["client_secret"]),
-        data={"grant_type": "client_credentials", "scope": scope, "resource": VAULT},
-    )
-    assert reply.status_code == 200, reply.text
-    return str(reply.json()["access_token"])
-
-
-@pytest.fixture(scope="module")
-def agency(stack: Stack) -> dict[str, Any]:
-    code, agency = dinhdanh(stack, "clients", "add-agency", "--name", "Sở Tư pháp Hà Nội", "--purpose", "issue")
-    assert code == 0, agency
-    return agency
+CRIMINAL_RECORD = DocumentType.CRIMINAL_RECORD_CERTIFICATE
 
 
 @pytest.fixture(scope="module")
-async def issuer_token(http: httpx.AsyncClient, info: StackInfo, agency: dict[str, Any]) -> str:
-    return await client_token(http, info, agency, "vault.issue")
+def issuer(stack: Stack) -> Issuer:
+    return register_issuer(stack, "Sở Tư pháp Hà Nội")
+
+
+@pytest.fixture(scope="module")
+async def issuer_token(http: httpx.AsyncClient, info: StackInfo, issuer: Issuer) -> str:
+    return await issuer.token(http, info)
 
 
 @pytest.fixture(scope="module")
@@ -52,22 +57,6 @@ def people(fresh_citizens: Iterator[Citizen]) -> Iterator[Citizen]:
 async def a_citizen(http: httpx.AsyncClient, info: StackInfo, people: Iterator[Citizen]) -> tuple[Citizen, str]:
     who = next(people)
     return who, await citizen_token(http, info, who)
-
-
-async def deliver(
-    vault: pb_grpc.VaultStub, token: str, id_number: str, issuer_document_id: str, content: bytes = PDF
-) -> pb.Document:
-    meta = pb.DeliverMetadata(
-        citizen_id_number=id_number,
-        issuer_document_id=issuer_document_id,
-        document_type=pb.DOCUMENT_TYPE_CRIMINAL_RECORD_CERTIFICATE,
-        title="Phiếu lý lịch tư pháp số 1",
-        filename="ly-lich-tu-phap.pdf",
-        issuer_signature=SIGNATURE,
-    )
-    return await vault.DeliverIssuedDocument(
-        stream(pb.DeliverIssuedDocumentRequest, meta, pieces(content, 10)), metadata=bearer(token), timeout=60
-    )
 
 
 async def upload(
@@ -88,16 +77,18 @@ async def listed(vault: pb_grpc.VaultStub, token: str) -> list[pb.Document]:
 
 
 async def test_an_agency_delivers_an_issued_document_once(
-    vault: pb_grpc.VaultStub, http: httpx.AsyncClient, info: StackInfo, issuer_token: str, agency: dict[str, Any],
+    vault: pb_grpc.VaultStub, http: httpx.AsyncClient, info: StackInfo, issuer_token: str, issuer: Issuer,
     people: Iterator[Citizen],
 ) -> None:  # fmt: skip
     who, token = await a_citizen(http, info, people)
-    first = await deliver(vault, issuer_token, who.id_number, "LLTP-2026-000123")
-    again = await deliver(vault, issuer_token, who.id_number, "LLTP-2026-000123")
+    first = await deliver(vault, issuer_token, issuer, who.id_number, "LLTP-2026-000123")
+    again = await deliver(vault, issuer_token, issuer, who.id_number, "LLTP-2026-000123")
     assert again == first, "the same issuer document id is the same document"
     assert first.source == pb.DOCUMENT_SOURCE_ISSUED
-    assert (first.issuer_client_id, first.issuer_document_id) == (agency["client_id"], "LLTP-2026-000123")
-    assert first.issuer_signature == SIGNATURE
+    assert (first.issuer_client_id, first.issuer_document_id) == (issuer.client_id, "LLTP-2026-000123")
+    claims = jwt.decode(first.issuer_signature, issuer.key, algorithms=["ES256"]).claims  # anyone can check it
+    assert claims["jti"] == "LLTP-2026-000123"
+    assert claims["content_sha256"] == signatures.content_digest(hashlib.sha256(PDF).digest())
     assert first.version == 1
     mine = [d for d in await listed(vault, token) if d.id == first.id]
     assert mine == [first]
@@ -115,22 +106,57 @@ async def test_an_agency_delivers_an_issued_document_once(
     assert first.id in {d.id for d in await listed(vault, token)}
     # the same issuer document id for another citizen
     other, _ = await a_citizen(http, info, people)
-    await refused(deliver(vault, issuer_token, other.id_number, "LLTP-2026-000123"), grpc.StatusCode.ALREADY_EXISTS)
-    await refused(deliver(vault, issuer_token, "12345", "LLTP-X"), grpc.StatusCode.INVALID_ARGUMENT)
+    await refused(
+        deliver(vault, issuer_token, issuer, other.id_number, "LLTP-2026-000123"), grpc.StatusCode.ALREADY_EXISTS
+    )
+    await refused(deliver(vault, issuer_token, issuer, "12345", "LLTP-X"), grpc.StatusCode.INVALID_ARGUMENT)
 
 
 async def test_only_agencies_with_vault_issue_deliver(
-    vault: pb_grpc.VaultStub, http: httpx.AsyncClient, info: StackInfo, stack: Stack, people: Iterator[Citizen]
-) -> None:
+    vault: pb_grpc.VaultStub, http: httpx.AsyncClient, info: StackInfo, stack: Stack, people: Iterator[Citizen],
+    issuer: Issuer,
+) -> None:  # fmt: skip
     who, token = await a_citizen(http, info, people)
-    await refused(deliver(vault, token, who.id_number, "self-issued"), grpc.StatusCode.PERMISSION_DENIED)
+    await refused(deliver(vault, token, issuer, who.id_number, "self-issued"), grpc.StatusCode.PERMISSION_DENIED)
     code, reader = dinhdanh(stack, "clients", "add-agency", "--name", "Sở Y tế", "--purpose", "read",
                             "--scope", "vault.read")  # fmt: skip
     assert code == 0, reader
-    read_only = await client_token(http, info, reader, "vault.read")
-    await refused(deliver(vault, read_only, who.id_number, "no-scope"), grpc.StatusCode.PERMISSION_DENIED)
-    await refused(deliver(vault, "not-a-token", who.id_number, "bad"), grpc.StatusCode.UNAUTHENTICATED)
+    read_only = await Issuer(reader["client_id"], reader["client_secret"], issuer.key).token(http, info, "vault.read")
+    await refused(deliver(vault, read_only, issuer, who.id_number, "no-scope"), grpc.StatusCode.PERMISSION_DENIED)
+    await refused(deliver(vault, "not-a-token", issuer, who.id_number, "bad"), grpc.StatusCode.UNAUTHENTICATED)
     assert await listed(vault, token) == []
+
+
+async def test_a_delivery_needs_the_issuer_signature_over_its_content(
+    vault: pb_grpc.VaultStub, http: httpx.AsyncClient, info: StackInfo, stack: Stack, people: Iterator[Citizen],
+    issuer: Issuer, issuer_token: str,
+) -> None:  # fmt: skip
+    who, token = await a_citizen(http, info, people)
+    objects = s3_objects(stack)
+    other = register_issuer(stack, "Bệnh viện Bạch Mai")
+    forged = other.signature("LLTP-forged", CRIMINAL_RECORD, PDF)
+    cases: list[tuple[str, bytes | None, bytes, str]] = [
+        ("LLTP-garbage", b"not-a-jws", PDF, "does not verify"),
+        ("LLTP-forged", forged, PDF, "does not verify"),  # another agency's key: not in this issuer's JWKS
+        ("LLTP-content", issuer.signature("LLTP-content", CRIMINAL_RECORD, PNG), PDF, "content_sha256"),
+        ("LLTP-id", issuer.signature("LLTP-other-id", CRIMINAL_RECORD, PDF), PDF, "claim jti"),
+        ("LLTP-type", issuer.signature("LLTP-type", DocumentType.HEALTH_BOOK, PDF), PDF, "claim document_type"),
+    ]
+    for reference, signature, content, words in cases:
+        call = deliver(vault, issuer_token, issuer, who.id_number, reference, content, signature=signature)
+        error = await refused(call, grpc.StatusCode.INVALID_ARGUMENT)
+        assert words in (error.details() or ""), (reference, error.details())
+    keyless = register_issuer(stack, "UBND phường", with_keys=False)
+    error = await refused(deliver(vault, await keyless.token(http, info), keyless, who.id_number, "LLTP-keyless"),
+                          grpc.StatusCode.FAILED_PRECONDITION)  # fmt: skip
+    assert "no registered signing keys" in (error.details() or "")
+    assert await listed(vault, token) == []
+    assert s3_objects(stack) == objects, "a refused delivery leaves no object"
+    private = stack.var / "private.jwks.json"
+    private.write_text(json.dumps({"keys": [issuer.key.as_dict(private=True)]}))
+    code, refusal = dinhdanh(stack, "clients", "add-agency", "--name", "X", "--purpose", "p", "--jwks", str(private))
+    assert code == 1
+    assert "public keys only" in refusal["error"]
 
 
 async def test_versions_of_a_document(
@@ -164,11 +190,11 @@ async def test_versions_of_a_document(
 
 async def test_shred_makes_every_document_unreadable(
     vault: pb_grpc.VaultStub, http: httpx.AsyncClient, info: StackInfo, stack: Stack, issuer_token: str,
-    people: Iterator[Citizen],
+    issuer: Issuer, people: Iterator[Citizen],
 ) -> None:  # fmt: skip
     who, token = await a_citizen(http, info, people)
     mine = await upload(vault, token, JSON)
-    issued = await deliver(vault, issuer_token, who.id_number, f"LLTP-shred-{who.id_number}")
+    issued = await deliver(vault, issuer_token, issuer, who.id_number, f"LLTP-shred-{who.id_number}")
     before = s3_objects(stack)
     code, done = dinhdanh(stack, "vault", "shred", who.id_number)
     assert code == 0, done
@@ -192,12 +218,12 @@ async def test_shred_makes_every_document_unreadable(
 
 async def test_rotate_kek_rewraps_every_data_key(
     vault: pb_grpc.VaultStub, http: httpx.AsyncClient, info: StackInfo, stack: Stack, issuer_token: str,
-    people: Iterator[Citizen],
+    issuer: Issuer, people: Iterator[Citizen],
 ) -> None:  # fmt: skip
     who, token = await a_citizen(http, info, people)
     first = await upload(vault, token, JSON)
     second = await upload(vault, token, PNG, replaces=first.id, filename="so.png")
-    issued = await deliver(vault, issuer_token, who.id_number, f"LLTP-rotate-{who.id_number}")
+    issued = await deliver(vault, issuer_token, issuer, who.id_number, f"LLTP-rotate-{who.id_number}")
     query = "SELECT id, kek_version, key_nonce, wrapped_key FROM vault.documents WHERE logical_id = ANY($1::uuid[])"
     ids = [first.id, issued.id]
     keys_before = {r["id"]: (r["kek_version"], bytes(r["wrapped_key"])) for r in await rows(info, query, ids)}

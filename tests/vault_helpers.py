@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import uuid
 from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import httpx
+from joserfc.jwk import ECKey
 
 from protos.vault.v1 import vault_pb2 as pb
 from protos.vault.v1 import vault_pb2_grpc as pb_grpc
@@ -15,11 +19,15 @@ from registry.citizen import Citizen
 from stack.info import StackInfo
 from stack.supervisor import Stack
 from tests.oidc_helpers import person, portal_flow, signed_in
+from tests.test_cli import dinhdanh
+from vault import signatures
+from vault.documents import DocumentType, Issued
 
 VAULT = "urn:dinhdanh:service:vault"
 CHUNK = 1024 * 1024
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
 PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
+ISSUED_TITLE = "Phiếu lý lịch tư pháp số 1"
 JSON = '{"ho_ten": "Nguyễn Văn An", "so_so": "SK-2026-0042", "nhom_mau": "O+"}'.encode()
 
 
@@ -118,3 +126,60 @@ async def rows(info: StackInfo, query: str, *args: object) -> list[asyncpg.Recor
 def s3_objects(stack: Stack) -> dict[str, str]:
     assert stack.s3 is not None
     return {o.object_name: o.etag for o in stack.s3.client().list_objects("vault", recursive=True)}
+
+
+@dataclass(frozen=True)
+class Issuer:
+    """An agency registered with ``vault.issue`` and a signing key (its public JWKS given at registration)."""
+
+    client_id: str
+    client_secret: str
+    key: ECKey
+
+    def signature(self, issuer_document_id: str, document_type: DocumentType, content: bytes) -> bytes:
+        issued = Issued(self.client_id, issuer_document_id, b"")
+        return signatures.sign(self.key, "ES256", issued, document_type, hashlib.sha256(content).digest())
+
+    async def token(self, http: httpx.AsyncClient, info: StackInfo, scope: str = "vault.issue") -> str:
+        reply = await http.post(
+            f"{info.oidc_issuer}/token",
+            auth=(self.client_id, self.client_secret),
+            data={"grant_type": "client_credentials", "scope": scope, "resource": VAULT},
+        )
+        assert reply.status_code == 200, reply.text
+        return str(reply.json()["access_token"])
+
+
+def register_issuer(stack: Stack, name: str, with_keys: bool = True) -> Issuer:
+    """``dinhdanh clients add-agency --jwks`` with a fresh ES256 key (without keys when ``with_keys`` is False)."""
+    key = ECKey.generate_key("P-256", parameters={"kid": uuid.uuid4().hex[:16], "alg": "ES256"}, private=True)
+    jwks = stack.var / f"jwks-{key.kid}.json"
+    jwks.write_text(json.dumps({"keys": [key.as_dict(private=False)]}))
+    keys = ["--jwks", str(jwks)] if with_keys else []
+    code, agency = dinhdanh(stack, "clients", "add-agency", "--name", name, "--purpose", "issue", *keys)
+    assert code == 0, agency
+    return Issuer(agency["client_id"], agency["client_secret"], key)
+
+
+async def deliver(
+    vault: pb_grpc.VaultStub,
+    token: str,
+    issuer: Issuer,
+    id_number: str,
+    issuer_document_id: str,
+    content: bytes = PDF,
+    signature: bytes | None = None,
+) -> pb.Document:
+    """``issuer`` delivers a criminal record certificate (``ISSUED_TITLE``), signed unless ``signature`` is given."""
+    if signature is None:
+        signature = issuer.signature(issuer_document_id, DocumentType.CRIMINAL_RECORD_CERTIFICATE, content)
+    meta = pb.DeliverMetadata(
+        citizen_id_number=id_number,
+        issuer_document_id=issuer_document_id,
+        document_type=pb.DOCUMENT_TYPE_CRIMINAL_RECORD_CERTIFICATE,
+        title=ISSUED_TITLE,
+        filename="ly-lich-tu-phap.pdf",
+        issuer_signature=signature,
+    )
+    requests = stream(pb.DeliverIssuedDocumentRequest, meta, pieces(content, 10))
+    return await vault.DeliverIssuedDocument(requests, metadata=bearer(token), timeout=60)

@@ -18,11 +18,13 @@ import base64
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from functools import partial
 
 from core import logs
 from core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from vault import signatures
 from vault.crypto.envelope import KeyUnwrapError, new_data_key, unwrap_data_key, wrap_data_key
 from vault.crypto.streaming import DEFAULT_SEGMENT_SIZE, CorruptObject, Decryptor, Encryptor
 from vault.documents import (
@@ -37,6 +39,7 @@ from vault.documents import (
     check_id_number,
 )
 from vault.intake import Intake
+from vault.issuers import IssuerKeys
 from vault.keyring import Keyring
 from vault.objects import ObjectStore
 from vault.store import Cursor, StoredObject, VaultStore
@@ -72,8 +75,11 @@ def _cursor(token: str) -> Cursor | None:
 
 
 class VaultService:
-    def __init__(self, store: VaultStore, objects: ObjectStore, keyring: Keyring, max_bytes: int) -> None:
+    def __init__(
+        self, store: VaultStore, objects: ObjectStore, keyring: Keyring, issuers: IssuerKeys, max_bytes: int
+    ) -> None:
         self._store = store
+        self._issuers = issuers
         self._objects = objects
         self._keyring = keyring
         self.max_bytes = max_bytes
@@ -90,13 +96,16 @@ class VaultService:
         return stored
 
     async def deliver(self, issued: Issued, id_number: str, upload: Upload, content: Content) -> Document:
-        """An agency's delivery into a citizen's vault; the same (issuer, issuer document id) again is the same
-        document (its content is not read again)."""
+        """An agency's delivery into a citizen's vault, its signature verified (vault.signatures); the same
+        (issuer, issuer document id) again is the same document (its content is not read again)."""
         owner = self._keyring.owner_ref(check_id_number(id_number))
+        keys = signatures.public_key_set(await self._issuers.jwks(issued.issuer_client_id))
+        claims = signatures.check(keys, issued, upload.document_type)
         existing = await self._delivered(owner, issued)
         if existing is not None:
             return existing
-        stored = await self._store_content(owner, upload, None, issued, content)
+        accept = partial(signatures.check_content, claims)
+        stored = await self._store_content(owner, upload, None, issued, content, accept)
         if stored is None:  # a concurrent delivery won
             existing = await self._delivered(owner, issued)
             assert existing is not None
@@ -118,7 +127,9 @@ class VaultService:
         replaces: uuid.UUID | None,
         issued: Issued | None,
         content: Content,
+        accept: Callable[[bytes], None] | None = None,
     ) -> Document | None:
+        """Store a version; ``accept(sha256)`` may still refuse the complete content before it is committed."""
         kek = await self._keyring.kek(owner, create=True)
         assert kek is not None
         row_id, object_name = uuid.uuid4(), str(uuid.uuid4())
@@ -140,6 +151,8 @@ class VaultService:
         await self._store.begin_object(object_name)  # from here on, the upkeep sweeps it unless it commits
         try:
             await self._objects.put(object_name, ciphertext())
+            if accept is not None:
+                accept(checked["sha256"])
             document = Document(
                 id=replaces or row_id,
                 document_type=upload.document_type,
