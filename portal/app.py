@@ -4,8 +4,10 @@ Sign-in is the authorization code flow with PKCE (S256) and ``client_secret_basi
 endpoint; authlib checks ``state`` and ``nonce`` and validates the ID token against the OP's keys
 (issuer and audience pinned here). The ``iss`` parameter of the authorization response (RFC 9207) is
 checked before the code is redeemed. The signed session cookie holds only the pending flow (state,
-nonce, PKCE verifier) and a random session id: the claims and the ID token stay in this process's
-memory, so personal data never travels in a cookie. One worker; a restart signs everyone out.
+nonce, PKCE verifier) and a random session id: the claims, the ID token and the access token stay in this
+process's memory, so personal data never travels in a cookie. One worker; a restart signs everyone out.
+With a vault configured, sign-in also asks for the vault as the access token's audience (RFC 8707) and
+``portal.vault`` serves the personal data store pages with that token.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import logs
 from portal import claims
+from portal.errors import PageError
 from portal.settings import PortalSettings
+from portal.vault import AFTER_LOGIN, RESOURCE, VaultPages
 
 with warnings.catch_warnings():
     # authlib 1.9 prefers the httpx2 fork and warns once, on import, when it falls back to httpx.
@@ -71,14 +75,6 @@ PAGE_HEADERS = {
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
 }
-
-
-class PageError(Exception):
-    """Ends a request with an error page (never a traceback)."""
-
-    def __init__(self, status: int, message: str, reason: str) -> None:
-        super().__init__(reason)
-        self.status, self.message, self.reason = status, message, reason
 
 
 class Sessions:
@@ -157,11 +153,13 @@ class Portal:
         data = self.sessions.get(request.session.get("sid"))
         if data is None and "sid" in request.session:
             del request.session["sid"]
-        return self.page(request, "home.html", rows=claims.shown(data["claims"]) if data else None)
+        rows = claims.shown(data["claims"]) if data else None
+        return self.page(request, "home.html", rows=rows, vault=bool(self.settings.vault_address))
 
     async def login(self, request: Request) -> Response:
         await self.metadata()
-        return await self.client.authorize_redirect(request, self.settings.redirect_uri)
+        extra = {"resource": RESOURCE} if self.settings.vault_address else {}  # RFC 8707: the vault is an audience
+        return await self.client.authorize_redirect(request, self.settings.redirect_uri, **extra)
 
     async def callback(self, request: Request) -> Response:
         params = request.query_params
@@ -191,9 +189,12 @@ class Portal:
                 raise PageError(502, BAD_PROVIDER, "userinfo: sub differs from the ID token's")
             found.update(userinfo)
         self.sessions.pop(request.session.pop("sid", None))  # a new id at each sign-in
-        request.session["sid"] = self.sessions.put({"claims": found, "id_token": token["id_token"]})
+        session = {"claims": found, "id_token": token["id_token"], "access_token": token.get("access_token"),
+                   "expires_at": token.get("expires_at")}  # fmt: skip
+        request.session["sid"] = self.sessions.put(session)
         log.info("signed in", client_id=self.settings.client_id, acr=found.get("acr"))
-        return RedirectResponse("/", status_code=303)
+        target = "/vault" if request.session.pop(AFTER_LOGIN, None) == "/vault" else "/"
+        return RedirectResponse(target, status_code=303)
 
     async def redeem(self, request: Request) -> dict[str, Any]:
         options = {
@@ -245,7 +246,8 @@ class Portal:
     async def error_page(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, PageError)
         log.warning("refused", path=request.url.path, status=exc.status, reason=exc.reason)
-        return self.page(request, "error.html", exc.status, message=exc.message)
+        return self.page(request, "error.html", exc.status, message=exc.message, heading=exc.heading,
+                         relogin=exc.relogin)  # fmt: skip
 
     async def server_error(self, request: Request, _exc: Exception) -> Response:
         message = "Lỗi hệ thống, vui lòng thử lại sau. (Internal error; please try again later.)"
@@ -283,6 +285,7 @@ class RequestLog:
 def create_app(settings: PortalSettings | None = None) -> Starlette:
     settings = settings or PortalSettings()
     portal = Portal(settings)
+    vault = VaultPages(portal)  # its pages only when a vault is configured
     session_key = settings.session_key.get_secret_value()
     if not session_key:
         session_key = secrets.token_urlsafe(32)
@@ -291,7 +294,10 @@ def create_app(settings: PortalSettings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         log.info("portal ready", issuer=settings.issuer, base_url=settings.base_url, client_id=settings.client_id)
-        yield
+        try:
+            yield
+        finally:
+            await vault.close()
 
     async def health(_request: Request) -> Response:
         return PlainTextResponse("ok")
@@ -302,6 +308,7 @@ def create_app(settings: PortalSettings | None = None) -> Starlette:
         Route("/callback", portal.callback),
         Route("/logout", portal.logout, methods=["GET", "POST"]),
         Route("/healthz", health),
+        *vault.routes(),
     ]
     middleware = [
         Middleware(RequestLog),

@@ -22,6 +22,15 @@ class PortalSettings(BaseSettings):
     session_max_age: int = Field(default=8 * 3600, ge=60)
     http_timeout: float = Field(default=10.0, gt=0)
     log_level: str = "info"
+    # The vault's address and this portal's platform certificate (mutual TLS); with no address, no vault pages.
+    vault_address: str = ""
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+    vault_timeout: float = Field(default=60.0, gt=0)
+    # Upload request bodies above this many bytes are refused (413) before they reach the vault, whose own
+    # limit on a document (20 MiB by default) is lower.
+    upload_limit: int = Field(default=32 * 1024 * 1024, ge=1024)
 
     @field_validator("base_url")
     @classmethod

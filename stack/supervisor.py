@@ -112,7 +112,9 @@ class Stack:
         await web.wait_http(edge, f"{info.oidc_issuer}/.well-known/openid-configuration")
         clients = await web.demo_clients(self.secrets, self.ports, dsn)
         for name, title in web.PORTALS:
-            self.services[name] = web.start_portal(name, title, clients[name], self.secrets, self.ports, self.var)
+            self.services[name] = web.start_portal(
+                name, title, clients[name], self.secrets, self.ports, self.var, ca=self.ca
+            )
         for name, _ in web.PORTALS:
             await web.wait_http(self.services[name], f"{clients[name]['base_url']}/")
         info.demo_portal = clients["portal"]["base_url"]

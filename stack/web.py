@@ -73,7 +73,9 @@ async def demo_clients(secrets: SecretStore, ports: Ports, dsn: str) -> dict[str
 
 
 def start_portal(name: str, title: str, client: dict[str, Any], secrets: SecretStore, ports: Ports,
-                 var: Path) -> ManagedProcess:  # fmt: skip
+                 var: Path, ca: PlatformCA | None = None) -> ManagedProcess:  # fmt: skip
+    """One demo portal; with ``ca``, it also serves the vault pages (mTLS as the platform peer ``portal``, one
+    certificate for both demo portals: the citizen's access token decides whose documents they see)."""
     env = {
         **os.environ,
         "DINHDANH_PORTAL_ISSUER": issuer(ports),
@@ -85,6 +87,14 @@ def start_portal(name: str, title: str, client: dict[str, Any], secrets: SecretS
         "DINHDANH_PORTAL_SESSION_KEY": secrets.token(f"{name}-session-key", 32),
         "DINHDANH_PORTAL_COOKIE_NAME": f"{name}_session",
     }
+    if ca is not None:
+        paths = ca.issue("portal")
+        env |= {
+            "DINHDANH_PORTAL_VAULT_ADDRESS": f"{HOST}:{ports.vault}",
+            "DINHDANH_PORTAL_TLS_CA": str(paths.ca),
+            "DINHDANH_PORTAL_TLS_CERT": str(paths.cert),
+            "DINHDANH_PORTAL_TLS_KEY": str(paths.key),
+        }
     process = ManagedProcess(name, [sys.executable, "-m", "portal"], var / "logs" / f"{name}.log", env)
     process.start()
     return process

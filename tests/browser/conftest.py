@@ -1,7 +1,8 @@
 """Browser fixtures: Debian's Chromium driven by Playwright (async API, on the session event loop).
 
-A session ``browser`` and a fresh ``context`` (cookies, storage) and ``page`` per test. Without Chromium or
-Playwright the tests fail with the fix to run (``python -m tests.browser_setup``); they are never skipped.
+The ``platform`` (OP, demo portals, demo citizen) and a ``browser`` per session, a fresh ``context`` (cookies,
+storage) and ``page`` per test. Without Chromium or Playwright the tests fail with the fix to run
+(``python -m tests.browser_setup``); they are never skipped.
 On failure every page of the test's context is saved to ``bench-results/browser/`` (screenshot, HTML, URL).
 """
 
@@ -14,6 +15,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from stack.supervisor import Stack
+from tests.browser.signin import Platform, platform_of
 from tests.browser_setup import CHROMIUM, CHROMIUM_ARGS, missing
 
 if TYPE_CHECKING:
@@ -43,6 +46,11 @@ async def browser() -> AsyncIterator[Browser]:
         chromium = await pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         yield chromium
         await chromium.close()
+
+
+@pytest.fixture(scope="session")
+def platform(stack: Stack) -> Platform:
+    return platform_of(stack)
 
 
 @pytest.fixture
