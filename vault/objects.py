@@ -7,7 +7,8 @@ the queue (``QUEUE_PIECES`` segments); an object that fits one part is a single 
 multipart upload that minio aborts if the pipe fails. Parts are uploaded one at a time
 (``num_parallel_uploads=1``) to keep that bound.
 
-Download: ``get_object`` in a worker thread, its body read one segment at a time as the consumer pulls.
+Download: ``get_object`` in a worker thread, its body read one segment at a time, one segment ahead of the
+consumer.
 
 Removal: ``delete`` (one object, best effort, for a failed upload) and ``remove`` (many, for the upkeep;
 it raises so that the rows stay).
@@ -62,10 +63,10 @@ class _Pipe:
             else:
                 assert isinstance(item, bytes)
                 self._piece = memoryview(item)
-        if size < 0:
+        if size < 0 or size >= len(self._piece):
             size = len(self._piece)
-        out, self._piece = bytes(self._piece[:size]), self._piece[size:]
-        return out
+        out, self._piece = self._piece[:size], self._piece[size:]
+        return out.obj if out.nbytes == len(out.obj) else bytes(out)  # type: ignore[return-value]  # whole: no copy
 
 
 class ObjectStore:
@@ -120,16 +121,22 @@ class ObjectStore:
         )
 
     async def chunks(self, name: str, size: int) -> AsyncIterator[bytes]:
-        """The object's bytes in pieces of at most ``size``, fetched as they are consumed."""
+        """The object's bytes in pieces of at most ``size``. One piece is read ahead while the consumer works
+        on the previous one (decrypting, sending), so S3 and the consumer overlap: at most two pieces held."""
         response = await asyncio.to_thread(self._client.get_object, self._bucket, name)
+        stream = response.stream(size)
+        ahead: asyncio.Future[bytes | None] | None = None
         try:
-            stream = response.stream(size)
+            ahead = asyncio.ensure_future(asyncio.to_thread(next, stream, None))
             while True:
-                piece = await asyncio.to_thread(next, stream, None)
+                piece = await ahead
                 if piece is None:
                     return
+                ahead = asyncio.ensure_future(asyncio.to_thread(next, stream, None))
                 yield piece
         finally:
+            if ahead is not None and not ahead.done():
+                await asyncio.wait([ahead])  # the thread is done with the response before it is closed
             response.close()
             response.release_conn()
 

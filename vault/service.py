@@ -14,6 +14,7 @@ released only after the end of the object and the plaintext SHA-256 recorded at 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -21,6 +22,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from functools import partial
+from typing import TypeVar
 
 from core import logs
 from core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
@@ -48,7 +50,15 @@ DEFAULT_PAGE = 20
 MAX_PAGE = 100
 SEGMENT_SIZE = DEFAULT_SEGMENT_SIZE  # 1 MiB ciphertext segments (Tink's AES256_GCM_HKDF_1MB)
 log = logs.get("vault.service")
+OFFLOAD = 256 * 1024
+T = TypeVar("T")
 Content = AsyncIterator[bytes | UploadEnd]  # chunks, then the end message
+
+
+async def _beside_loop(size: int, work: Callable[[], T]) -> T:
+    """Run ``work`` (AES-GCM and SHA-256 over ``size`` bytes: both release the GIL) in a worker thread when it is
+    large enough to be worth the hop, so the event loop goes on serving gRPC on the other core meanwhile."""
+    return await asyncio.to_thread(work) if size >= OFFLOAD else work()
 
 
 def associated_data(owner_ref: str, document_id: uuid.UUID) -> bytes:
@@ -130,25 +140,28 @@ class VaultService:
         accept: Callable[[bytes], None] | None = None,
     ) -> Document | None:
         """Store a version; ``accept(sha256)`` may still refuse the complete content before it is committed."""
-        kek = await self._keyring.kek(owner, create=True)
-        assert kek is not None
         row_id, object_name = uuid.uuid4(), str(uuid.uuid4())
+        # from the pending name on, the upkeep sweeps the object unless its row commits
+        kek, _ = await asyncio.gather(self._keyring.kek(owner, create=True), self._store.begin_object(object_name))
+        assert kek is not None
         data_key = new_data_key()
         encryptor = Encryptor(data_key, associated_data(owner, row_id), SEGMENT_SIZE)
         intake, checked = Intake(self.max_bytes), {"type": "", "sha256": b""}
 
         async def ciphertext() -> AsyncIterator[bytes]:
+            def seal(chunk: bytes) -> list[bytes]:
+                intake.feed(chunk)
+                return encryptor.update(chunk)
+
             async for item in content:
                 if isinstance(item, UploadEnd):
                     intake.end(item)
                     continue
-                intake.feed(item)
-                for piece in encryptor.update(item):
+                for piece in await _beside_loop(len(item), partial(seal, item)):
                     yield piece
             checked["type"], checked["sha256"] = intake.finish()
             yield encryptor.finish()
 
-        await self._store.begin_object(object_name)  # from here on, the upkeep sweeps it unless it commits
         try:
             await self._objects.put(object_name, ciphertext())
             if accept is not None:
@@ -233,10 +246,16 @@ class VaultService:
         assert document.row_id is not None
         decryptor = Decryptor(data_key, associated_data(owner, document.row_id), stored.segment_size)
         digest, size = hashlib.sha256(), 0
+
+        def open_(piece: bytes) -> list[bytes]:
+            plains = decryptor.update(piece)
+            for plain in plains:
+                digest.update(plain)
+            return plains
+
         try:
             async for piece in self._objects.chunks(stored.object_name, stored.segment_size):
-                for plain in decryptor.update(piece):
-                    digest.update(plain)
+                for plain in await _beside_loop(len(piece), partial(open_, piece)):
                     size += len(plain)
                     yield plain
             last = decryptor.finish()

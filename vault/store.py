@@ -28,6 +28,32 @@ _LATEST = """NOT EXISTS (SELECT 1 FROM vault.documents newer WHERE newer.logical
                  AND newer.version > d.version AND newer.deleted_at IS NULL)"""
 
 
+# One statement, one round trip, atomic: the KEK must still be the one that wrapped the data key (row locked
+# FOR SHARE against rotation and shredding), the object must still be pending (locked against the sweeper,
+# which deletes the row when it takes the object); then the version is inserted and only if it was, the
+# pending name cleared. key_ok / pending_ok say which precondition failed; no id means an issued duplicate.
+_ADD_DOCUMENT = f"""
+WITH key AS (
+    SELECT 1 FROM vault.citizen_keys WHERE owner_ref = $3 AND kek_version = $11 FOR SHARE
+), pending AS (
+    SELECT 1 FROM vault.pending_objects WHERE object_name = $4 FOR UPDATE
+), added AS (
+    INSERT INTO vault.documents AS d (id, logical_id, version, owner_ref, object_name, document_type, title,
+        filename, content_type, size_bytes, sha256, kek_version, key_nonce, wrapped_key, segment_size, source,
+        issuer_client_id, issuer_document_id, issuer_signature)
+    SELECT $1, $2, CASE WHEN $1::uuid = $2::uuid THEN 1 ELSE (SELECT coalesce(max(version), 0) + 1
+            FROM vault.documents WHERE logical_id = $2) END,
+        $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18
+    WHERE EXISTS (SELECT 1 FROM key) AND EXISTS (SELECT 1 FROM pending)
+    ON CONFLICT (issuer_client_id, issuer_document_id) WHERE source = 'issued' DO NOTHING
+    RETURNING {_COLUMNS}
+), cleared AS (
+    DELETE FROM vault.pending_objects WHERE object_name = $4 AND EXISTS (SELECT 1 FROM added)
+)
+SELECT EXISTS (SELECT 1 FROM key) AS key_ok, EXISTS (SELECT 1 FROM pending) AS pending_ok, added.*
+FROM (SELECT 1) AS one LEFT JOIN added ON true"""
+
+
 class KeyChanged(DomainError):
     """The citizen's KEK changed (rotation, shredding) while a document was being stored: retry."""
 
@@ -125,52 +151,36 @@ class VaultStore:
         when the owner's KEK is no longer the one that wrapped the data key; ``UploadExpired`` when the sweeper
         took the object."""
         d = stored.document
-        async with self._pool.acquire() as connection, connection.transaction():
-            current = await connection.fetchval(
-                "SELECT kek_version FROM vault.citizen_keys WHERE owner_ref = $1 FOR SHARE", owner_ref
+        try:
+            row = await self._pool.fetchrow(
+                _ADD_DOCUMENT,
+                d.row_id,
+                d.id,
+                owner_ref,
+                stored.object_name,
+                d.document_type.value,
+                d.title,
+                d.filename,
+                d.content_type,
+                d.size_bytes,
+                d.sha256,
+                stored.wrapped_key.kek_version,
+                stored.wrapped_key.nonce,
+                stored.wrapped_key.wrapped,
+                stored.segment_size,
+                d.source,
+                d.issuer_client_id or None,
+                d.issuer_document_id or None,
+                d.issuer_signature if d.source == "issued" else None,
             )
-            if current != stored.wrapped_key.kek_version:
-                raise KeyChanged("the citizen's key changed during the upload")
-            try:
-                row = await connection.fetchrow(
-                    f"""INSERT INTO vault.documents AS d (id, logical_id, version, owner_ref, object_name,
-                            document_type, title, filename, content_type, size_bytes, sha256, kek_version,
-                            key_nonce, wrapped_key, segment_size, source, issuer_client_id, issuer_document_id,
-                            issuer_signature)
-                        VALUES ($1, $2, CASE WHEN $1::uuid = $2::uuid THEN 1 ELSE (SELECT coalesce(max(version), 0) + 1
-                                FROM vault.documents WHERE logical_id = $2) END,
-                            $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
-                        ON CONFLICT (issuer_client_id, issuer_document_id) WHERE source = 'issued' DO NOTHING
-                        RETURNING {_COLUMNS}""",
-                    d.row_id,
-                    d.id,
-                    owner_ref,
-                    stored.object_name,
-                    d.document_type.value,
-                    d.title,
-                    d.filename,
-                    d.content_type,
-                    d.size_bytes,
-                    d.sha256,
-                    stored.wrapped_key.kek_version,
-                    stored.wrapped_key.nonce,
-                    stored.wrapped_key.wrapped,
-                    stored.segment_size,
-                    d.source,
-                    d.issuer_client_id or None,
-                    d.issuer_document_id or None,
-                    d.issuer_signature if d.source == "issued" else None,
-                )
-            except asyncpg.UniqueViolationError:
-                raise KeyChanged("another version was stored at the same time") from None
-            if row is None:
-                return None
-            cleared = await connection.execute(
-                "DELETE FROM vault.pending_objects WHERE object_name = $1", stored.object_name
-            )
-            if cleared != "DELETE 1":
-                raise UploadExpired("the upload took too long and was discarded: send it again")
-        return _document(row)
+        except asyncpg.UniqueViolationError:
+            raise KeyChanged("another version was stored at the same time") from None
+        assert row is not None
+        if not row["key_ok"]:
+            raise KeyChanged("the citizen's key changed during the upload")
+        if not row["pending_ok"]:
+            raise UploadExpired("the upload took too long and was discarded: send it again")
+        return None if row["id"] is None else _document(row)
 
     async def issued(self, issuer_client_id: str, issuer_document_id: str) -> tuple[str, Document] | None:
         """The owner and document an issuer delivered under its own document id, if any."""
