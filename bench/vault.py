@@ -8,7 +8,9 @@ flight, the load generator on the same machine:
   ``bench-raw``, emptied and removed afterwards);
 - MiB/s, documents/s, p50/p99 latency, and the ratio vault/raw each way (target ≥ 0.8);
 - the vault process's memory: RSS sampled every 50 ms during that size's phases (the maximum) and
-  VmHWM from ``/proc/<pid>/status`` (a high-water mark since the process started, so it only grows).
+  VmHWM from ``/proc/<pid>/status`` (a high-water mark since the process started, so it only grows);
+- first, what one transfer holds: the peak RSS above the start during single uploads and downloads of
+  5 MiB, then of 20 MiB (the largest document), one at a time.
 
 The vault documents made are soft-deleted afterwards; their encrypted objects stay in the ``vault``
 bucket until the vault's retention purge, as for any deleted document.
@@ -48,6 +50,7 @@ RAW_BUCKET = "bench-raw"
 CHUNK = 256 * 1024
 MIB = 1024 * 1024
 SIZES = {"100KiB": 100 * 1024, "5MiB": 5 * MIB}
+PROBE_SIZES = {"5MiB": 5 * MIB, "20MiB": 20 * MIB}  # 20 MiB: the vault's default limit
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SAMPLE_EVERY = 0.05
 TARGET_RATIO = 0.8
@@ -293,6 +296,33 @@ async def cleanup(
     await asyncio.get_running_loop().run_in_executor(threads, remove)
 
 
+async def memory_probe(stub: pb_grpc.VaultStub, token: str, proc: psutil.Process | None) -> dict[str, Any]:
+    """The vault's peak RSS above its RSS at the start, during uploads and downloads one at a time of a 5 MiB
+    then of a 20 MiB document (the largest): were memory held per document and not per chunk, the second
+    figure would be about four times the first. After one warm-up transfer (first-use allocations), before
+    the load phases swell the heap."""
+    auth = (("authorization", f"Bearer {token}"),)
+    grown: dict[str, Any] = {}
+    start = 0
+    for label, size in {"warm-up": 5 * MIB, **PROBE_SIZES}.items():
+        data = png_like(size)
+        chunks = [data[i : i + CHUNK] for i in range(0, size, CHUNK)]
+        meta = pb.UploadMetadata(document_type=pb.DOCUMENT_TYPE_OTHER, title="Bench memory", filename="bench.png")
+        messages = [pb.UploadRequest(metadata=meta), *(pb.UploadRequest(chunk=c) for c in chunks),
+                    pb.UploadRequest(end=pb.UploadEnd(size_bytes=size))]  # fmt: skip
+        with RssSampler(proc) as sampler:
+            for _ in range(3):
+                document = await stub.Upload(iter(messages), metadata=auth, timeout=120)
+                async for _reply in stub.Download(pb.DownloadRequest(id=document.id), metadata=auth, timeout=120):
+                    pass
+                await stub.DeleteDocument(pb.DeleteDocumentRequest(id=document.id), metadata=auth, timeout=30)
+        if label == "warm-up":  # first use: thread stacks, allocator arenas, TLS and cipher setup, lazy imports
+            start = proc.memory_info().rss if proc is not None else 0
+            continue
+        grown[label] = round(max(sampler.peak - start, 0) / MIB, 1)
+    return {"rss_after_warm_up_mib": round(start / MIB, 1), "peak_above_start_mib_one_transfer_at_a_time": grown}
+
+
 async def run(info: StackInfo, var: Path, seconds: float, concurrency: int) -> dict[str, Any]:
     token = await citizen_token(info, var / "secrets")
     proc = vault_process(info.services["vault"])
@@ -306,6 +336,7 @@ async def run(info: StackInfo, var: Path, seconds: float, concurrency: int) -> d
         sizes: dict[str, Any] = {}
         async with info.channel("vault") as channel:
             stub = pb_grpc.VaultStub(channel)
+            memory = await memory_probe(stub, token, proc)
             for label, size in SIZES.items():
                 sizes[label] = await measure_size(stub, s3, threads, token, label, size, seconds, concurrency, proc)
     finally:
@@ -318,6 +349,7 @@ async def run(info: StackInfo, var: Path, seconds: float, concurrency: int) -> d
         "cores": os.cpu_count(),
         "vault_pid": proc.pid if proc is not None else None,
         "sizes": sizes,
+        "vault_memory_per_transfer": memory,
         "chunk_bytes": CHUNK,
         "concurrency": concurrency,
         "seconds_per_phase": seconds,
