@@ -18,6 +18,7 @@ from stack.info import StackInfo
 from stack.pki import PlatformCA
 from stack.ports import Ports
 from stack.supervisor import Stack
+from tests.vault_helpers import citizen_token
 
 SEEDED = 400
 
@@ -44,6 +45,18 @@ def info(stack: Stack) -> StackInfo:
 async def http() -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(timeout=20) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def owner(fresh_citizens: Iterator[Citizen]) -> Citizen:
+    """A citizen of the module's vault tests."""
+    return next(fresh_citizens)
+
+
+@pytest.fixture(scope="module")
+async def token(http: httpx.AsyncClient, info: StackInfo, owner: Citizen) -> str:
+    """``owner``'s access token for the vault."""
+    return await citizen_token(http, info, owner)
 
 
 @pytest.fixture(scope="module")

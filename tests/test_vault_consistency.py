@@ -23,16 +23,6 @@ from tests.test_cli import dinhdanh
 from tests.vault_helpers import CHUNK, JSON, PDF, PNG, bearer, citizen_token, download, rows, s3_objects, stream, upload
 
 
-@pytest.fixture(scope="module")
-def owner(fresh_citizens: Iterator[Citizen]) -> Citizen:
-    return next(fresh_citizens)
-
-
-@pytest.fixture(scope="module")
-async def token(http: httpx.AsyncClient, info: StackInfo, owner: Citizen) -> str:
-    return await citizen_token(http, info, owner)
-
-
 async def visible(vault: pb_grpc.VaultStub, token: str) -> set[str]:
     reply = await vault.ListDocuments(pb.ListDocumentsRequest(page_size=100), metadata=bearer(token), timeout=10)
     return {d.id for d in reply.documents}

@@ -33,16 +33,6 @@ MAX = 20 * 1024 * 1024  # the default limit (core.settings.Settings.vault_max_by
 
 
 @pytest.fixture(scope="module")
-def owner(fresh_citizens: Iterator[Citizen]) -> Citizen:
-    return next(fresh_citizens)
-
-
-@pytest.fixture(scope="module")
-async def token(http: httpx.AsyncClient, info: StackInfo, owner: Citizen) -> str:
-    return await citizen_token(http, info, owner)
-
-
-@pytest.fixture(scope="module")
 async def other_token(http: httpx.AsyncClient, info: StackInfo, fresh_citizens: Iterator[Citizen]) -> str:
     return await citizen_token(http, info, next(fresh_citizens))
 
