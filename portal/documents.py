@@ -40,6 +40,9 @@ class Row:
     version: int
     issued: bool
     issuer: str
+    issued_on: str
+    expires_on: str
+    expired: bool
 
 
 def row(document: pb.Document) -> Row:
@@ -52,8 +55,16 @@ def row(document: pb.Document) -> Row:
         created=document.created_at.ToDatetime(tzinfo=VIETNAM).strftime("%d/%m/%Y %H:%M"),
         version=document.version,
         issued=document.source == pb.DOCUMENT_SOURCE_ISSUED,
-        issuer=document.issuer_client_id,
+        issuer=document.issuer_name or document.issuer_client_id,
+        issued_on=day_text(document.issued_on),
+        expires_on=day_text(document.expires_on),
+        expired=bool(document.expires_on) and document.expires_on < dt.datetime.now(VIETNAM).date().isoformat(),
     )
+
+
+def day_text(iso: str) -> str:
+    """``2026-11-20`` as ``20/11/2026``; empty stays empty."""
+    return dt.date.fromisoformat(iso).strftime("%d/%m/%Y") if iso else ""
 
 
 def size_text(size: int) -> str:

@@ -146,7 +146,14 @@ class VaultPages:
             if kind is None:
                 raise PageError(400, "Chọn loại giấy tờ. (Choose the document type.)", "vault: no type", HEADING)
             filename = file.filename.replace("\\", "/").rsplit("/", 1)[-1]  # a few browsers send a path
-            meta = pb.UploadMetadata(document_type=kind, title=_text(form, "title").strip(), filename=filename)
+            meta = pb.UploadMetadata(
+                document_type=kind,
+                title=_text(form, "title").strip(),
+                filename=filename,
+                issuer_name=_text(form, "issuer_name").strip(),
+                issued_on=_text(form, "issued_on"),
+                expires_on=_text(form, "expires_on"),
+            )
             document = await self._rpc(request, self.stub.Upload(_upload_stream(meta, file), **self._call(data)))
         finally:
             await form.close()

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any, TypeVar
 
 import grpc
@@ -31,7 +31,18 @@ from identity.sealing import load_or_create_key
 from protos.vault.v1 import vault_pb2 as pb
 from protos.vault.v1 import vault_pb2_grpc as pb_grpc
 from services.server import ServiceSpec, token_verifier
-from vault.documents import ISSUED, Corrupt, Document, DocumentType, Issued, TooLarge, Upload, UploadEnd, parse_id
+from vault.documents import (
+    ISSUED,
+    Corrupt,
+    Document,
+    DocumentType,
+    Issued,
+    TooLarge,
+    Upload,
+    UploadEnd,
+    parse_date,
+    parse_id,
+)
 from vault.issuers import IssuerKeys
 from vault.keyring import Keyring
 from vault.objects import ObjectStore
@@ -84,6 +95,9 @@ def document_pb(d: Document) -> pb.Document:
         issuer_document_id=d.issuer_document_id,
         issuer_signature=d.issuer_signature,
         version=d.version,
+        issuer_name=d.issuer_name,
+        issued_on=d.issued_on.isoformat() if d.issued_on else "",
+        expires_on=d.expires_on.isoformat() if d.expires_on else "",
     )
 
 
@@ -108,6 +122,10 @@ async def _content(requests: AsyncIterator[pb.UploadRequest] | AsyncIterator[pb.
             yield UploadEnd(message.end.size_bytes, message.end.sha256)
         else:
             raise InvalidArgument("only the first message carries metadata")
+
+
+def _dates(meta: pb.UploadMetadata | pb.DeliverMetadata) -> tuple[date | None, date | None]:
+    return parse_date(meta.issued_on, "issued_on"), parse_date(meta.expires_on, "expires_on")
 
 
 async def _opening(requests: AsyncIterator[Any]) -> tuple[Any, Any]:
@@ -138,7 +156,7 @@ class VaultServicer(pb_grpc.VaultServicer):
         citizen = self._citizen()
         meta, kind = await _opening(request_iterator)
         replaces = parse_id(meta.replaces_document_id) if meta.replaces_document_id else None
-        upload = Upload(kind, meta.title, meta.filename, replaces)
+        upload = Upload(kind, meta.title, meta.filename, replaces, meta.issuer_name, *_dates(meta))
         content = _content(request_iterator)
         return document_pb(await _status(context, lambda: self._service.upload(citizen, upload, content)))
 
@@ -147,7 +165,7 @@ class VaultServicer(pb_grpc.VaultServicer):
     ) -> pb.Document:
         principal = current_principal()
         meta, kind = await _opening(request_iterator)
-        upload = Upload(kind, meta.title, meta.filename)
+        upload = Upload(kind, meta.title, meta.filename, None, "", *_dates(meta))
         issued = Issued(principal.client_id, meta.issuer_document_id, meta.issuer_signature)
         content = _content(request_iterator)
         return document_pb(

@@ -149,7 +149,7 @@ async def test_an_issued_document_is_marked_and_cannot_be_deleted(
     row = listed.text[listed.text.index(f'<tr data-id="{document.id}"') :].split("</tr>", 1)[0]
     assert ISSUED_TITLE in row
     assert "Do cơ quan cấp" in row
-    assert agency.client_id in row
+    assert "Công an Thành phố Hà Nội" in row  # the agency's registered name
     assert "Phiếu lý lịch tư pháp" in row
     assert "delete" not in row
     refused = await browser.request("POST", portal(info, f"/vault/{document.id}/delete"), data={"csrf": csrf})

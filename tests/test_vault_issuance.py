@@ -90,6 +90,7 @@ async def test_an_agency_delivers_an_issued_document_once(
     assert claims["jti"] == "LLTP-2026-000123"
     assert claims["content_sha256"] == signatures.content_digest(hashlib.sha256(PDF).digest())
     assert first.version == 1
+    assert (first.issuer_name, first.issued_on, first.expires_on) == ("Sở Tư pháp Hà Nội", "2026-11-20", "")
     mine = [d for d in await listed(vault, token) if d.id == first.id]
     assert mine == [first]
     got = await vault.GetDocument(pb.GetDocumentRequest(id=first.id), metadata=bearer(token), timeout=10)

@@ -26,6 +26,7 @@ from tests.vault_helpers import (
     download,
     download_digest,
     pieces,
+    stream,
     upload,
 )
 
@@ -88,6 +89,29 @@ async def test_largest_document_and_one_byte_more(vault: pb_grpc.VaultStub, toke
     assert str(MAX) in (error.details() or "")
     assert len(await listed(vault, token, page_size=100)) == before, "a refused upload leaves no document"
     assert objects_in_s3(stack) == stored, "nor an object (the multipart upload was aborted)"
+
+
+async def test_issuer_and_dates_of_a_paper(vault: pb_grpc.VaultStub, token: str) -> None:
+    meta = pb.UploadMetadata(document_type=pb.DOCUMENT_TYPE_CITIZEN_ID_CARD, title="Căn cước", filename="cc.png",
+                             issuer_name="Cục Cảnh sát QLHC về TTXH", issued_on="2021-04-01",
+                             expires_on="2036-04-01")  # fmt: skip
+    document = await vault.Upload(stream(pb.UploadRequest, meta, [PNG]), metadata=bearer(token), timeout=10)
+    assert (document.issuer_name, document.issued_on, document.expires_on) == (
+        "Cục Cảnh sát QLHC về TTXH", "2021-04-01", "2036-04-01")  # fmt: skip
+    got = await vault.GetDocument(pb.GetDocumentRequest(id=document.id), metadata=bearer(token), timeout=10)
+    assert got == document
+    plain = await upload(vault, token, [PNG])
+    assert (plain.issuer_name, plain.issued_on, plain.expires_on) == ("", "", "")
+    for bad, words in [
+        ({"issued_on": "01/04/2021"}, "issued_on must be a date"),
+        ({"expires_on": "2021-02-30"}, "expires_on must be a date"),
+        ({"issued_on": "2021-04-01", "expires_on": "2020-04-01"}, "not be before"),
+        ({"issuer_name": "x" * 201}, "issuer_name"),
+    ]:
+        wrong = pb.UploadMetadata(document_type=pb.DOCUMENT_TYPE_OTHER, title="t", filename="t.png", **bad)
+        call = vault.Upload(stream(pb.UploadRequest, wrong, [PNG]), metadata=bearer(token), timeout=10)
+        error = await refused(call, grpc.StatusCode.INVALID_ARGUMENT)
+        assert words in (error.details() or ""), error.details()
 
 
 async def test_empty_and_unsupported_documents_are_refused(vault: pb_grpc.VaultStub, token: str, stack: Stack) -> None:

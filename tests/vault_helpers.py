@@ -180,6 +180,7 @@ async def deliver(
         title=ISSUED_TITLE,
         filename="ly-lich-tu-phap.pdf",
         issuer_signature=signature,
+        issued_on="2026-11-20",
     )
     requests = stream(pb.DeliverIssuedDocumentRequest, meta, pieces(content, 10))
     return await vault.DeliverIssuedDocument(requests, metadata=bearer(token), timeout=60)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from core.errors import DomainError, InvalidArgument, NotFound
 
@@ -58,10 +58,17 @@ class Upload:
     title: str
     filename: str
     replaces: uuid.UUID | None = None  # a new version of this (logical) document
+    issuer_name: str = ""  # who issued the paper, as the citizen states it (an agency's delivery: its name)
+    issued_on: date | None = None
+    expires_on: date | None = None
 
     def __post_init__(self) -> None:
         if not 0 < len(self.title.strip()) <= MAX_TITLE:
             raise InvalidArgument(f"the title must be 1..{MAX_TITLE} characters")
+        if len(self.issuer_name) > MAX_TITLE:
+            raise InvalidArgument(f"issuer_name must be at most {MAX_TITLE} characters")
+        if self.issued_on and self.expires_on and self.expires_on < self.issued_on:
+            raise InvalidArgument("expires_on must not be before issued_on")
         name = self.filename
         if not 0 < len(name) <= MAX_FILENAME or "/" in name or "\\" in name or "\0" in name or name in (".", ".."):
             raise InvalidArgument(f"the filename must be 1..{MAX_FILENAME} characters without path separators")
@@ -85,6 +92,9 @@ class Document:
     issuer_client_id: str = ""
     issuer_document_id: str = ""
     issuer_signature: bytes = b""
+    issuer_name: str = ""
+    issued_on: date | None = None
+    expires_on: date | None = None
     shredded: bool = False  # the owner's KEK was destroyed: the content is gone for good
 
 
@@ -107,6 +117,18 @@ def check_id_number(id_number: str) -> str:
     if len(id_number) != 12 or not id_number.isascii() or not id_number.isdigit():
         raise InvalidArgument("citizen_id_number must be 12 digits")
     return id_number
+
+
+def parse_date(text: str, name: str) -> date | None:
+    """An optional calendar date from a request (ISO 8601, ``YYYY-MM-DD``); empty means none."""
+    if not text:
+        return None
+    try:
+        if len(text) != 10:
+            raise ValueError(text)
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InvalidArgument(f"{name} must be a date as YYYY-MM-DD") from None
 
 
 def parse_id(text: str) -> uuid.UUID:

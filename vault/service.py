@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import json
 import uuid
@@ -109,8 +110,11 @@ class VaultService:
         """An agency's delivery into a citizen's vault, its signature verified (vault.signatures); the same
         (issuer, issuer document id) again is the same document (its content is not read again)."""
         owner = self._keyring.owner_ref(check_id_number(id_number))
-        keys = signatures.public_key_set(await self._issuers.jwks(issued.issuer_client_id))
+        registered = await self._issuers.issuer(issued.issuer_client_id)
+        keys = signatures.public_key_set(registered.jwks if registered else None)
         claims = signatures.check(keys, issued, upload.document_type)
+        assert registered is not None
+        upload = dataclasses.replace(upload, issuer_name=registered.name)
         existing = await self._delivered(owner, issued)
         if existing is not None:
             return existing
@@ -170,6 +174,9 @@ class VaultService:
                 id=replaces or row_id,
                 document_type=upload.document_type,
                 title=upload.title.strip(),
+                issuer_name=upload.issuer_name.strip(),
+                issued_on=upload.issued_on,
+                expires_on=upload.expires_on,
                 filename=upload.filename,
                 content_type=checked["type"],
                 size_bytes=intake.size,

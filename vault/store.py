@@ -21,7 +21,7 @@ RETENTION = timedelta(days=30)  # a soft-deleted or shredded document is purged 
 
 _COLUMNS = (
     "id, logical_id, version, document_type, title, filename, content_type, size_bytes, sha256, created_at, "
-    "source, issuer_client_id, issuer_document_id, issuer_signature, shredded_at"
+    "source, issuer_client_id, issuer_document_id, issuer_signature, shredded_at, issuer_name, issued_on, expires_on"
 )
 _STORED = f"{_COLUMNS}, object_name, kek_version, key_nonce, wrapped_key, segment_size"
 _LATEST = """NOT EXISTS (SELECT 1 FROM vault.documents newer WHERE newer.logical_id = d.logical_id
@@ -40,10 +40,10 @@ WITH key AS (
 ), added AS (
     INSERT INTO vault.documents AS d (id, logical_id, version, owner_ref, object_name, document_type, title,
         filename, content_type, size_bytes, sha256, kek_version, key_nonce, wrapped_key, segment_size, source,
-        issuer_client_id, issuer_document_id, issuer_signature)
+        issuer_client_id, issuer_document_id, issuer_signature, issuer_name, issued_on, expires_on)
     SELECT $1, $2, CASE WHEN $1::uuid = $2::uuid THEN 1 ELSE (SELECT coalesce(max(version), 0) + 1
             FROM vault.documents WHERE logical_id = $2) END,
-        $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18
+        $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21
     WHERE EXISTS (SELECT 1 FROM key) AND EXISTS (SELECT 1 FROM pending)
     ON CONFLICT (issuer_client_id, issuer_document_id) WHERE source = 'issued' DO NOTHING
     RETURNING {_COLUMNS}
@@ -96,6 +96,9 @@ def _document(row: asyncpg.Record) -> Document:
         issuer_client_id=row["issuer_client_id"] or "",
         issuer_document_id=row["issuer_document_id"] or "",
         issuer_signature=bytes(row["issuer_signature"] or b""),
+        issuer_name=row["issuer_name"],
+        issued_on=row["issued_on"],
+        expires_on=row["expires_on"],
         shredded=row["shredded_at"] is not None,
     )
 
@@ -172,6 +175,9 @@ class VaultStore:
                 d.issuer_client_id or None,
                 d.issuer_document_id or None,
                 d.issuer_signature if d.source == "issued" else None,
+                d.issuer_name,
+                d.issued_on,
+                d.expires_on,
             )
         except asyncpg.UniqueViolationError:
             raise KeyChanged("another version was stored at the same time") from None

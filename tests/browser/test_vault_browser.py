@@ -34,13 +34,16 @@ def row(page: Page, text: str) -> Locator:
     return page.locator("#documents tbody tr", has_text=text)
 
 
-async def upload(page: Page, name: str, content: bytes, title: str, kind: str) -> None:
+async def upload(page: Page, name: str, content: bytes, title: str, kind: str, **optional: str) -> None:
+    """Fill and send the upload form; ``optional``: ``issuer_name``, ``issued_on``, ``expires_on`` (YYYY-MM-DD)."""
     form = page.locator("#upload")
     await form.locator('input[type="file"]').set_input_files(
         files=[{"name": name, "mimeType": "application/octet-stream", "buffer": content}]
     )
     await form.locator('input[name="title"]').fill(title)
     await form.locator('select[name="document_type"]').select_option(kind)
+    for field, value in optional.items():
+        await form.locator(f'input[name="{field}"]').fill(value)
     await follow(page, form.locator('button[type="submit"]'))
 
 
@@ -67,7 +70,8 @@ async def test_personal_data_store(
     issued = row(page, ISSUED_TITLE)
     await expect(issued).to_have_count(1)
     await expect(issued.locator(".badge.issued")).to_have_text("Do cơ quan cấp")
-    await expect(issued.locator(".issuer")).to_have_text(agency.client_id)
+    await expect(issued.locator(".issuer")).to_have_text("Sở Tư pháp Thành phố Hồ Chí Minh")
+    await expect(issued.locator(".issued-on")).to_have_text("Cấp ngày 20/11/2026")
     await expect(issued.locator(".type")).to_have_text("Phiếu lý lịch tư pháp")
     await expect(issued.locator("a.download")).to_be_visible()
     await expect(issued.locator("button.delete")).to_have_count(0)
@@ -81,7 +85,8 @@ async def test_personal_data_store(
     await expect(row(page, "Ghi chú")).to_have_count(0)
 
     # A PDF: uploaded, listed with its type, file name, size and version.
-    await upload(page, FILENAME, PDF, TITLE, "birth_certificate")
+    await upload(page, FILENAME, PDF, TITLE, "birth_certificate", issuer_name="UBND phường Bến Thành",
+                 issued_on="1990-05-02")  # fmt: skip
     await expect(page).to_have_url(store(platform))
     await expect(page.locator("#notice")).to_be_visible()
     mine = row(page, TITLE)
@@ -91,6 +96,8 @@ async def test_personal_data_store(
     await expect(mine.locator(".size")).to_have_text(f"{len(PDF)} B")
     await expect(mine.locator(".version")).to_have_text("1")
     await expect(mine.locator(".badge")).to_have_count(0)
+    await expect(mine.locator(".issuer")).to_have_text("UBND phường Bến Thành")
+    await expect(mine.locator(".issued-on")).to_have_text("Cấp ngày 02/05/1990")
 
     # Downloaded under its own (Vietnamese) name, byte for byte.
     async with page.expect_download() as started:
