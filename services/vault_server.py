@@ -22,12 +22,13 @@ from typing import Any, TypeVar
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from audit.events import PostgresAuditLog, Pseudonymizer
 from core.callers import Allow, current_principal
 from core.errors import DomainError, InvalidArgument, Unauthenticated
 from core.settings import Settings
 from db.pool import open_pool
 from identity.oidc.subjects import Subjects
-from identity.sealing import load_or_create_key
+from identity.sealing import Sealer, load_or_create_key
 from protos.vault.v1 import vault_pb2 as pb
 from protos.vault.v1 import vault_pb2_grpc as pb_grpc
 from services.server import ServiceSpec, token_verifier
@@ -48,6 +49,7 @@ from vault.keyring import Keyring
 from vault.objects import ObjectStore
 from vault.service import VaultService
 from vault.store import KeyChanged, UploadExpired, VaultStore
+from vault.trail import Trail
 from vault.upkeep import Janitor
 from vault.upkeep_store import UpkeepStore
 
@@ -225,7 +227,9 @@ async def build(settings: Settings) -> ServiceSpec:
         secure=settings.s3_secure,
     )
     objects = ObjectStore(client)
-    service = VaultService(store, objects, Keyring(master, store), IssuerKeys(pool), settings.vault_max_bytes)
+    trail = Trail(PostgresAuditLog(pool), Pseudonymizer(Sealer.derive(master, "audit-pseudonym")))
+    keyring = Keyring(master, store)
+    service = VaultService(store, objects, keyring, IssuerKeys(pool), trail, settings.vault_max_bytes)
     servicer = VaultServicer(service, Subjects(master))
     upkeep = UpkeepStore(pool)
     janitor = Janitor(

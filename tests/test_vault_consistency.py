@@ -52,6 +52,15 @@ class Paused:
         yield pb.UploadRequest(end=pb.UploadEnd(size_bytes=len(self.content)))
 
 
+async def started(info: StackInfo, before: set[str]) -> None:
+    """Wait until the vault has recorded a new pending object: the upload is under way."""
+    for _ in range(200):
+        if await pending(info) - before:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the upload never started")
+
+
 async def settled(info: StackInfo, before: set[str]) -> None:
     """Wait (briefly) until the vault has cleaned up after a cancelled call: no new pending object."""
     for _ in range(100):
@@ -68,6 +77,7 @@ async def test_an_interrupted_upload_leaves_nothing(
     stream = Paused(b"%PDF-1.7\n" + os.urandom(size), before=size // 2)
     call = vault.Upload(stream.requests(), metadata=bearer(token), timeout=60)
     await asyncio.wait_for(stream.sent.wait(), 30)
+    await started(info, names)
     await asyncio.sleep(0.2)  # the vault has read what was sent
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -225,10 +235,7 @@ async def test_an_upload_that_outlives_the_grace_period_is_refused(
     stream = Paused(b"%PDF-1.7\n" + os.urandom(2 * CHUNK), before=CHUNK)
     call = vault.Upload(stream.requests(), metadata=bearer(token), timeout=60)
     await asyncio.wait_for(stream.sent.wait(), 30)
-    for _ in range(100):
-        if await pending(info) - names:
-            break
-        await asyncio.sleep(0.05)
+    await started(info, names)
     await asyncio.sleep(1.1)
     code, done = dinhdanh(stack, "vault", "upkeep", "--grace", "1")
     assert (code, done["swept"]) == (0, 1), done

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterator
 
@@ -11,6 +12,8 @@ import grpc
 import httpx
 import pytest
 
+from audit.events import Pseudonymizer
+from identity.sealing import Sealer
 from protos.vault.v1 import vault_pb2 as pb
 from protos.vault.v1 import vault_pb2_grpc as pb_grpc
 from registry.citizen import Citizen
@@ -26,6 +29,7 @@ from tests.vault_helpers import (
     download,
     download_digest,
     pieces,
+    rows,
     stream,
     upload,
 )
@@ -178,3 +182,23 @@ async def test_deleted_document_is_gone(vault: pb_grpc.VaultStub, token: str) ->
     await refused(vault.DeleteDocument(request, metadata=bearer(token), timeout=10), grpc.StatusCode.NOT_FOUND)
     assert document.id not in {d.id for d in await listed(vault, token, page_size=100)}
     await refused(download(vault, token, "not-a-uuid"), grpc.StatusCode.NOT_FOUND)
+
+
+async def test_every_access_is_on_the_citizen_trail(
+    vault: pb_grpc.VaultStub, token: str, stack: Stack, info: StackInfo, owner: Citizen
+) -> None:
+    document = await upload(vault, token, [JSON], pb.DOCUMENT_TYPE_HEALTH_BOOK, "Sổ sức khỏe", "so.json")
+    await download(vault, token, document.id)
+    await vault.DeleteDocument(pb.DeleteDocumentRequest(id=document.id), metadata=bearer(token), timeout=10)
+    master = (stack.var / "secrets" / "identity.key").read_bytes()
+    subject = Pseudonymizer(Sealer.derive(master, "audit-pseudonym")).ref(owner.id_number)
+    trail = await rows(info, "SELECT actor, action, outcome, detail FROM audit.events WHERE subject = $1 ORDER BY id",
+                       subject)  # fmt: skip
+    actions = [r["action"] for r in trail]
+    assert "identity.password" in actions, "the same pseudonym as the sign-in events"
+    mine = [
+        (r["action"], json.loads(r["detail"])) for r in trail if json.loads(r["detail"]).get("document") == document.id
+    ]
+    assert [action for action, _ in mine] == ["vault.upload", "vault.download", "vault.delete"]
+    assert all(detail["client_id"] for _, detail in mine), "the portal that acted for the citizen"
+    assert owner.id_number not in str([dict(r) for r in trail])

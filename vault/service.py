@@ -46,6 +46,7 @@ from vault.issuers import IssuerKeys
 from vault.keyring import Keyring
 from vault.objects import ObjectStore
 from vault.store import Cursor, StoredObject, VaultStore
+from vault.trail import Trail
 
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
@@ -87,10 +88,17 @@ def _cursor(token: str) -> Cursor | None:
 
 class VaultService:
     def __init__(
-        self, store: VaultStore, objects: ObjectStore, keyring: Keyring, issuers: IssuerKeys, max_bytes: int
+        self,
+        store: VaultStore,
+        objects: ObjectStore,
+        keyring: Keyring,
+        issuers: IssuerKeys,
+        trail: Trail,
+        max_bytes: int,
     ) -> None:
         self._store = store
         self._issuers = issuers
+        self._trail = trail
         self._objects = objects
         self._keyring = keyring
         self.max_bytes = max_bytes
@@ -104,6 +112,7 @@ class VaultService:
                 raise FailedPrecondition("an issued document is read-only: it has no citizen versions")
         stored = await self._store_content(owner, upload, upload.replaces, None, content)
         assert stored is not None
+        await self._trail.record("vault.upload", id_number, stored.id, stored.version)
         return stored
 
     async def deliver(self, issued: Issued, id_number: str, upload: Upload, content: Content) -> Document:
@@ -124,6 +133,7 @@ class VaultService:
             existing = await self._delivered(owner, issued)
             assert existing is not None
             return existing
+        await self._trail.record("vault.deliver", id_number, stored.id, stored.version)
         return stored
 
     async def _delivered(self, owner: str, issued: Issued) -> Document | None:
@@ -145,9 +155,6 @@ class VaultService:
     ) -> Document | None:
         """Store a version; ``accept(sha256)`` may still refuse the complete content before it is committed."""
         row_id, object_name = uuid.uuid4(), str(uuid.uuid4())
-        # from the pending name on, the upkeep sweeps the object unless its row commits
-        kek, _ = await asyncio.gather(self._keyring.kek(owner, create=True), self._store.begin_object(object_name))
-        assert kek is not None
         data_key = new_data_key()
         encryptor = Encryptor(data_key, associated_data(owner, row_id), SEGMENT_SIZE)
         intake, checked = Intake(self.max_bytes), {"type": "", "sha256": b""}
@@ -166,7 +173,9 @@ class VaultService:
             checked["type"], checked["sha256"] = intake.finish()
             yield encryptor.finish()
 
-        try:
+        try:  # from the pending name on, the upkeep sweeps the object unless its row commits
+            kek, _ = await asyncio.gather(self._keyring.kek(owner, create=True), self._store.begin_object(object_name))
+            assert kek is not None
             await self._objects.put(object_name, ciphertext())
             if accept is not None:
                 accept(checked["sha256"])
@@ -237,7 +246,11 @@ class VaultService:
         stored = await self._stored(owner, document_id, version)
         if stored.document.shredded:
             raise FailedPrecondition("the document was erased (its key was destroyed)")
-        kek = await self._keyring.kek(owner, create=False)
+        document = stored.document
+        kek, _ = await asyncio.gather(  # the access is on record before the first byte leaves
+            self._keyring.kek(owner, create=False),
+            self._trail.record("vault.download", id_number, document.id, document.version),
+        )
         if kek is None:
             raise FailedPrecondition("the document was erased (its key was destroyed)")
         row_id = stored.document.row_id
@@ -280,6 +293,7 @@ class VaultService:
             raise FailedPrecondition("an issued document is read-only: only its issuer can withdraw it")
         if not deleted:
             raise NotFound("no such document")
+        await self._trail.record("vault.delete", id_number, document_id)
 
     async def _stored(self, owner: str, document_id: uuid.UUID, version: int = 0) -> StoredObject:
         stored = await self._store.document(owner, document_id, version)
