@@ -27,7 +27,7 @@ BASE = K8S / "base"
 MIGRATE = K8S / "migrate"
 KUSTOMIZATIONS = (BASE, MIGRATE)
 EXAMPLE = BASE / "secrets.example.yaml"
-DEPLOYMENTS = {name: BASE / f"{name}-deployment.yaml" for name in ("registry", "identity")}
+DEPLOYMENTS = {name: BASE / f"{name}-deployment.yaml" for name in ("registry", "identity", "vault")}
 JOB = MIGRATE / "job.yaml"
 POD_MANIFESTS = (*DEPLOYMENTS.values(), JOB)
 SETTINGS_ENV = BASE / "settings.env"
@@ -45,6 +45,18 @@ REQUIRED = {
         "REGISTRY_ADDRESS",
         "IDENTITY_KEY_FILE",
         "ARGON2_WORKERS",
+    },
+    "vault": {
+        "LISTEN",
+        "POSTGRES_DSN",
+        "TLS_CA",
+        "TLS_CERT",
+        "TLS_KEY",
+        "IDENTITY_KEY_FILE",
+        "ISSUER",
+        "S3_ENDPOINT",
+        "S3_ACCESS_KEY",
+        "S3_SECRET_KEY",
     },
 }
 MIGRATION = "from db.migrate import upgrade; import os; upgrade(os.environ['DINHDANH_POSTGRES_DSN'])"
@@ -242,6 +254,10 @@ def test_secret_references_exist_in_the_example() -> None:
         ("DINHDANH_TLS_CERT", "identity", "tls"),
         ("DINHDANH_TLS_KEY", "identity", "tls"),
         ("DINHDANH_IDENTITY_KEY_FILE", "identity", "identity-key"),
+        ("DINHDANH_TLS_CA", "vault", "tls"),
+        ("DINHDANH_TLS_CERT", "vault", "tls"),
+        ("DINHDANH_TLS_KEY", "vault", "tls"),
+        ("DINHDANH_IDENTITY_KEY_FILE", "vault", "identity-key"),
     ],
 )
 def test_file_settings_point_into_their_secret_mounts(setting: str, service: str, volume: str) -> None:
@@ -290,8 +306,8 @@ def test_selectors_in_pdbs_and_network_policies_match_pods() -> None:
 
 
 def test_replicas_autoscaling_and_disruption_budgets() -> None:
-    registry = documents(DEPLOYMENTS["registry"])[0]
-    assert value(block(registry, "spec"), "replicas") == "2"
+    for fixed in ("registry", "vault"):
+        assert value(block(documents(DEPLOYMENTS[fixed])[0], "spec"), "replicas") == "2"
     identity = documents(DEPLOYMENTS["identity"])[0]
     assert "replicas" not in mapping(block(identity, "spec")), "the HPA owns identity's replica count"
     (hpa,) = documents(BASE / "identity-hpa.yaml")
