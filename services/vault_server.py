@@ -118,8 +118,9 @@ async def _content(requests: AsyncIterator[pb.UploadRequest] | AsyncIterator[pb.
     async for message in requests:
         item = message.WhichOneof("item")
         if item == "chunk":
-            if message.chunk:
-                yield message.chunk
+            chunk = message.chunk  # each access copies the bytes out of the message
+            if chunk:
+                yield chunk
         elif item == "end":
             yield UploadEnd(message.end.size_bytes, message.end.sha256)
         else:

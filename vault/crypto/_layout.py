@@ -27,6 +27,7 @@ DEFAULT_SEGMENT_SIZE = 1 << 20
 MIN_SEGMENT_SIZE = HEADER_SIZE + TAG_SIZE + 1
 MAX_SEGMENT_SIZE = 2**31 - 1
 MAX_SEGMENTS = 2**32
+INITIAL_BUFFER = 64 * 1024
 
 
 def check_segment_size(segment_size: int) -> None:
@@ -67,9 +68,9 @@ class Framer:
     def __init__(self, first_size: int, size: int) -> None:
         self._size = first_size
         self._next_size = size
-        self._buffer: memoryview | None = (
-            None  # one segment, allocated on first use (growing a bytearray measured ~20x slower)
-        )
+        # At most one segment, allocated on first use and doubled as needed up to a segment, so a small
+        # object costs its own size, not a whole segment (growing a bytearray in place measured ~20x slower).
+        self._buffer: memoryview | None = None
         self._filled = 0
 
     def feed(self, data: BytesLike) -> Iterator[memoryview]:
@@ -82,7 +83,7 @@ class Framer:
         position, end = 0, len(view)
         while position < end:
             if self._filled == self._size:
-                yield self._segment_buffer()[: self._size]
+                yield self._room(self._size)[: self._size]
                 self._filled = 0
                 self._size = self._next_size
             elif self._filled == 0 and end - position > self._size:
@@ -91,15 +92,20 @@ class Framer:
                 self._size = self._next_size
             else:
                 take = min(self._size - self._filled, end - position)
-                self._segment_buffer()[self._filled : self._filled + take] = view[position : position + take]
+                self._room(self._filled + take)[self._filled : self._filled + take] = view[position : position + take]
                 self._filled += take
                 position += take
 
     def rest(self) -> memoryview:
         """What was fed and not yet released: the last segment, possibly empty or incomplete."""
-        return self._segment_buffer()[: self._filled]
+        return self._room(self._filled)[: self._filled]
 
-    def _segment_buffer(self) -> memoryview:
-        if self._buffer is None:
-            self._buffer = memoryview(bytearray(max(self._size, self._next_size)))
+    def _room(self, needed: int) -> memoryview:
+        """The buffer, with room for ``needed`` bytes (never more than a segment)."""
+        if self._buffer is None or len(self._buffer) < needed:
+            largest = max(self._size, self._next_size)
+            grown = bytearray(min(largest, max(needed, 2 * len(self._buffer or b""), INITIAL_BUFFER)))
+            if self._buffer is not None:
+                grown[: self._filled] = self._buffer[: self._filled]
+            self._buffer = memoryview(grown)
         return self._buffer
