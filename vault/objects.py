@@ -28,6 +28,7 @@ from minio.deleteobjects import DeleteObject
 from minio.error import S3Error
 
 from core import logs
+from core.aio import uninterrupted
 
 log = logs.get("vault.objects")
 
@@ -69,6 +70,14 @@ class _Pipe:
         return out.obj if out.nbytes == len(out.obj) else bytes(out)  # type: ignore[return-value]  # whole: no copy
 
 
+async def _settled(upload: asyncio.Future[object]) -> None:
+    """Wait for the upload thread to end; its error (the abort) follows from the caller's own, so it is
+    retrieved and dropped."""
+    await asyncio.wait([upload])
+    if not upload.cancelled():
+        upload.exception()
+
+
 class ObjectStore:
     def __init__(self, client: Minio, bucket: str = BUCKET) -> None:
         self._client = client
@@ -85,14 +94,17 @@ class ObjectStore:
                 await self._send(pipe, piece, upload)
             await self._send(pipe, _EOF, upload)
         except BaseException:
-            await self._send(pipe, _ABORT, upload, give_up=True)
-            await asyncio.wait([upload])  # (not cancelled with this task) the thread is done with S3
+            await uninterrupted(self._abandon(pipe, upload))  # the thread is done with S3 when this returns
             raise  # the caller deletes the object, should S3 have completed it after all
         try:
             await asyncio.shield(upload)  # S3 confirmed the object (or raises)
         except asyncio.CancelledError:
-            await asyncio.wait([upload])  # let S3 finish, so that the caller's delete comes last
+            await uninterrupted(_settled(upload))  # let S3 finish, so that the caller's delete comes last
             raise
+
+    async def _abandon(self, pipe: _Pipe, upload: asyncio.Future[object]) -> None:
+        await self._send(pipe, _ABORT, upload, give_up=True)
+        await _settled(upload)
 
     @staticmethod
     async def _send(pipe: _Pipe, item: object, upload: asyncio.Future[object], give_up: bool = False) -> None:

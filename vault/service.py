@@ -26,6 +26,7 @@ from functools import partial
 from typing import TypeVar
 
 from core import logs
+from core.aio import uninterrupted
 from core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from vault import signatures
 from vault.crypto.envelope import KeyUnwrapError, new_data_key, unwrap_data_key, wrap_data_key
@@ -200,10 +201,10 @@ class VaultService:
             stored = StoredObject(document, object_name, wrap_data_key(kek, data_key, str(row_id)), SEGMENT_SIZE)
             added = await self._store.add_document(owner, stored)
         except BaseException:
-            await self._discard(object_name)
+            await uninterrupted(self._discard(object_name))
             raise
         if added is None:
-            await self._discard(object_name)
+            await uninterrupted(self._discard(object_name))
         return added
 
     async def _discard(self, object_name: str) -> None:
