@@ -142,6 +142,7 @@ async def test_a_delivery_needs_the_issuer_signature_over_its_content(
         ("LLTP-content", issuer.signature("LLTP-content", CRIMINAL_RECORD, PNG), PDF, "content_sha256"),
         ("LLTP-id", issuer.signature("LLTP-other-id", CRIMINAL_RECORD, PDF), PDF, "claim jti"),
         ("LLTP-type", issuer.signature("LLTP-type", DocumentType.HEALTH_BOOK, PDF), PDF, "claim document_type"),
+        ("LLTP-date", issuer.signature("LLTP-date", CRIMINAL_RECORD, PDF, issued_on=""), PDF, "claim issued_on"),
     ]
     for reference, signature, content, words in cases:
         call = deliver(vault, issuer_token, issuer, who.id_number, reference, content, signature=signature)

@@ -7,6 +7,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 import asyncpg
@@ -28,6 +29,7 @@ CHUNK = 1024 * 1024
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4\x89"
 PDF = b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << /Root 1 0 R >>\n%%EOF\n"
 ISSUED_TITLE = "Phiếu lý lịch tư pháp số 1"
+ISSUED_ON = "2026-11-20"  # the issue date deliver() states (and signs)
 JSON = '{"ho_ten": "Nguyễn Văn An", "so_so": "SK-2026-0042", "nhom_mau": "O+"}'.encode()
 
 
@@ -136,9 +138,12 @@ class Issuer:
     client_secret: str
     key: ECKey
 
-    def signature(self, issuer_document_id: str, document_type: DocumentType, content: bytes) -> bytes:
+    def signature(
+        self, issuer_document_id: str, document_type: DocumentType, content: bytes, issued_on: str = ISSUED_ON
+    ) -> bytes:
         issued = Issued(self.client_id, issuer_document_id, b"")
-        return signatures.sign(self.key, "ES256", issued, document_type, hashlib.sha256(content).digest())
+        day = date.fromisoformat(issued_on) if issued_on else None
+        return signatures.sign(self.key, "ES256", issued, document_type, hashlib.sha256(content).digest(), (day, None))
 
     async def token(self, http: httpx.AsyncClient, info: StackInfo, scope: str = "vault.issue") -> str:
         reply = await http.post(
@@ -180,7 +185,7 @@ async def deliver(
         title=ISSUED_TITLE,
         filename="ly-lich-tu-phap.pdf",
         issuer_signature=signature,
-        issued_on="2026-11-20",
+        issued_on=ISSUED_ON,
     )
     requests = stream(pb.DeliverIssuedDocumentRequest, meta, pieces(content, 10))
     return await vault.DeliverIssuedDocument(requests, metadata=bearer(token), timeout=60)

@@ -122,7 +122,7 @@ class VaultService:
         owner = self._keyring.owner_ref(check_id_number(id_number))
         registered = await self._issuers.issuer(issued.issuer_client_id)
         keys = signatures.public_key_set(registered.jwks if registered else None)
-        claims = signatures.check(keys, issued, upload.document_type)
+        claims = signatures.check(keys, issued, upload.document_type, (upload.issued_on, upload.expires_on))
         assert registered is not None
         upload = dataclasses.replace(upload, issuer_name=registered.name)
         existing = await self._delivered(owner, issued)

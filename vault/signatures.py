@@ -7,8 +7,9 @@ agency's registered JWKS (``dinhdanh clients add-agency --jwks``):
   ``typ`` = ``issued-document+jwt`` (explicit typing, RFC 8725 §3.11, so no other JWT of the agency's
   passes for one);
 - claims: ``iss`` the agency's client id, ``jti`` its own document id (``issuer_document_id``), ``iat``,
-  ``document_type`` (the catalog value, e.g. ``criminal_record_certificate``) and ``content_sha256``, the
-  base64url SHA-256 of the exact bytes delivered.
+  ``document_type`` (the catalog value, e.g. ``criminal_record_certificate``), ``content_sha256``, the
+  base64url SHA-256 of the exact bytes delivered, and ``issued_on`` / ``expires_on`` (``YYYY-MM-DD``)
+  exactly when the delivery states those dates.
 
 The citizen is not named in it: the content names them, and the signature binds the content. The vault
 verifies before it stores anything; the stored signature lets anyone holding the agency's public keys
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import time
+from datetime import date
 from typing import Any
 
 from joserfc import jwt
@@ -30,6 +32,8 @@ from vault.documents import DocumentType, Issued
 
 ALGORITHMS = ("ES256", "EdDSA", "PS256", "RS256")
 TYPE = "issued-document+jwt"
+DATE_CLAIMS = ("issued_on", "expires_on")
+Dates = tuple[date | None, date | None]
 PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 
 
@@ -37,16 +41,24 @@ def content_digest(sha256: bytes) -> str:
     return base64.urlsafe_b64encode(sha256).decode().rstrip("=")
 
 
-def sign(key: ECKey | RSAKey | OKPKey, alg: str, issued: Issued, document_type: DocumentType, sha256: bytes) -> bytes:
+def sign(
+    key: ECKey | RSAKey | OKPKey,
+    alg: str,
+    issued: Issued,
+    document_type: DocumentType,
+    sha256: bytes,
+    dates: Dates = (None, None),
+) -> bytes:
     """What an agency sends as ``issuer_signature`` (tests and the platform's own issuing services use it)."""
     header = {"alg": alg, "kid": key.kid, "typ": TYPE}
-    claims = {
+    claims: dict[str, Any] = {
         "iss": issued.issuer_client_id,
         "jti": issued.issuer_document_id,
         "iat": int(time.time()),
         "document_type": document_type.value,
         "content_sha256": content_digest(sha256),
     }
+    claims |= {name: day.isoformat() for name, day in zip(DATE_CLAIMS, dates, strict=True) if day is not None}
     return jwt.encode(header, claims, key, algorithms=[alg]).encode()
 
 
@@ -57,7 +69,7 @@ def public_key_set(jwks: dict[str, Any] | None) -> KeySet:
     return KeySet.import_key_set(jwks)  # type: ignore[arg-type]
 
 
-def check(keys: KeySet, issued: Issued, document_type: DocumentType) -> dict[str, Any]:
+def check(keys: KeySet, issued: Issued, document_type: DocumentType, dates: Dates = (None, None)) -> dict[str, Any]:
     """Verify the signature and every claim but the content digest (known only at the end of the upload); the
     claims. INVALID_ARGUMENT with the reason when anything is off."""
     try:
@@ -70,6 +82,7 @@ def check(keys: KeySet, issued: Issued, document_type: DocumentType) -> dict[str
         raise InvalidArgument(f"issuer_signature must have typ {TYPE}")
     claims = token.claims
     expected = {"iss": issued.issuer_client_id, "jti": issued.issuer_document_id, "document_type": document_type.value}
+    expected |= {name: day.isoformat() if day else None for name, day in zip(DATE_CLAIMS, dates, strict=True)}
     for name, value in expected.items():
         if claims.get(name) != value:
             raise InvalidArgument(f"issuer_signature: claim {name} does not match the delivery")
