@@ -63,6 +63,13 @@ def png_like(size: int) -> bytes:
     return PNG_SIGNATURE + os.urandom(size - len(PNG_SIGNATURE))
 
 
+def upload_messages(data: bytes, title: str) -> list[pb.UploadRequest]:
+    """A whole ``Upload`` stream of ``data``: metadata, ``CHUNK``-sized chunks, the end message."""
+    meta = pb.UploadMetadata(document_type=pb.DOCUMENT_TYPE_OTHER, title=title, filename="bench.png")
+    chunks = (pb.UploadRequest(chunk=data[i : i + CHUNK]) for i in range(0, len(data), CHUNK))
+    return [pb.UploadRequest(metadata=meta), *chunks, pb.UploadRequest(end=pb.UploadEnd(size_bytes=len(data)))]
+
+
 async def citizen_token(info: StackInfo, secrets_folder: Path) -> str:
     """A bench citizen's access token for the vault: a portal sign-in with ``resource`` the vault."""
     clients = await ensure_clients(info, secrets_folder)
@@ -200,10 +207,7 @@ async def measure_size(
     proc: psutil.Process | None,
 ) -> dict[str, Any]:
     data = png_like(size)
-    chunks = [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)]
-    meta = pb.UploadMetadata(document_type=pb.DOCUMENT_TYPE_OTHER, title=f"Bench {label}", filename="bench.png")
-    messages = [pb.UploadRequest(metadata=meta)] + [pb.UploadRequest(chunk=c) for c in chunks]
-    messages.append(pb.UploadRequest(end=pb.UploadEnd(size_bytes=size)))
+    messages = upload_messages(data, f"Bench {label}")
     auth = (("authorization", f"Bearer {token}"),)
     ids: list[str] = []
     keys: list[str] = []
@@ -305,11 +309,7 @@ async def memory_probe(stub: pb_grpc.VaultStub, token: str, proc: psutil.Process
     grown: dict[str, Any] = {}
     start = 0
     for label, size in {"warm-up": 5 * MIB, **PROBE_SIZES}.items():
-        data = png_like(size)
-        chunks = [data[i : i + CHUNK] for i in range(0, size, CHUNK)]
-        meta = pb.UploadMetadata(document_type=pb.DOCUMENT_TYPE_OTHER, title="Bench memory", filename="bench.png")
-        messages = [pb.UploadRequest(metadata=meta), *(pb.UploadRequest(chunk=c) for c in chunks),
-                    pb.UploadRequest(end=pb.UploadEnd(size_bytes=size))]  # fmt: skip
+        messages = upload_messages(png_like(size), "Bench memory")
         with RssSampler(proc) as sampler:
             for _ in range(3):
                 document = await stub.Upload(iter(messages), metadata=auth, timeout=120)

@@ -86,10 +86,7 @@ def upkeep(
     async def go() -> Upkept:
         pool = await asyncpg.create_pool(info.postgres_dsn, min_size=1, max_size=2)
         try:
-            store = UpkeepStore(pool)
-            return await Janitor(
-                store.due_for_purge, store.stale_uploads, objects.remove, timedelta(seconds=grace)
-            ).run_once()
+            return await Janitor(UpkeepStore(pool), objects.remove, timedelta(seconds=grace)).run_once()
         finally:
             await pool.close()
             objects.close()

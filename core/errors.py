@@ -38,7 +38,19 @@ class PermissionDenied(DomainError):
     """The caller is known but may not do this."""
 
 
-class Throttled(DomainError):
+class ResourceExhausted(DomainError):
+    """A limit is exceeded (a size, a rate): the same request fails again until the limit allows it."""
+
+
+class Aborted(DomainError):
+    """A concurrent change got in the way (a key rotated, a version taken): the request may be sent again."""
+
+
+class DataLoss(DomainError):
+    """Stored data is damaged: what was read of it must not be trusted."""
+
+
+class Throttled(ResourceExhausted):
     """Too many failures: the caller must wait ``retry_after`` seconds (or, if locked, ask an operator)."""
 
     def __init__(self, message: str, retry_after: int) -> None:

@@ -24,12 +24,15 @@ import grpc
 from core import logs
 from core.callers import Allow, Caller, Principal, TokenRejected, bind_caller, unbind_caller
 from core.errors import (
+    Aborted,
     AlreadyExists,
+    DataLoss,
     DomainError,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    ResourceExhausted,
     Throttled,
     Unauthenticated,
 )
@@ -52,7 +55,9 @@ STATUS: tuple[tuple[type[DomainError], grpc.StatusCode], ...] = (
     (FailedPrecondition, grpc.StatusCode.FAILED_PRECONDITION),
     (Unauthenticated, grpc.StatusCode.UNAUTHENTICATED),
     (PermissionDenied, grpc.StatusCode.PERMISSION_DENIED),
-    (Throttled, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (Aborted, grpc.StatusCode.ABORTED),
+    (DataLoss, grpc.StatusCode.DATA_LOSS),
 )
 
 

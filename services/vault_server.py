@@ -15,16 +15,16 @@ document exists and is the caller's, the operation is what is refused).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import date, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from audit.events import PostgresAuditLog, Pseudonymizer
 from core.callers import Allow, current_principal
-from core.errors import DomainError, InvalidArgument, Unauthenticated
+from core.errors import InvalidArgument, Unauthenticated
 from core.settings import Settings
 from db.pool import open_pool
 from identity.oidc.subjects import Subjects
@@ -34,11 +34,9 @@ from protos.vault.v1 import vault_pb2_grpc as pb_grpc
 from services.server import ServiceSpec, token_verifier
 from vault.documents import (
     ISSUED,
-    Corrupt,
     Document,
     DocumentType,
     Issued,
-    TooLarge,
     Upload,
     UploadEnd,
     parse_date,
@@ -48,7 +46,7 @@ from vault.issuers import IssuerKeys
 from vault.keyring import Keyring
 from vault.objects import ObjectStore
 from vault.service import VaultService
-from vault.store import KeyChanged, UploadExpired, VaultStore
+from vault.store import VaultStore
 from vault.trail import Trail
 from vault.upkeep import Janitor
 from vault.upkeep_store import UpkeepStore
@@ -71,13 +69,6 @@ TYPES: dict[int, DocumentType] = {
     pb.DOCUMENT_TYPE_OTHER: DocumentType.OTHER,
 }
 TYPE_PB = {domain: number for number, domain in TYPES.items()}
-STATUS: dict[type[DomainError], grpc.StatusCode] = {
-    TooLarge: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    Corrupt: grpc.StatusCode.DATA_LOSS,
-    KeyChanged: grpc.StatusCode.ABORTED,
-    UploadExpired: grpc.StatusCode.ABORTED,
-}
-T = TypeVar("T")
 
 
 def document_pb(d: Document) -> pb.Document:
@@ -101,15 +92,6 @@ def document_pb(d: Document) -> pb.Document:
         issued_on=d.issued_on.isoformat() if d.issued_on else "",
         expires_on=d.expires_on.isoformat() if d.expires_on else "",
     )
-
-
-async def _status(context: grpc.aio.ServicerContext, call: Callable[[], Awaitable[T]]) -> T:
-    """Run ``call``; the vault's own errors get the status codes the shared interceptor does not know."""
-    try:
-        return await call()
-    except (TooLarge, Corrupt, KeyChanged, UploadExpired) as error:
-        await context.abort(STATUS[type(error)], error.message)
-        raise  # unreachable: abort raises
 
 
 async def _content(requests: AsyncIterator[pb.UploadRequest] | AsyncIterator[pb.DeliverIssuedDocumentRequest]
@@ -161,7 +143,7 @@ class VaultServicer(pb_grpc.VaultServicer):
         replaces = parse_id(meta.replaces_document_id) if meta.replaces_document_id else None
         upload = Upload(kind, meta.title, meta.filename, replaces, meta.issuer_name, *_dates(meta))
         content = _content(request_iterator)
-        return document_pb(await _status(context, lambda: self._service.upload(citizen, upload, content)))
+        return document_pb(await self._service.upload(citizen, upload, content))
 
     async def DeliverIssuedDocument(
         self, request_iterator: AsyncIterator[pb.DeliverIssuedDocumentRequest], context: grpc.aio.ServicerContext
@@ -171,9 +153,7 @@ class VaultServicer(pb_grpc.VaultServicer):
         upload = Upload(kind, meta.title, meta.filename, None, "", *_dates(meta))
         issued = Issued(principal.client_id, meta.issuer_document_id, meta.issuer_signature)
         content = _content(request_iterator)
-        return document_pb(
-            await _status(context, lambda: self._service.deliver(issued, meta.citizen_id_number, upload, content))
-        )
+        return document_pb(await self._service.deliver(issued, meta.citizen_id_number, upload, content))
 
     async def ListVersions(
         self, request: pb.ListVersionsRequest, context: grpc.aio.ServicerContext
@@ -196,15 +176,10 @@ class VaultServicer(pb_grpc.VaultServicer):
     async def Download(
         self, request: pb.DownloadRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.DownloadResponse]:
-        document, content = await _status(
-            context, lambda: self._service.download(self._citizen(), parse_id(request.id), request.version)
-        )
+        document, content = await self._service.download(self._citizen(), parse_id(request.id), request.version)
         yield pb.DownloadResponse(metadata=document_pb(document))
-        try:
-            async for chunk in content:
-                yield pb.DownloadResponse(chunk=chunk)
-        except Corrupt as error:
-            await context.abort(grpc.StatusCode.DATA_LOSS, error.message)
+        async for chunk in content:  # DATA_LOSS (vault.documents.Corrupt) if it fails verification
+            yield pb.DownloadResponse(chunk=chunk)
 
     async def DeleteDocument(
         self, request: pb.DeleteDocumentRequest, context: grpc.aio.ServicerContext
@@ -232,10 +207,7 @@ async def build(settings: Settings) -> ServiceSpec:
     keyring = Keyring(master, store)
     service = VaultService(store, objects, keyring, IssuerKeys(pool), trail, settings.vault_max_bytes)
     servicer = VaultServicer(service, Subjects(master))
-    upkeep = UpkeepStore(pool)
-    janitor = Janitor(
-        upkeep.due_for_purge, upkeep.stale_uploads, objects.remove, timedelta(seconds=settings.vault_upload_grace)
-    )
+    janitor = Janitor(UpkeepStore(pool), objects.remove, timedelta(seconds=settings.vault_upload_grace))
     rounds = asyncio.create_task(janitor.run_forever(settings.vault_upkeep_interval)) if (
         settings.vault_upkeep_interval) else None  # fmt: skip
 

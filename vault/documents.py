@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from core.errors import DomainError, InvalidArgument, NotFound
+from core.errors import DataLoss, InvalidArgument, NotFound, ResourceExhausted
 
 MAX_TITLE = 200
 MAX_FILENAME = 255
@@ -29,11 +29,11 @@ class DocumentType(enum.Enum):
     OTHER = "other"
 
 
-class TooLarge(DomainError):
+class TooLarge(ResourceExhausted):
     """The document is larger than the vault accepts (``RESOURCE_EXHAUSTED``)."""
 
 
-class Corrupt(DomainError):
+class Corrupt(DataLoss):
     """A stored object failed authentication or its checksum (``DATA_LOSS``): never shown as valid."""
 
 

@@ -18,6 +18,8 @@ class Intake:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.size = 0
+        self.content_type = ""  # known, with ``sha256``, once ``finish`` accepted the upload
+        self.sha256 = b""
         self._sniffer = Sniffer()
         self._digest = hashlib.sha256()
         self._end: UploadEnd | None = None
@@ -36,8 +38,8 @@ class Intake:
             raise InvalidArgument("a second end message")
         self._end = declared
 
-    def finish(self) -> tuple[str, bytes]:
-        """The content type and SHA-256 of a complete, consistent upload."""
+    def finish(self) -> None:
+        """Accept a complete, consistent upload: ``content_type`` and ``sha256`` are then set."""
         if self._end is None:
             raise InvalidArgument("the upload ended without its end message: it was cut short, nothing is stored")
         if self.size == 0:
@@ -47,4 +49,4 @@ class Intake:
         sha256 = self._digest.digest()
         if self._end.sha256 and self._end.sha256 != sha256:
             raise InvalidArgument("the content does not match the end message's sha256")
-        return self._sniffer.finish(), sha256
+        self.content_type, self.sha256 = self._sniffer.finish(), sha256

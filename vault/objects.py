@@ -22,6 +22,7 @@ import asyncio
 import queue
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from minio import Minio
 from minio.deleteobjects import DeleteObject
@@ -70,12 +71,12 @@ class _Pipe:
         return out.obj if out.nbytes == len(out.obj) else bytes(out)  # type: ignore[return-value]  # whole: no copy
 
 
-async def _settled(upload: asyncio.Future[object]) -> None:
-    """Wait for the upload thread to end; its error (the abort) follows from the caller's own, so it is
-    retrieved and dropped."""
-    await asyncio.wait([upload])
-    if not upload.cancelled():
-        upload.exception()
+async def _settled(work: asyncio.Future[Any]) -> None:
+    """Wait for a worker thread's future to end; its error follows from the caller's own (an abort, a
+    consumer gone), so it is retrieved and dropped."""
+    await asyncio.wait([work])
+    if not work.cancelled():
+        work.exception()
 
 
 class ObjectStore:
@@ -147,8 +148,8 @@ class ObjectStore:
                 ahead = asyncio.ensure_future(asyncio.to_thread(next, stream, None))
                 yield piece
         finally:
-            if ahead is not None and not ahead.done():
-                await asyncio.wait([ahead])  # the thread is done with the response before it is closed
+            if ahead is not None:
+                await _settled(ahead)  # the thread is done with the response before it is closed
             response.close()
             response.release_conn()
 

@@ -54,6 +54,7 @@ MAX_PAGE = 100
 SEGMENT_SIZE = DEFAULT_SEGMENT_SIZE  # 1 MiB ciphertext segments (Tink's AES256_GCM_HKDF_1MB)
 log = logs.get("vault.service")
 OFFLOAD = 256 * 1024
+ERASED = "the document was erased (its key was destroyed)"
 T = TypeVar("T")
 Content = AsyncIterator[bytes | UploadEnd]  # chunks, then the end message
 
@@ -111,7 +112,7 @@ class VaultService:
             replaced = await self._stored(owner, upload.replaces)
             if replaced.document.source == ISSUED:
                 raise FailedPrecondition("an issued document is read-only: it has no citizen versions")
-        stored = await self._store_content(owner, upload, upload.replaces, None, content)
+        stored = await self._store_content(owner, upload, None, content)
         assert stored is not None
         await self._trail.record("vault.upload", id_number, stored.id, stored.version)
         return stored
@@ -129,7 +130,7 @@ class VaultService:
         if existing is not None:
             return existing
         accept = partial(signatures.check_content, claims)
-        stored = await self._store_content(owner, upload, None, issued, content, accept)
+        stored = await self._store_content(owner, upload, issued, content, accept)
         if stored is None:  # a concurrent delivery won
             existing = await self._delivered(owner, issued)
             assert existing is not None
@@ -149,7 +150,6 @@ class VaultService:
         self,
         owner: str,
         upload: Upload,
-        replaces: uuid.UUID | None,
         issued: Issued | None,
         content: Content,
         accept: Callable[[bytes], None] | None = None,
@@ -158,7 +158,7 @@ class VaultService:
         row_id, object_name = uuid.uuid4(), str(uuid.uuid4())
         data_key = new_data_key()
         encryptor = Encryptor(data_key, associated_data(owner, row_id), SEGMENT_SIZE)
-        intake, checked = Intake(self.max_bytes), {"type": "", "sha256": b""}
+        intake = Intake(self.max_bytes)
 
         async def ciphertext() -> AsyncIterator[bytes]:
             def seal(chunk: bytes) -> list[bytes]:
@@ -171,7 +171,7 @@ class VaultService:
                     continue
                 for piece in await _beside_loop(len(item), partial(seal, item)):
                     yield piece
-            checked["type"], checked["sha256"] = intake.finish()
+            intake.finish()
             yield encryptor.finish()
 
         try:  # from the pending name on, the upkeep sweeps the object unless its row commits
@@ -179,18 +179,18 @@ class VaultService:
             assert kek is not None
             await self._objects.put(object_name, ciphertext())
             if accept is not None:
-                accept(checked["sha256"])
+                accept(intake.sha256)
             document = Document(
-                id=replaces or row_id,
+                id=upload.replaces or row_id,
                 document_type=upload.document_type,
                 title=upload.title.strip(),
                 issuer_name=upload.issuer_name.strip(),
                 issued_on=upload.issued_on,
                 expires_on=upload.expires_on,
                 filename=upload.filename,
-                content_type=checked["type"],
+                content_type=intake.content_type,
                 size_bytes=intake.size,
-                sha256=checked["sha256"],
+                sha256=intake.sha256,
                 created_at=datetime.now(UTC),
                 row_id=row_id,
                 source=ISSUED if issued else UPLOADED,
@@ -246,14 +246,14 @@ class VaultService:
         owner = self._keyring.owner_ref(id_number)
         stored = await self._stored(owner, document_id, version)
         if stored.document.shredded:
-            raise FailedPrecondition("the document was erased (its key was destroyed)")
+            raise FailedPrecondition(ERASED)
         document = stored.document
         kek, _ = await asyncio.gather(  # the access is on record before the first byte leaves
             self._keyring.kek(owner, create=False),
             self._trail.record("vault.download", id_number, document.id, document.version),
         )
         if kek is None:
-            raise FailedPrecondition("the document was erased (its key was destroyed)")
+            raise FailedPrecondition(ERASED)
         row_id = stored.document.row_id
         assert row_id is not None
         try:

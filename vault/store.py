@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from core.errors import DomainError
+from core.errors import Aborted
 from vault.crypto.envelope import WrappedDataKey, WrappedKek
 from vault.documents import Document, DocumentType
 
@@ -54,11 +54,11 @@ SELECT EXISTS (SELECT 1 FROM key) AS key_ok, EXISTS (SELECT 1 FROM pending) AS p
 FROM (SELECT 1) AS one LEFT JOIN added ON true"""
 
 
-class KeyChanged(DomainError):
+class KeyChanged(Aborted):
     """The citizen's KEK changed (rotation, shredding) while a document was being stored: retry."""
 
 
-class UploadExpired(DomainError):
+class UploadExpired(Aborted):
     """The upload outlived the sweeper's grace period and its object was swept: retry (``ABORTED``)."""
 
 

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 from core import logs
 
@@ -31,6 +32,14 @@ DEFAULT_GRACE = timedelta(hours=1)
 Batches = Callable[[datetime, int], AbstractAsyncContextManager[list[str]]]
 
 
+class UpkeepBatches(Protocol):
+    """Object names to clean, in row-locked batches (vault.upkeep_store.UpkeepStore)."""
+
+    def due_for_purge(self, now: datetime, limit: int) -> AbstractAsyncContextManager[list[str]]: ...
+
+    def stale_uploads(self, started_before: datetime, limit: int) -> AbstractAsyncContextManager[list[str]]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Upkept:
     purged: int  # document versions whose object and row were removed
@@ -40,14 +49,12 @@ class Upkept:
 class Janitor:
     def __init__(
         self,
-        due_for_purge: Batches,
-        stale_uploads: Batches,
+        store: UpkeepBatches,
         remove_objects: Callable[[Sequence[str]], Awaitable[None]],
         grace: timedelta = DEFAULT_GRACE,
         batch: int = BATCH,
     ) -> None:
-        self._due_for_purge = due_for_purge
-        self._stale_uploads = stale_uploads
+        self._store = store
         self._remove = remove_objects
         self._grace = grace
         self._batch = batch
@@ -55,8 +62,8 @@ class Janitor:
     async def run_once(self, now: datetime | None = None) -> Upkept:
         """Purge and sweep everything due at ``now`` (the current time by default)."""
         now = now or datetime.now(UTC)
-        purged = await self._drain(self._due_for_purge, now)
-        swept = await self._drain(self._stale_uploads, now - self._grace)
+        purged = await self._drain(self._store.due_for_purge, now)
+        swept = await self._drain(self._store.stale_uploads, now - self._grace)
         if purged or swept:
             log.info("vault.upkeep", purged=purged, swept=swept)
         return Upkept(purged, swept)
