@@ -12,6 +12,7 @@ import asyncpg
 import grpc
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from stack.info import StackInfo
 from stack.postgres import StackError
@@ -37,7 +38,7 @@ def fail(message: str, as_json: bool, code: int = 1) -> None:
     if as_json:
         print(json.dumps({"error": message}, ensure_ascii=False))
     else:
-        err.print(f"[red]error:[/] {message}")
+        err.print(f"[red]error:[/] {escape(message)}", soft_wrap=True)  # a command in it stays on one line
     raise typer.Exit(code)
 
 

@@ -1,13 +1,19 @@
-"""``dinhdanh up``: start the platform, print what runs where, run until Ctrl-C."""
+"""``dinhdanh up``: start the platform, print what runs where, keep every process running until Ctrl-C.
+
+A process that dies is said at once and started again with back-off (``Stack.supervise``); with
+``--json`` these messages go to stderr as JSON lines (``{"event": …}``), stdout keeps its one object.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import signal
+import sys
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -25,7 +31,7 @@ def up(
     as_json: bool = JsonOption,
 ) -> None:
     """Start PostgreSQL, SeaweedFS S3 and every service; stop them all on Ctrl-C."""
-    say = (lambda _msg: None) if as_json else (lambda msg: console.print(f"[dim]…[/] {msg}"))
+    say = _json_event if as_json else (lambda msg: console.print(f"[dim]…[/] {escape(msg)}"))
     progress = (
         None
         if as_json
@@ -63,16 +69,15 @@ async def _run(stack: Stack, as_json: bool) -> None:
             print(json.dumps(info.as_dict(), ensure_ascii=False), flush=True)
         else:
             _show(info, stack)
-        waiter = asyncio.create_task(stop.wait())
-        while not waiter.done():
-            await asyncio.wait({waiter}, timeout=1.0)
-            dead = [name for name, process in stack.services.items() if not process.alive()]
-            if dead:
-                raise StackError(f"service {dead[0]} stopped unexpectedly:\n{stack.services[dead[0]].tail()}")
+        await stack.supervise(stop)
     finally:
         await asyncio.to_thread(stack.stop)
         if not as_json:
             console.print("stopped every process this `up` started")
+
+
+def _json_event(message: str) -> None:
+    print(json.dumps({"event": message}, ensure_ascii=False), file=sys.stderr, flush=True)
 
 
 def _show(info: StackInfo, stack: Stack) -> None:
@@ -94,5 +99,5 @@ def _show(info: StackInfo, stack: Stack) -> None:
         f"demo citizen: ID [bold]{demo['id_number']}[/], password [bold]{demo['password']}[/]\n"
         f"current TOTP code: [bold]dinhdanh totp code[/] (secret {demo['totp_secret']})\n"
         f"sign in at {info.demo_portal}, then open {info.demo_portal_2}: single sign-on\n"
-        "Ctrl-C stops everything."
+        "A process that dies is started again (said here). Ctrl-C stops everything."
     )

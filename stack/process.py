@@ -1,4 +1,5 @@
-"""Child processes the stack starts: logs to a file, dies with its parent, stops politely."""
+"""Child processes the stack starts: logs to a file, dies with its parent, stops politely, and is started
+again (with back-off) when it dies on its own."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pwd
 import signal
 import subprocess
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 _PR_SET_PDEATHSIG = 1
@@ -65,6 +67,18 @@ class ManagedProcess:
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def how_it_ended(self) -> str:
+        """``exit code 1`` or ``killed by SIGKILL`` (for a process that is no longer alive)."""
+        code = self.process.poll() if self.process else None
+        if code is None:
+            return "still running"
+        if code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exit code {code}"
+
     def tail(self, lines: int = 15) -> str:
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
@@ -81,3 +95,26 @@ class ManagedProcess:
         except subprocess.TimeoutExpired:
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait()
+
+
+@dataclass
+class Backoff:
+    """Delays between restarts of one process: ``first``, doubling up to ``cap``; a process that stayed up
+    for ``calm`` seconds since its last start begins again at ``first``."""
+
+    first: float = 0.5
+    cap: float = 30.0
+    calm: float = 60.0
+    failures: int = 0
+    started_at: float = 0.0
+
+    def died(self, now: float) -> None:
+        if now - self.started_at >= self.calm:
+            self.failures = 0
+
+    def next_delay(self) -> float:
+        self.failures += 1
+        return min(self.cap, self.first * 2 ** (self.failures - 1))
+
+    def started(self, now: float) -> None:
+        self.started_at = now

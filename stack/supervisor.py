@@ -2,19 +2,23 @@
 
 Order: lock ``var/`` → CA and secrets → PostgreSQL → SeaweedFS S3 → migrations → registry seed (first
 start) → each gRPC service as its own process → health checks over mutual TLS → demo citizen →
-``var/stack.json``. ``stop()`` stops, in reverse order, exactly the processes it started.
+``var/stack.json``. ``supervise()`` then watches every process it started: a death is said at once and
+the process is started again with back-off until it answers. ``stop()`` stops, in reverse order, exactly
+the processes it started.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import os
+import shlex
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import asyncpg
@@ -30,7 +34,7 @@ from stack.info import StackInfo, shown
 from stack.pki import PlatformCA
 from stack.ports import HOST, Ports
 from stack.postgres import EmbeddedPostgres, StackError
-from stack.process import ManagedProcess
+from stack.process import Backoff, ManagedProcess
 from stack.provision import activate_with_totp
 from stack.seaweed import SeaweedS3
 from stack.secrets import SecretStore
@@ -38,6 +42,42 @@ from stack.secrets import SecretStore
 LAYOUT = "1"
 SERVICES = ("registry", "identity", "vault")
 ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_VAR = Path("var")
+
+
+class PortsTaken(StackError):
+    """Some of the ports this start needs are taken; the message says which, and what to run instead."""
+
+    def __init__(self, busy: list[tuple[str, int]], var: Path, remembered: bool) -> None:
+        self.busy = busy
+        listed = ", ".join(f"{name} {port}" for name, port in busy)
+        if remembered:
+            advice = (
+                f"{var} was first started on these ports (its portals' redirect URIs use them): stop what uses "
+                f"them, or start a new stack elsewhere: `{up_command(var.parent / 'var-free-ports', True)}`"
+            )
+        else:
+            advice = f"Stop what uses them, or run `{up_command(var, True)}`"
+        super().__init__(f"ports already in use: {listed}. {advice}")
+
+
+def up_command(var: Path, free_ports: bool) -> str:
+    """The ``dinhdanh up`` command line for ``var`` (``--var`` only when it is not ``./var``)."""
+    words = ["dinhdanh", "up"] + (["--free-ports"] if free_ports else [])
+    if var.resolve() != DEFAULT_VAR.resolve():
+        words += ["--var", shlex.quote(shown(var))]
+    return " ".join(words)
+
+
+@dataclass
+class _Watched:
+    """One process ``supervise()`` keeps running: how to find it, how to start it again until it answers."""
+
+    label: str
+    process: Callable[[], ManagedProcess | None]
+    restart: Callable[[], Awaitable[None]]
+    meaning: str = ""  # what its absence means, said with its death
+    backoff: Backoff = field(default_factory=Backoff)
 
 
 class Stack:
@@ -61,6 +101,8 @@ class Stack:
         self.postgres: EmbeddedPostgres | None = None
         self.s3: SeaweedS3 | None = None
         self.services: dict[str, ManagedProcess] = {}
+        self.info: StackInfo | None = None
+        self._answers: dict[str, str] = {}  # web process → the URL that answers once it is up
         self._lock: int | None = None
 
     @property
@@ -76,11 +118,11 @@ class Stack:
 
     async def _start(self) -> StackInfo:
         self._prepare_var()
-        self.ports = self._remembered_ports()
+        remembered = self._remembered_ports()
+        self.ports = remembered or self.ports
         busy = self.ports.taken()
         if busy:
-            listed = ", ".join(f"{name} {port}" for name, port in busy)
-            raise StackError(f"ports already in use: {listed}. Stop what uses them, or run `dinhdanh up --ports free`")
+            raise PortsTaken(busy, self.var, remembered is not None)
         self.ca.ensure()
         pg_password = self.secrets.token("postgres-password")
         s3_keys = self._s3_keys()
@@ -98,8 +140,10 @@ class Stack:
         for name in SERVICES:
             self._start_service(name, dsn)
         info = self._info(dsn)
+        self.info = info
         await self._wait_healthy(info)
         info.demo_citizen = await self._demo_citizen(info)
+        self._remember_ports()  # from here on, registrations (redirect URIs, the issuer) name these ports
         await self._start_web(info, dsn)
         info.save(self.info_path)
         return info
@@ -109,14 +153,16 @@ class Stack:
         edge = web.start_edge(self.ca, self.secrets, self.ports, dsn, self.var)
         self.services["edge"] = edge
         info.oidc_issuer = web.issuer(self.ports)
-        await web.wait_http(edge, f"{info.oidc_issuer}/.well-known/openid-configuration")
+        self._answers["edge"] = f"{info.oidc_issuer}/.well-known/openid-configuration"
+        await web.wait_http(edge, self._answers["edge"])
         clients = await web.demo_clients(self.secrets, self.ports, dsn)
         for name, title in web.PORTALS:
             self.services[name] = web.start_portal(
                 name, title, clients[name], self.secrets, self.ports, self.var, ca=self.ca
             )
+            self._answers[name] = f"{clients[name]['base_url']}/"
         for name, _ in web.PORTALS:
-            await web.wait_http(self.services[name], f"{clients[name]['base_url']}/")
+            await web.wait_http(self.services[name], self._answers[name])
         info.demo_portal = clients["portal"]["base_url"]
         info.demo_portal_2 = clients["portal_2"]["base_url"]
         info.clients = {
@@ -147,13 +193,16 @@ class Stack:
             )
         self.info_path.unlink(missing_ok=True)  # written again once everything answers
 
-    def _remembered_ports(self) -> Ports:
-        """The ports of the first start: the issuer URL and the portals' redirect URIs depend on them."""
+    def _remembered_ports(self) -> Ports | None:
+        """The ports of the first start that got far enough to register the portals (whose redirect URIs
+        and issuer URL name them); ``None`` before that, so a failed first start leaves no choice behind."""
         path = self.var / "ports.json"
-        if path.exists():
-            return Ports(**json.loads(path.read_text()))
-        path.write_text(json.dumps(asdict(self.ports)))
-        return self.ports
+        return Ports(**json.loads(path.read_text())) if path.exists() else None
+
+    def _remember_ports(self) -> None:
+        path = self.var / "ports.json"
+        if not path.exists():
+            path.write_text(json.dumps(asdict(self.ports)))
 
     def _s3_keys(self) -> tuple[str, str]:
         keys = self.secrets.json("s3.json")
@@ -219,24 +268,28 @@ class Stack:
         )
 
     async def _wait_healthy(self, info: StackInfo, timeout: float = 60.0) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = asyncio.get_running_loop().time() + timeout
         for name in SERVICES:
-            async with info.channel(name) as channel:
-                stub = health_pb2_grpc.HealthStub(channel)
-                while True:
-                    process = self.services[name]
-                    if not process.alive():
-                        raise StackError(f"service {name} exited on start:\n{process.tail()}")
-                    try:
-                        reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
-                        if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                            break
-                    except Exception:  # noqa: S110 - not listening yet
-                        pass
-                    if loop.time() > deadline:
-                        raise StackError(f"service {name} did not become healthy:\n{process.tail()}")
-                    await asyncio.sleep(0.2)
+            await self._wait_service(info, name, deadline)
+
+    async def _wait_service(self, info: StackInfo, name: str, deadline: float) -> None:
+        """Until ``name`` answers its health check over mutual TLS as ``SERVING``."""
+        loop = asyncio.get_running_loop()
+        async with info.channel(name) as channel:
+            stub = health_pb2_grpc.HealthStub(channel)
+            while True:
+                process = self.services[name]
+                if not process.alive():
+                    raise StackError(f"service {name} exited on start:\n{process.tail()}")
+                try:
+                    reply = await stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                        return
+                except Exception:  # noqa: S110 - not listening yet
+                    pass
+                if loop.time() > deadline:
+                    raise StackError(f"service {name} did not become healthy:\n{process.tail()}")
+                await asyncio.sleep(0.2)
 
     async def _demo_citizen(self, info: StackInfo) -> dict[str, str]:
         demo = self.secrets.json("demo-citizen.json")
@@ -248,6 +301,86 @@ class Stack:
             demo = {"id_number": id_number, "password": password, "totp_secret": secret}
             self.secrets.put_json("demo-citizen.json", demo)
         return demo
+
+    # -- supervision -------------------------------------------------------------------------------
+
+    async def supervise(self, stop: asyncio.Event, every: float = 0.25) -> None:
+        """Until ``stop`` is set: every process this stack started is watched; a death is said at once (with
+        what it means for the platform), and the process is started again after a back-off (0.5 s, doubling
+        up to 30 s while restarts fail) until it answers again. Returns with no restart left in progress."""
+        watched = self._watched()
+        reviving: dict[str, asyncio.Task[None]] = {}
+        try:
+            while not stop.is_set():
+                for item in watched:
+                    process = item.process()
+                    if item.label not in reviving and process is not None and not process.alive():
+                        reviving[item.label] = asyncio.create_task(self._revive(item, process))
+                for label in [label for label, task in reviving.items() if task.done()]:
+                    reviving.pop(label).result()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), every)
+        finally:
+            for task in reviving.values():
+                task.cancel()
+            await asyncio.gather(*reviving.values(), return_exceptions=True)
+
+    def _watched(self) -> list[_Watched]:
+        watched = [
+            _Watched("PostgreSQL", lambda: self.postgres.process if self.postgres else None, self._restart_postgres,
+                     ": no service can reach the database until it is back"),
+            _Watched("SeaweedFS", lambda: self.s3.process if self.s3 else None, self._restart_s3,
+                     ": the vault cannot store or read documents until it is back"),
+        ]  # fmt: skip
+        for name in self.services:
+            watched.append(_Watched(name, lambda name=name: self.services.get(name), self._restarter(name)))
+        return watched
+
+    async def _revive(self, item: _Watched, process: ManagedProcess) -> None:
+        loop = asyncio.get_running_loop()
+        item.backoff.died(loop.time())
+        delay = item.backoff.next_delay()
+        self.say(f"{item.label} died ({process.how_it_ended()}){item.meaning}; restarting in {delay:g} s")
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await item.restart()
+            except (StackError, OSError) as error:
+                delay = item.backoff.next_delay()
+                first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+                self.say(f"{item.label} did not come back ({first_line}); restarting in {delay:g} s")
+                continue
+            item.backoff.started(loop.time())
+            revived = item.process()
+            self.say(f"{item.label} restarted (pid {revived.pid if revived else '?'}) and answers again")
+            return
+
+    def _restarter(self, name: str) -> Callable[[], Awaitable[None]]:
+        async def restart() -> None:
+            process = self.services[name]
+            if process.alive():
+                process.stop()
+            process.start()
+            deadline = asyncio.get_running_loop().time() + 60
+            if name in SERVICES:
+                assert self.info is not None
+                await self._wait_service(self.info, name, deadline)
+            else:
+                await web.wait_http(process, self._answers[name])
+
+        return restart
+
+    async def _restart_postgres(self) -> None:
+        assert self.postgres is not None
+        self.postgres.start()
+        await self.postgres.wait_ready()
+
+    async def _restart_s3(self) -> None:
+        assert self.s3 is not None
+        if self.s3.process is not None and self.s3.process.alive():
+            self.s3.stop()
+        self.s3.start()
+        await self.s3.wait_ready()
 
     def stop(self) -> None:
         """Stop what this supervisor started, newest first; nothing else."""

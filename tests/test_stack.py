@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
+import os
+import re
+import shlex
+import signal
 import socket
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from db.migrate import current_head
+from protos.identity.v1 import identity_pb2 as ipb
+from protos.identity.v1 import identity_pb2_grpc as igrpc
 from stack.info import StackInfo
 from stack.ports import Ports
 from stack.postgres import StackError
@@ -88,3 +99,114 @@ async def test_data_survives_a_restart(tmp_path: Path) -> None:
             await conn.close()
     finally:
         second.stop()
+
+
+async def _until(condition: Callable[[], bool], what: str, timeout: float = 90.0) -> None:
+    """Wait for ``condition`` (a liveness wait, not a speed assert: the bound only keeps a hang finite)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not condition():
+        assert loop.time() < end, f"never happened: {what}"
+        await asyncio.sleep(0.1)
+
+
+def _said(messages: list[str], *words: str) -> bool:
+    return any(all(word in message for word in words) for message in messages)
+
+
+async def _answers(info: StackInfo, service: str) -> bool:
+    try:
+        async with info.channel(service) as channel:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+        return reply.status == health_pb2.HealthCheckResponse.SERVING
+    except Exception:
+        return False
+
+
+async def test_a_crashed_process_is_restarted_and_said(tmp_path: Path) -> None:
+    """Issue 9 (one crash stops everything): SIGKILL a service, then SeaweedFS, then PostgreSQL under a
+    running supervisor; each death is said at once, each process is started again and answers."""
+    said: list[str] = []
+    stack = Stack(tmp_path / "var", Ports.free(), seed_count=50, fast_unsafe=True, say=said.append)
+    info = await stack.start()
+    stop = asyncio.Event()
+    supervisor = asyncio.create_task(stack.supervise(stop))
+    try:
+        old = stack.services["identity"].pid
+        assert old is not None
+        os.kill(old, signal.SIGKILL)
+        await _until(lambda: _said(said, "identity", "died"), "the death of identity said")
+        await _until(lambda: _said(said, "identity", "answers again"), "identity restarted")
+        assert stack.services["identity"].pid != old
+        assert _said(said, "identity", "restarting in")
+        async with info.channel("identity") as channel:
+            account = await igrpc.IdentityStub(channel).GetAccount(
+                ipb.GetAccountRequest(id_number=info.demo_citizen["id_number"]), timeout=10
+            )
+        assert account.totp_enrolled
+        assert not supervisor.done()  # the stack runs on: nothing was torn down
+
+        assert stack.s3 is not None
+        assert stack.s3.process is not None
+        os.kill(stack.s3.process.pid or 0, signal.SIGKILL)
+        await _until(lambda: _said(said, "SeaweedFS", "died"), "the death of SeaweedFS said")
+        await _until(lambda: _said(said, "SeaweedFS", "answers again"), "SeaweedFS restarted")
+        client = info.s3_client()
+        assert await asyncio.to_thread(client.bucket_exists, "vault")
+
+        assert stack.postgres is not None
+        assert stack.postgres.process is not None
+        os.kill(stack.postgres.process.pid or 0, signal.SIGKILL)
+        await _until(lambda: _said(said, "PostgreSQL", "died"), "the death of PostgreSQL said")
+        await _until(lambda: _said(said, "PostgreSQL", "answers again"), "PostgreSQL restarted")
+        conn = await asyncpg.connect(info.postgres_dsn)
+        try:
+            assert await conn.fetchval("SELECT count(*) FROM identity.accounts") == 1
+        finally:
+            await conn.close()
+        assert all([await _answers(info, name) for name in info.services])
+    finally:
+        stop.set()
+        await supervisor
+        stack.stop()
+    assert not any(p.alive() for p in (stack.postgres.process, stack.s3.process) if p)
+
+
+def test_a_taken_fixed_port_is_refused_with_advice_that_works(tmp_path: Path) -> None:
+    """Issue 9 (papercut): `dinhdanh up` where a fixed port is taken refuses with the list and advises a
+    command; the failed start leaves nothing that changes the next one; the advised command comes up."""
+    var = tmp_path / "var"  # `dinhdanh up` run from tmp_path, as a newcomer runs it from the checkout
+    cli = [sys.executable, "-m", "cli.main"]
+    held = socket.socket()
+    try:
+        try:
+            held.bind(("127.0.0.1", Ports().identity))
+            held.listen()
+        except OSError:
+            pass  # someone holds it already: the refusal is the same
+        refused = subprocess.run([*cli, "up"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert refused.returncode == 1
+        assert f"ports already in use: identity {Ports().identity}" in refused.stderr
+        advice = re.search(r"`(dinhdanh up[^`]*)`", refused.stderr)
+        assert advice, refused.stderr
+        assert not (var / "ports.json").exists()
+        argv = shlex.split(advice.group(1))
+        assert argv[:2] == ["dinhdanh", "up"]
+        process = subprocess.Popen(
+            [*cli, *argv[1:], "--seed-count", "50", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, cwd=tmp_path,
+        )  # fmt: skip
+        try:
+            assert process.stdout is not None
+            line = process.stdout.readline()  # the one JSON object, printed once everything answers
+            assert line, process.stderr.read() if process.stderr else ""
+            data = json.loads(line)
+            assert "services" in data, data
+            assert f"127.0.0.1:{Ports().identity}" not in data["services"].values()
+            assert json.loads((var / "ports.json").read_text())["identity"] != Ports().identity
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(60)
+        assert process.returncode == 0
+    finally:
+        held.close()
