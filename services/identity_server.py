@@ -7,6 +7,7 @@ import grpc
 from audit.events import PostgresAuditLog
 from core.callers import Allow
 from core.settings import Settings
+from db.bounded import BoundedPool
 from db.pool import open_pool
 from identity.passwords.hashing import PasswordHashing
 from identity.sealing import load_or_create_key
@@ -104,8 +105,8 @@ async def build(settings: Settings) -> ServiceSpec:
     hashing = PasswordHashing(workers=settings.argon2_workers)
     await hashing.warm_up()
     service = IdentityService(
-        accounts=PostgresAccountStore(pool),
-        attempts=PostgresAttemptStore(pool),
+        accounts=PostgresAccountStore(BoundedPool(pool)),  # request-path reads and writes: the caller's deadline
+        attempts=PostgresAttemptStore(BoundedPool(pool)),
         throttle=PostgresThrottleStore(pool),
         directory=RegistryDirectory(registry),
         hashing=hashing,

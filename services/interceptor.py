@@ -15,13 +15,14 @@ checked. Methods open only to services and operators ignore bearer tokens.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
 import grpc
 
-from core import logs
+from core import deadline, logs
 from core.callers import Allow, Caller, Principal, TokenRejected, bind_caller, unbind_caller
 from core.errors import (
     Aborted,
@@ -41,6 +42,7 @@ from services.tls import caller_from_auth_context
 
 log = logs.get("grpc")
 
+DEADLINE_SLACK = 0.05  # a handler cancelled with less time left than this was cancelled by its deadline
 OPEN_SERVICES = (
     "/grpc.health.v1.Health/",
     "/grpc.reflection.v1alpha.ServerReflection/",
@@ -140,9 +142,35 @@ async def _abort(context: grpc.aio.ServicerContext, error: DomainError) -> None:
     await context.abort(status_for(error), error.message, trailing_metadata=trailers)
 
 
-async def _fail(context: grpc.aio.ServicerContext, method: str, error: Exception) -> None:
+def _bind_deadline(context: grpc.aio.ServicerContext) -> float | None:
+    """The call's deadline, for every downstream call of the handler (core.deadline). Each call runs in its
+    own task, so the binding ends with the call. Returns the caller's budget in seconds (``None``: none)."""
+    budget = context.time_remaining()
+    deadline.bind(budget)
+    return budget
+
+
+def _cancelled(context: grpc.aio.ServicerContext, method: str, budget: float | None) -> None:
+    """The handler was cancelled: by its deadline (said), or because the caller went away."""
+    left = context.time_remaining()
+    if budget is not None and left is not None and left < DEADLINE_SLACK:
+        log.info("rpc.deadline_exceeded", method=method, budget_ms=round(budget * 1000))
+
+
+def _timed_out(error: Exception) -> bool:
+    """A downstream call that ran out of time: PostgreSQL (asyncpg's ``TimeoutError``) or another service."""
+    if isinstance(error, grpc.aio.AioRpcError):
+        return error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    return isinstance(error, TimeoutError)
+
+
+async def _fail(context: grpc.aio.ServicerContext, method: str, error: Exception, budget: float | None) -> None:
     if isinstance(error, DomainError):
         await _abort(context, error)
+    if _timed_out(error):
+        log.info("rpc.deadline_exceeded", method=method, budget_ms=round((budget or 0) * 1000),
+                 downstream=type(error).__name__)  # fmt: skip
+        await context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "a downstream call did not answer in time")
     log.exception("rpc.crashed", method=method, error_type=type(error).__name__)
     await context.abort(grpc.StatusCode.INTERNAL, "internal error")
 
@@ -154,13 +182,17 @@ def _wrap(
         inner = handler.unary_unary or handler.stream_unary
 
         async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            budget = _bind_deadline(context)
             _, token = await _enter(context, method, allow, verifier)
             try:
                 return await inner(request, context)
+            except asyncio.CancelledError:
+                _cancelled(context, method, budget)
+                raise
             except Exception as error:
                 if isinstance(error, grpc.aio.AbortError):
                     raise
-                await _fail(context, method, error)
+                await _fail(context, method, error, budget)
             finally:
                 unbind_caller(token)
 
@@ -170,14 +202,18 @@ def _wrap(
     inner_stream = handler.unary_stream or handler.stream_stream
 
     async def streaming(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        budget = _bind_deadline(context)
         _, token = await _enter(context, method, allow, verifier)
         try:
             async for item in inner_stream(request, context):
                 yield item
+        except asyncio.CancelledError:
+            _cancelled(context, method, budget)
+            raise
         except Exception as error:
             if isinstance(error, grpc.aio.AbortError):
                 raise
-            await _fail(context, method, error)
+            await _fail(context, method, error, budget)
         finally:
             unbind_caller(token)
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import grpc
 
+from core import deadline
 from identity.directory import CitizenFacts
 from protos.registry.v1 import registry_pb2 as pb
 from protos.registry.v1 import registry_pb2_grpc as pb_grpc
 
-TIMEOUT = 5.0
+TIMEOUT = 5.0  # at most; never longer than the caller of the current call still waits (core.deadline)
 
 
 class RegistryDirectory:
@@ -17,7 +18,9 @@ class RegistryDirectory:
 
     async def lookup(self, id_number: str) -> CitizenFacts | None:
         try:
-            citizen = await self._stub.GetCitizen(pb.GetCitizenRequest(id_number=id_number), timeout=TIMEOUT)
+            citizen = await self._stub.GetCitizen(
+                pb.GetCitizenRequest(id_number=id_number), timeout=deadline.remaining(TIMEOUT)
+            )
         except grpc.aio.AioRpcError as error:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 return None

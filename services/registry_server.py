@@ -6,6 +6,7 @@ import grpc
 
 from core.callers import Allow, current_principal
 from core.settings import Settings
+from db.bounded import BoundedPool
 from db.pool import open_pool
 from identity.oidc.subjects import Subjects
 from identity.sealing import load_or_create_key
@@ -67,7 +68,7 @@ class RegistryServicer(pb_grpc.PopulationRegistryServicer):
 async def build(settings: Settings) -> ServiceSpec:
     pool = await open_pool(settings.postgres_dsn, settings.db_pool_size)
     subjects = Subjects(load_or_create_key(settings.identity_key_file))
-    servicer = RegistryServicer(RegistryService(PopulationStore(pool), subjects.id_number))
+    servicer = RegistryServicer(RegistryService(PopulationStore(BoundedPool(pool)), subjects.id_number))
     return ServiceSpec(
         name="registry",
         service_names=(NAME,),
