@@ -12,11 +12,14 @@ from typing import Any
 
 import grpc
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from core import deadline
 from core.settings import Settings
 from db.pool import open_pool
 from identity.oidc.provider import Outcome, Provider, oauth_error
@@ -30,7 +33,8 @@ from services.tls import secure_channel
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 FLOW_TTL = 900
-RPC_TIMEOUT = 10.0
+RPC_TIMEOUT = 10.0  # one call to a service, at most
+REQUEST_BUDGET = 20.0  # every downstream call a request makes, together (core.deadline)
 
 
 class Edge:
@@ -91,6 +95,11 @@ class Edge:
                                  scopes=outcome.consent, csrf=flow["csrf"])  # fmt: skip
         self.save_flow(response, flow)
         return response
+
+
+def _rpc_timeout() -> float:
+    """One call's timeout: ``RPC_TIMEOUT``, or what is left of the request's budget."""
+    return deadline.remaining(RPC_TIMEOUT)
 
 
 async def _fields(request: Request) -> dict[str, str] | None:
@@ -209,7 +218,7 @@ async def login_submit(request: Request) -> Response:
     try:
         step = await edge.identity.VerifyPassword(
             ipb.VerifyPasswordRequest(id_number=id_number, password=str(form.get("password", "")), source=source),
-            timeout=RPC_TIMEOUT,
+            timeout=_rpc_timeout(),
         )
     except grpc.aio.AioRpcError as error:
         response = edge.page(request, "login.html", 401 if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED else 429,
@@ -234,12 +243,12 @@ async def totp_page(request: Request) -> Response:
 
 async def totp_submit(request: Request) -> Response:
     return await _second_factor(request, "totp.html", lambda edge, ticket, code, source: edge.identity.VerifyTotp(
-        ipb.VerifyTotpRequest(ticket=ticket, code=code, source=source), timeout=RPC_TIMEOUT))  # fmt: skip
+        ipb.VerifyTotpRequest(ticket=ticket, code=code, source=source), timeout=_rpc_timeout()))  # fmt: skip
 
 
 async def enroll_submit(request: Request) -> Response:
     return await _second_factor(request, None, lambda edge, ticket, code, source: edge.identity.ConfirmTotpEnrollment(
-        ipb.ConfirmTotpEnrollmentRequest(ticket=ticket, code=code, source=source), timeout=RPC_TIMEOUT))  # fmt: skip
+        ipb.ConfirmTotpEnrollmentRequest(ticket=ticket, code=code, source=source), timeout=_rpc_timeout()))  # fmt: skip
 
 
 async def _second_factor(request: Request, retry_page: str | None, call: Any) -> Response:
@@ -265,7 +274,7 @@ async def enroll_page(request: Request) -> Response:
         return edge.message(request, "expired")
     try:
         enrollment = await edge.identity.StartTotpEnrollment(
-            ipb.StartTotpEnrollmentRequest(ticket=flow["ticket"], source=flow["source"]), timeout=RPC_TIMEOUT
+            ipb.StartTotpEnrollmentRequest(ticket=flow["ticket"], source=flow["source"]), timeout=_rpc_timeout()
         )
     except grpc.aio.AioRpcError as error:
         return edge.message(request, _error_text(edge.words(request), error))
@@ -356,4 +365,20 @@ def create_app(settings: Settings) -> Starlette:
             await registry_channel.close()
             await pool.close()
 
-    return Starlette(routes=ROUTES, lifespan=lifespan)
+    return Starlette(routes=ROUTES, lifespan=lifespan, middleware=[Middleware(RequestBudget, seconds=REQUEST_BUDGET)])
+
+
+class RequestBudget:
+    """ASGI middleware: the gRPC calls one HTTP request makes share ``seconds`` (core.deadline), so a login
+    that waits on a slow service gives up as a whole instead of granting each call its own timeout."""
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        with deadline.bounded(self.seconds):
+            await self.app(scope, receive, send)

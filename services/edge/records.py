@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 
+from core import deadline
 from identity.oidc.claims import CitizenRecord
 from protos.registry.v1 import registry_pb2 as pb
 from protos.registry.v1 import registry_pb2_grpc as pb_grpc
@@ -17,7 +18,7 @@ class RegistryRecords:
 
     async def record(self, id_number: str) -> CitizenRecord | None:
         try:
-            c = await self._stub.GetCitizen(pb.GetCitizenRequest(id_number=id_number), timeout=5)
+            c = await self._stub.GetCitizen(pb.GetCitizenRequest(id_number=id_number), timeout=deadline.remaining(5.0))
         except grpc.aio.AioRpcError as error:
             if error.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT):
                 return None
