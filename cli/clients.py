@@ -11,7 +11,8 @@ from typing import Any, TypeVar
 import asyncpg
 import typer
 
-from cli.output import JsonOption, VarOption, emit, fail, run, stack_info
+from cli import views
+from cli.output import JsonOption, VarOption, console, emit, fail, run, stack_info
 from core.errors import InvalidArgument
 from identity.oidc import registration
 from identity.oidc.clients import Client, new_secret
@@ -68,7 +69,7 @@ def add_portal(
         fail(error.message, as_json)
         raise
     _with_store(var, as_json, lambda store: store.add(client))
-    emit({**describe(client), "client_secret": secret}, as_json)
+    _show_registered(client, secret, "portal", as_json)
 
 
 @app.command("add-agency")
@@ -90,7 +91,17 @@ def add_agency(
         fail(error.message, as_json)
         raise
     _with_store(var, as_json, lambda store: store.add(client))
-    emit({**describe(client), "client_secret": secret}, as_json)
+    _show_registered(client, secret, "agency", as_json)
+
+
+def _show_registered(client: Client, secret: str, kind: str, as_json: bool) -> None:
+    data = {**describe(client), "client_secret": secret}
+
+    def person() -> None:
+        console.print(views.client_card(data, f"Registered {kind} {client.name}"))
+        console.print(f"client secret (shown once, keep it safe): [bold]{secret}[/]", soft_wrap=True)
+
+    emit(data, as_json, person)
 
 
 def _json_file(path: Path) -> Any:
@@ -104,7 +115,8 @@ def _json_file(path: Path) -> Any:
 def list_clients(var: Path = VarOption, as_json: bool = JsonOption) -> None:
     """Every registered client (never a secret)."""
     clients = _with_store(var, as_json, lambda store: store.all())
-    emit({"clients": [describe(c) for c in clients]}, as_json)
+    described = [describe(c) for c in clients]
+    emit({"clients": described}, as_json, lambda: console.print(views.clients_table(described)))
 
 
 @app.command("rotate-secret")
@@ -113,7 +125,8 @@ def rotate_secret(client_id: str, var: Path = VarOption, as_json: bool = JsonOpt
     secret, digest = new_secret()
     if not _with_store(var, as_json, lambda store: store.set_secret(client_id, digest)):
         fail(f"no client {client_id}", as_json)
-    emit({"client_id": client_id, "client_secret": secret}, as_json)
+    said = f"new secret of {client_id} (shown once; the old one no longer works): [bold]{secret}[/]"
+    emit({"client_id": client_id, "client_secret": secret}, as_json, lambda: console.print(said, soft_wrap=True))
 
 
 @app.command("disable")
@@ -121,4 +134,5 @@ def disable(client_id: str, var: Path = VarOption, as_json: bool = JsonOption) -
     """Refuse every request of this client from now on (its tokens expire on their own)."""
     if not _with_store(var, as_json, lambda store: store.set_disabled(client_id, True)):
         fail(f"no client {client_id}", as_json)
-    emit({"client_id": client_id, "disabled": True}, as_json)
+    emit({"client_id": client_id, "disabled": True}, as_json, lambda: console.print(
+        f"{client_id} is disabled: every request of it is refused from now on"))  # fmt: skip

@@ -10,6 +10,7 @@ import typer
 from google.protobuf.json_format import MessageToDict
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from cli import views
 from cli.output import JsonOption, VarOption, console, emit, run, stack_info
 from protos.registry.v1 import registry_pb2 as pb
 from protos.registry.v1 import registry_pb2_grpc as pb_grpc
@@ -53,7 +54,9 @@ def seed(
         finally:
             await pool.close()
 
-    emit(run(go, as_json), as_json)
+    done = run(go, as_json)
+    emit(done, as_json, lambda: console.print(
+        f"the registry holds {done['total']:,} citizens ({done['added']:,} added in {done['seconds']} s)"))  # fmt: skip
 
 
 @app.command()
@@ -68,4 +71,5 @@ def lookup(id_number: str, var: Path = VarOption, as_json: bool = JsonOption) ->
             )
         return MessageToDict(citizen, preserving_proto_field_name=True)
 
-    emit(run(go, as_json), as_json)
+    record = run(go, as_json)
+    emit(record, as_json, lambda: console.print(views.citizen_card(record)))

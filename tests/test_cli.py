@@ -56,3 +56,36 @@ def test_unknown_account_is_a_clear_error(stack: Stack, citizens: list[Citizen])
     code, data = dinhdanh(stack, "accounts", "show", citizens[-1].id_number)
     assert code == 1
     assert data["error"] == "NOT_FOUND: no activated account with this ID number"
+
+def human(stack: Stack, *args: str) -> str:
+    """What a person sees (no ``--json``)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "cli.main", *args, "--var", str(stack.var)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return " ".join(result.stdout.replace("│", " ").split())  # a table cell's wrapped lines read as one
+
+
+def _no_python_dump(text: str) -> None:
+    for sign in ("{'", "['", "': ", "SEX_", "None", "True", "False"):
+        assert sign not in text, f"{sign!r} in:\n{text}"
+
+
+def test_people_read_a_citizen_record_in_plain_words(stack: Stack, citizens: list[Citizen]) -> None:
+    citizen = citizens[5]
+    shown = human(stack, "registry", "lookup", citizen.id_number)
+    _no_python_dump(shown)
+    assert ("Nam (male)" if citizen.sex.name == "MALE" else "Nữ (female)") in shown
+    assert citizen.permanent_address.province in shown
+    assert citizen.date_of_birth.strftime("%d/%m/%Y") in shown
+
+
+def test_people_read_clients_as_tables(stack: Stack) -> None:
+    added = human(stack, "clients", "add-portal", "--name", "Cổng thử", "--redirect-uri", "https://thu.example/cb")
+    _no_python_dump(added)
+    assert "client secret" in added
+    assert "https://thu.example/cb" in added
+    listed = human(stack, "clients", "list")
+    _no_python_dump(listed)
+    assert "Cổng thử" in listed
+    assert "registered clients" in listed
