@@ -7,12 +7,13 @@ from pathlib import Path
 import typer
 
 from cli import accounts, bench_cmd, clients, keys_cmd, registry_cmd, vault_cmd
-from cli.output import JsonOption, VarOption, emit, stack_info
+from cli.output import JsonErrors, JsonOption, VarOption, emit, stack_info
 from cli.up import up
 from core import logs
 from identity import totp as totp_codes
 
 app = typer.Typer(
+    cls=JsonErrors,
     help="Định danh: national e-identity and citizen data vault (operator CLI).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

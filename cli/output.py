@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Coroutine
+import sys
+import traceback
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import grpc
 import typer
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from stack.info import StackInfo
 from stack.postgres import StackError
@@ -60,3 +63,35 @@ def run(coro: Callable[[], Coroutine[Any, Any, Any]], as_json: bool) -> Any:
         fail(str(error), as_json)
     except (OSError, asyncpg.PostgresError) as error:
         fail(f"cannot reach the platform ({type(error).__name__}): is `make up` running?", as_json)
+
+
+class JsonErrors(TyperGroup):
+    """The CLI's top-level group: with ``--json`` on the command line, a usage error (an unknown option, a value
+    out of range) or an unexpected crash is one JSON object ``{"error": ...}`` on stdout too, as every ``--json``
+    command promises; without it, click's and typer's own messages."""
+
+    def main(  # type: ignore[override]
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = list(sys.argv[1:] if args is None else args)
+        if "--json" not in argv or not standalone_mode:
+            return super().main(argv, prog_name, complete_var, standalone_mode, **extra)
+        try:
+            code = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.Abort:
+            print(json.dumps({"error": "aborted"}))
+            sys.exit(1)
+        except typer.TyperException as error:  # click's usage errors (typer's own copy of click)
+            message = error.format_message() if hasattr(error, "format_message") else str(error)
+            print(json.dumps({"error": message}, ensure_ascii=False))
+            sys.exit(getattr(error, "exit_code", 2))
+        except Exception as error:
+            traceback.print_exc()  # for a person, on stderr; stdout stays one JSON object
+            print(json.dumps({"error": f"unexpected error ({type(error).__name__}); the details are on stderr"}))
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)

@@ -23,6 +23,7 @@ from vault.upkeep_store import UpkeepStore
 
 app = typer.Typer(help="The citizen document vault: erase (crypto-shred), rotate keys, purge.", no_args_is_help=True)
 T = TypeVar("T")
+MISSING_SHOWN = 100  # document versions without their object, listed by upkeep (all are counted)
 
 
 def _with_vault(var: Path, as_json: bool, action: Callable[[Keyring, VaultStore], Awaitable[T]]) -> T:
@@ -74,22 +75,28 @@ def rotate_kek(id_number: str, var: Path = VarOption, as_json: bool = JsonOption
 
 @app.command("upkeep")
 def upkeep(
-    grace: float = typer.Option(3600, "--grace", min=1, help="Seconds an upload may take before it is swept."),
+    grace: float = typer.Option(
+        3600, "--grace", min=0, help="Seconds an upload may take before it is swept (0: every pending upload)."
+    ),
     var: Path = VarOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Purge documents past their retention and sweep objects of uploads that never committed, now (every
-    vault replica also does it every few minutes)."""
+    vault replica also does it every few minutes); then report document versions whose object is missing."""
     info = stack_info(var, as_json)
     objects = ObjectStore(info.s3_client())
 
-    async def go() -> Upkept:
+    async def go() -> tuple[Upkept, list[str]]:
         pool = await asyncpg.create_pool(info.postgres_dsn, min_size=1, max_size=2)
         try:
-            return await Janitor(UpkeepStore(pool), objects.remove, timedelta(seconds=grace)).run_once()
+            janitor = Janitor(UpkeepStore(pool), objects.remove, timedelta(seconds=grace))
+            return await janitor.run_once(), await janitor.missing(objects.names)
         finally:
             await pool.close()
             objects.close()
 
-    done: Upkept = run(go, as_json)
-    emit({"purged": done.purged, "swept": done.swept}, as_json)
+    done, missing = run(go, as_json)
+    shown = {"purged": done.purged, "swept": done.swept, "missing": len(missing)}
+    emit(shown | {"missing_documents": missing[:MISSING_SHOWN]}, as_json)
+    if missing:
+        raise typer.Exit(3)

@@ -50,6 +50,11 @@ class DataLoss(DomainError):
     """Stored data is damaged: what was read of it must not be trusted."""
 
 
+class Unavailable(DomainError):
+    """A server the platform depends on (PostgreSQL, S3) cannot be reached now: the same request may succeed
+    later."""
+
+
 class Throttled(ResourceExhausted):
     """Too many failures: the caller must wait ``retry_after`` seconds (or, if locked, ask an operator)."""
 

@@ -36,6 +36,7 @@ from core.errors import (
     ResourceExhausted,
     Throttled,
     Unauthenticated,
+    Unavailable,
 )
 from services.bearer import TokenCheckUnavailable, TokenVerifier, parse_authorization
 from services.tls import caller_from_auth_context
@@ -60,6 +61,7 @@ STATUS: tuple[tuple[type[DomainError], grpc.StatusCode], ...] = (
     (ResourceExhausted, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (Aborted, grpc.StatusCode.ABORTED),
     (DataLoss, grpc.StatusCode.DATA_LOSS),
+    (Unavailable, grpc.StatusCode.UNAVAILABLE),
 )
 
 

@@ -1,4 +1,7 @@
-"""Builds and runs one gRPC service: mutual TLS, the caller interceptor, health, reflection, clean stop."""
+"""Builds and runs one gRPC service: mutual TLS, the caller interceptor, health, reflection, clean stop.
+
+Health (``grpc.health.v1``) follows the service's dependencies (services.health): PostgreSQL for every service
+with a DSN, plus the probes the service adds (the vault: S3); ``SERVING`` only while they answer."""
 
 from __future__ import annotations
 
@@ -8,13 +11,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from core import logs
 from core.callers import Allow
 from core.settings import Settings
 from services.bearer import TokenVerifier
+from services.health import HealthWatch, PostgresProbe, Probe
 from services.interceptor import CallerInterceptor
 from services.tls import server_credentials
 
@@ -34,6 +38,7 @@ class ServiceSpec:
     on_stop: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     max_message: int = MAX_MESSAGE
     verifier: TokenVerifier | None = None  # bearer tokens, for methods open to citizens or clients
+    probes: Mapping[str, Probe] = field(default_factory=dict)  # dependencies besides PostgreSQL (health)
 
 
 async def serve(spec: ServiceSpec, settings: Settings, ready: Callable[[int], None] | None = None) -> None:
@@ -58,8 +63,10 @@ async def serve(spec: ServiceSpec, settings: Settings, ready: Callable[[int], No
     if port == 0:
         raise SystemExit(f"{spec.name}: cannot listen on {settings.listen} (address in use?)")
     await server.start()
-    for name in (*spec.service_names, ""):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    probes = {"postgresql": PostgresProbe(settings.postgres_dsn)} if settings.postgres_dsn else {}
+    watch = HealthWatch(health_servicer, (*spec.service_names, ""), {**probes, **spec.probes})
+    await watch.check()
+    watch.start()
     log.info("service.started", listen=settings.listen, port=port)
     if ready:
         ready(port)
@@ -69,6 +76,7 @@ async def serve(spec: ServiceSpec, settings: Settings, ready: Callable[[int], No
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("service.stopping")
+    await watch.stop()
     await health_servicer.enter_graceful_shutdown()
     await server.stop(grace=5)
     for hook in spec.on_stop:

@@ -44,7 +44,7 @@ from vault.documents import (
 )
 from vault.issuers import IssuerKeys
 from vault.keyring import Keyring
-from vault.objects import ObjectStore
+from vault.objects import ObjectStore, reachable, s3_client
 from vault.service import VaultService
 from vault.store import VaultStore
 from vault.trail import Trail
@@ -189,20 +189,14 @@ class VaultServicer(pb_grpc.VaultServicer):
 
 
 async def build(settings: Settings) -> ServiceSpec:
-    from minio import Minio
-
     if not settings.s3_endpoint:
         raise SystemExit("vault: DINHDANH_S3_ENDPOINT is not set")
     pool = await open_pool(settings.postgres_dsn, settings.db_pool_size)
     master = load_or_create_key(settings.identity_key_file)
     store = VaultStore(pool, timedelta(days=settings.vault_retention_days))
-    client = Minio(
-        settings.s3_endpoint,
-        access_key=settings.s3_access_key,
-        secret_key=settings.s3_secret_key,
-        secure=settings.s3_secure,
-    )
-    objects = ObjectStore(client)
+    s3 = (settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key, settings.s3_secure)
+    objects = ObjectStore(s3_client(*s3))
+    probe = s3_client(*s3, probe=True)
     trail = Trail(PostgresAuditLog(pool), Pseudonymizer(Sealer.derive(master, "audit-pseudonym")))
     keyring = Keyring(master, store)
     service = VaultService(store, objects, keyring, IssuerKeys(pool), trail, settings.vault_max_bytes)
@@ -225,4 +219,5 @@ async def build(settings: Settings) -> ServiceSpec:
         on_stop=[close_objects, pool.close],
         max_message=MAX_MESSAGE,
         verifier=token_verifier(settings, "vault", pool),
+        probes={"s3": lambda: reachable(probe)},
     )

@@ -13,6 +13,10 @@ consumer.
 Removal: ``delete`` (one object, best effort, for a failed upload) and ``remove`` (many, for the upkeep;
 it raises so that the rows stay).
 
+Failures: a missing object is :class:`ObjectMissing` (its row has no content: the caller says ``DATA_LOSS``);
+S3 unreachable or failing (connection refused, retries exhausted, a 5xx) is :class:`ObjectStoreUnavailable`
+(``UNAVAILABLE``), after at most two quick retries (:func:`s3_client`), never an unmapped urllib3 error.
+
 Object names are random UUIDs chosen by the caller: they reveal nothing about owner or content.
 """
 
@@ -24,12 +28,15 @@ from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import certifi
+import urllib3
 from minio import Minio
 from minio.deleteobjects import DeleteObject
-from minio.error import S3Error
+from minio.error import MinioException, S3Error
 
 from core import logs
 from core.aio import uninterrupted
+from core.errors import Unavailable
 
 log = logs.get("vault.objects")
 
@@ -37,6 +44,49 @@ BUCKET = "vault"
 PART_SIZE = 5 * 1024 * 1024
 QUEUE_PIECES = 4
 UPLOAD_THREADS = 16  # uploads in flight at once; more wait for a thread (their senders feel backpressure)
+
+
+MISSING = ("NoSuchKey", "NoSuchObject")
+UNREACHABLE = "the object store (S3) cannot be reached now: nothing was stored, try again later"
+
+
+class ObjectMissing(Exception):
+    """S3 has no object of this name."""
+
+
+class ObjectStoreUnavailable(Unavailable):
+    """S3 cannot be reached or fails (``UNAVAILABLE``): the request may succeed later."""
+
+
+def s3_client(endpoint: str, access_key: str, secret_key: str, secure: bool, probe: bool = False) -> Minio:
+    """A minio client that gives up on an unreachable S3 within about a second (two retries, 0.2 s back-off;
+    minio's own default retries five times for ~12 s); ``probe``: no retry and 2 s timeouts (health checks)."""
+    http = urllib3.PoolManager(
+        timeout=urllib3.Timeout(connect=2, read=2) if probe else urllib3.Timeout(connect=5, read=120),
+        maxsize=UPLOAD_THREADS,
+        cert_reqs="CERT_REQUIRED" if secure else "CERT_NONE",
+        ca_certs=certifi.where() if secure else None,
+        retries=False if probe else urllib3.Retry(total=2, backoff_factor=0.2, status_forcelist=[500, 502, 503, 504]),
+    )
+    return Minio(endpoint, access_key=access_key, secret_key=secret_key, secure=secure, http_client=http)
+
+
+def _failure(error: BaseException) -> BaseException:
+    """What an S3 failure means to the vault (see the module's docstring); other errors unchanged."""
+    if isinstance(error, S3Error) and error.code in MISSING:
+        return ObjectMissing(error.code)
+    if isinstance(error, (MinioException, urllib3.exceptions.HTTPError, OSError)):
+        log.warning("vault.s3_unavailable", error_type=type(error).__name__)
+        return ObjectStoreUnavailable(UNREACHABLE)
+    return error
+
+
+async def reachable(client: Minio, bucket: str = BUCKET) -> None:
+    """Raises unless S3 answers now (the health check, with a ``probe`` client of :func:`s3_client`)."""
+    try:
+        await asyncio.to_thread(client.bucket_exists, bucket)
+    except Exception as error:
+        raise _failure(error) from error
 
 
 class _Aborted(Exception):
@@ -87,6 +137,15 @@ class ObjectStore:
 
     async def put(self, name: str, pieces: AsyncIterator[bytes]) -> None:
         """Store the object ``name`` from ``pieces``; if ``pieces`` raises, S3 is told to abort and it re-raises."""
+        try:
+            await self._put(name, pieces)
+        except Exception as error:
+            failure = _failure(error)
+            if failure is error:
+                raise
+            raise failure from error
+
+    async def _put(self, name: str, pieces: AsyncIterator[bytes]) -> None:
         pipe = _Pipe()
         loop = asyncio.get_running_loop()
         upload = loop.run_in_executor(self._uploads, self._put_blocking, name, pipe)
@@ -135,14 +194,21 @@ class ObjectStore:
 
     async def chunks(self, name: str, size: int) -> AsyncIterator[bytes]:
         """The object's bytes in pieces of at most ``size``. One piece is read ahead while the consumer works
-        on the previous one (decrypting, sending), so S3 and the consumer overlap: at most two pieces held."""
-        response = await asyncio.to_thread(self._client.get_object, self._bucket, name)
+        on the previous one (decrypting, sending), so S3 and the consumer overlap: at most two pieces held.
+        :class:`ObjectMissing` if there is no such object."""
+        try:
+            response = await asyncio.to_thread(self._client.get_object, self._bucket, name)
+        except Exception as error:
+            raise _failure(error) from error
         stream = response.stream(size)
         ahead: asyncio.Future[bytes | None] | None = None
         try:
             ahead = asyncio.ensure_future(asyncio.to_thread(next, stream, None))
             while True:
-                piece = await ahead
+                try:
+                    piece = await ahead
+                except Exception as error:
+                    raise _failure(error) from error
                 if piece is None:
                     return
                 ahead = asyncio.ensure_future(asyncio.to_thread(next, stream, None))
@@ -157,7 +223,7 @@ class ObjectStore:
         """Remove the object, best effort: False if that failed (the upkeep sweeps it later), not an error."""
         try:
             await asyncio.to_thread(self._client.remove_object, self._bucket, name)
-        except (S3Error, OSError) as error:
+        except (MinioException, urllib3.exceptions.HTTPError, OSError) as error:
             log.warning("vault.object_delete_failed", error_type=type(error).__name__)
             return False
         return True
@@ -165,6 +231,12 @@ class ObjectStore:
     async def remove(self, names: Sequence[str]) -> None:
         """Remove these objects (absent ones count as removed); raises if S3 refused any."""
         await asyncio.to_thread(self._remove_blocking, list(names))
+
+    async def names(self) -> set[str]:
+        """Every object name in the bucket (the upkeep's check that each document has its object)."""
+        return await asyncio.to_thread(
+            lambda: {o.object_name for o in self._client.list_objects(self._bucket, recursive=True) if o.object_name}
+        )
 
     def _remove_blocking(self, names: list[str]) -> None:
         for start in range(0, len(names), 1000):  # S3 DeleteObjects takes at most 1000 keys

@@ -6,7 +6,10 @@ document, associated data binding owner reference and document id) to S3 (vault.
 confirmed the object is the metadata row, with the data key wrapped by the citizen's KEK, committed: a failure
 in between leaves no visible document. The object's name is recorded as pending before S3 can complete it and
 cleared by the commit, so an object whose upload failed (and could not be deleted at once) or whose process
-died is swept later (vault.upkeep).
+died is swept later (vault.upkeep). Once the commit is sent, the handler waits for its outcome even if the call
+is cancelled meanwhile (a deadline while PostgreSQL stalls); the object is deleted only when the commit was
+refused, never when its outcome is unknown (a connection lost after sending it): a row that did commit cleared
+the pending name and keeps its object, one that did not leaves the name for the sweeper.
 
 Download: ciphertext is read, decrypted and authenticated segment by segment; the final segment is
 released only after the end of the object and the plaintext SHA-256 recorded at upload are verified.
@@ -45,8 +48,8 @@ from vault.documents import (
 from vault.intake import Intake
 from vault.issuers import IssuerKeys
 from vault.keyring import Keyring
-from vault.objects import ObjectStore
-from vault.store import Cursor, StoredObject, VaultStore
+from vault.objects import ObjectMissing, ObjectStore
+from vault.store import Cursor, KeyChanged, StoredObject, UploadExpired, VaultStore
 from vault.trail import Trail
 
 DEFAULT_PAGE = 20
@@ -55,6 +58,7 @@ SEGMENT_SIZE = DEFAULT_SEGMENT_SIZE  # 1 MiB ciphertext segments (Tink's AES256_
 log = logs.get("vault.service")
 OFFLOAD = 256 * 1024
 ERASED = "the document was erased (its key was destroyed)"
+MISSING = "the document's content is missing from the object store"
 T = TypeVar("T")
 Content = AsyncIterator[bytes | UploadEnd]  # chunks, then the end message
 
@@ -199,12 +203,26 @@ class VaultService:
                 issuer_signature=issued.signature if issued else b"",
             )
             stored = StoredObject(document, object_name, wrap_data_key(kek, data_key, str(row_id)), SEGMENT_SIZE)
-            added = await self._store.add_document(owner, stored)
         except BaseException:
             await uninterrupted(self._discard(object_name))
             raise
+        return await self._commit(owner, stored)
+
+    async def _commit(self, owner: str, stored: StoredObject) -> Document | None:
+        """Commit the version's row, waiting for the outcome even if cancelled meanwhile; delete the object
+        only if the commit was refused (known not to have happened)."""
+        try:
+            added = await uninterrupted(self._store.add_document(owner, stored))
+        except (KeyChanged, UploadExpired):
+            await uninterrupted(self._discard(stored.object_name))
+            raise
+        except asyncio.CancelledError:  # the commit's outcome is known and kept: the caller is gone
+            raise
+        except BaseException as error:  # sent, outcome unknown: the row, if it committed, keeps the object
+            log.warning("vault.commit_unknown", error_type=type(error).__name__)
+            raise
         if added is None:
-            await uninterrupted(self._discard(object_name))
+            await uninterrupted(self._discard(stored.object_name))
         return added
 
     async def _discard(self, object_name: str) -> None:
@@ -282,6 +300,9 @@ class VaultService:
             last = decryptor.finish()
         except CorruptObject:
             raise Corrupt("the stored document is damaged") from None
+        except ObjectMissing:
+            log.error("vault.object_missing", document=str(document.id), version=document.version)
+            raise Corrupt(MISSING) from None
         digest.update(last)
         if size + len(last) != document.size_bytes or digest.digest() != document.sha256:
             raise Corrupt("the stored document does not match its checksum")

@@ -8,7 +8,10 @@
   PostgreSQL; its object (if S3 completed it) is deleted. A late commit of a swept upload is refused
   (``UploadExpired``), so a document never points to a deleted object.
 
-Every vault replica runs both every few minutes; batches are row-locked with ``SKIP LOCKED``, so replicas
+- Check (``dinhdanh vault upkeep`` only): every document version committed before the check began must have
+  its object in S3; one that has not is reported (its download answers ``DATA_LOSS``). Nothing is changed.
+
+Every vault replica runs purge and sweep every few minutes; batches are row-locked with ``SKIP LOCKED``, so replicas
 share the work. ``dinhdanh vault upkeep`` runs them once, now.
 """
 
@@ -33,11 +36,15 @@ Batches = Callable[[datetime, int], AbstractAsyncContextManager[list[str]]]
 
 
 class UpkeepBatches(Protocol):
-    """Object names to clean, in row-locked batches (vault.upkeep_store.UpkeepStore)."""
+    """Object names to clean, in row-locked batches, and the objects rows refer to (vault.upkeep_store)."""
 
     def due_for_purge(self, now: datetime, limit: int) -> AbstractAsyncContextManager[list[str]]: ...
 
     def stale_uploads(self, started_before: datetime, limit: int) -> AbstractAsyncContextManager[list[str]]: ...
+
+    async def clock(self) -> datetime: ...
+
+    async def stored_objects(self, created_before: datetime) -> list[tuple[str, str]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +74,12 @@ class Janitor:
         if purged or swept:
             log.info("vault.upkeep", purged=purged, swept=swept)
         return Upkept(purged, swept)
+
+    async def missing(self, object_names: Callable[[], Awaitable[set[str]]]) -> list[str]:
+        """The document versions (``"<id> v<n>"``) whose object is not among ``object_names()``."""
+        began = await self._store.clock()  # rows committed later may have objects the listing missed
+        present = await object_names()
+        return [label for name, label in await self._store.stored_objects(began) if name not in present]
 
     async def _drain(self, batches: Batches, when: datetime) -> int:
         done = 0

@@ -21,17 +21,36 @@ class UpkeepStore:
 
     @asynccontextmanager
     async def stale_uploads(self, started_before: datetime, limit: int) -> AsyncIterator[list[str]]:
-        """Object names of uploads begun before ``started_before`` that never committed their row."""
+        """Object names of uploads begun before ``started_before`` that never committed their row. A pending name
+        that a document row references anyway is never handed out (its object stays), only forgotten."""
         async with self._pool.acquire() as connection, connection.transaction():
             rows = await connection.fetch(
-                """SELECT object_name FROM vault.pending_objects WHERE started_at < $1
-                   ORDER BY started_at LIMIT $2 FOR UPDATE SKIP LOCKED""",
+                """SELECT p.object_name,
+                          EXISTS (SELECT 1 FROM vault.documents d WHERE d.object_name = p.object_name) AS referenced
+                   FROM vault.pending_objects p WHERE p.started_at < $1
+                   ORDER BY p.started_at LIMIT $2 FOR UPDATE OF p SKIP LOCKED""",
                 started_before,
                 limit,
             )
-            names = [row["object_name"] for row in rows]
-            yield names
-            await connection.execute("DELETE FROM vault.pending_objects WHERE object_name = ANY($1::text[])", names)
+            yield [row["object_name"] for row in rows if not row["referenced"]]
+            await connection.execute(
+                "DELETE FROM vault.pending_objects WHERE object_name = ANY($1::text[])",
+                [row["object_name"] for row in rows],
+            )
+
+    async def clock(self) -> datetime:
+        """PostgreSQL's current time (the clock of ``created_at``)."""
+        return await self._pool.fetchval("SELECT clock_timestamp()")  # type: ignore[no-any-return]
+
+    async def stored_objects(self, created_before: datetime) -> list[tuple[str, str]]:
+        """(object name, "document id vN") of every document version committed before ``created_before`` whose
+        object must exist: not due for purge (the purge deletes the object before the row)."""
+        rows = await self._pool.fetch(
+            """SELECT object_name, logical_id, version FROM vault.documents
+               WHERE created_at < $1 AND (purge_after IS NULL OR purge_after > now())""",
+            created_before,
+        )
+        return [(row["object_name"], f"{row['logical_id']} v{row['version']}") for row in rows]
 
     @asynccontextmanager
     async def due_for_purge(self, now: datetime, limit: int) -> AsyncIterator[list[str]]:
