@@ -12,7 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
@@ -110,6 +110,14 @@ async def _until(condition: Callable[[], bool], what: str, timeout: float = 90.0
         await asyncio.sleep(0.1)
 
 
+async def _until_async(condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 90.0) -> None:
+    loop = asyncio.get_running_loop()
+    end = loop.time() + timeout
+    while not await condition():
+        assert loop.time() < end, f"never happened: {what}"
+        await asyncio.sleep(0.2)
+
+
 def _said(messages: list[str], *words: str) -> bool:
     return any(all(word in message for word in words) for message in messages)
 
@@ -164,7 +172,8 @@ async def test_a_crashed_process_is_restarted_and_said(tmp_path: Path) -> None:
             assert await conn.fetchval("SELECT count(*) FROM identity.accounts") == 1
         finally:
             await conn.close()
-        assert all([await _answers(info, name) for name in info.services])
+        for name in info.services:  # their health follows PostgreSQL: SERVING again by themselves
+            await _until_async(lambda name=name: _answers(info, name), f"{name} serving again")
     finally:
         stop.set()
         await supervisor
@@ -192,21 +201,22 @@ def test_a_taken_fixed_port_is_refused_with_advice_that_works(tmp_path: Path) ->
         assert not (var / "ports.json").exists()
         argv = shlex.split(advice.group(1))
         assert argv[:2] == ["dinhdanh", "up"]
-        process = subprocess.Popen(
-            [*cli, *argv[1:], "--seed-count", "50", "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True, cwd=tmp_path,
-        )  # fmt: skip
-        try:
-            assert process.stdout is not None
-            line = process.stdout.readline()  # the one JSON object, printed once everything answers
-            assert line, process.stderr.read() if process.stderr else ""
-            data = json.loads(line)
-            assert "services" in data, data
-            assert f"127.0.0.1:{Ports().identity}" not in data["services"].values()
-            assert json.loads((var / "ports.json").read_text())["identity"] != Ports().identity
-        finally:
-            process.send_signal(signal.SIGINT)
-            process.wait(60)
-        assert process.returncode == 0
+        errors = tmp_path / "up.stderr"
+        with errors.open("w") as stderr, subprocess.Popen(
+            [*cli, *argv[1:], "--seed-count", "50", "--json"], stdout=subprocess.PIPE, stderr=stderr, text=True,
+            cwd=tmp_path,
+        ) as process:  # fmt: skip
+            try:
+                assert process.stdout is not None
+                line = process.stdout.readline()  # the one JSON object, printed once everything answers
+                assert line, errors.read_text()
+                data = json.loads(line)
+                assert "services" in data, data
+                assert f"127.0.0.1:{Ports().identity}" not in data["services"].values()
+                assert json.loads((var / "ports.json").read_text())["identity"] != Ports().identity
+            finally:
+                process.send_signal(signal.SIGINT)  # Ctrl-C
+                process.wait(60)
+        assert process.returncode == 0, errors.read_text()
     finally:
         held.close()
