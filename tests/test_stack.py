@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -181,6 +182,23 @@ async def test_a_crashed_process_is_restarted_and_said(tmp_path: Path) -> None:
     assert not any(p.alive() for p in (stack.postgres.process, stack.s3.process) if p)
 
 
+def _child(parent: int, command: str) -> int:
+    """The pid of ``parent``'s child whose command line contains ``command``."""
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    for pid in children:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        if command in argv:
+            return int(pid)
+    raise AssertionError(f"no child of {parent} runs {command}")
+
+
+def _wait(condition: Callable[[], bool], what: str, timeout: float = 90.0) -> None:
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, f"never happened: {what}"
+        time.sleep(0.2)
+
+
 def test_a_taken_fixed_port_is_refused_with_advice_that_works(tmp_path: Path) -> None:
     """Issue 9 (papercut): `dinhdanh up` where a fixed port is taken refuses with the list and advises a
     command; the failed start leaves nothing that changes the next one; the advised command comes up."""
@@ -214,6 +232,11 @@ def test_a_taken_fixed_port_is_refused_with_advice_that_works(tmp_path: Path) ->
                 assert "services" in data, data
                 assert f"127.0.0.1:{Ports().identity}" not in data["services"].values()
                 assert json.loads((var / "ports.json").read_text())["identity"] != Ports().identity
+                vault = _child(process.pid, "services vault")  # `up` supervises: a crash is said, not fatal
+                os.kill(vault, signal.SIGKILL)
+                _wait(lambda: "vault restarted" in errors.read_text(), "up restarted the vault")
+                assert '"event": "vault died (killed by SIGKILL); restarting in' in errors.read_text()
+                assert process.poll() is None
             finally:
                 process.send_signal(signal.SIGINT)  # Ctrl-C
                 process.wait(60)
