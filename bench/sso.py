@@ -22,10 +22,12 @@ from bench.accounts import AccountPool, ensure_accounts, save_accounts
 from bench.argon2_raw import raw_verify_rate
 from bench.browserless import SignIn
 from bench.cpu import CpuMeter
+from core.keys import purposes
 from identity.oidc import registration
 from identity.oidc.store import ClientStore
 from identity.oidc.subjects import Subjects
 from stack.info import StackInfo
+from stack.secrets import SecretStore
 
 CLIENTS_FILE = "bench-clients.json"
 REDIRECT = "http://localhost:9/bench/callback"  # registered, never contacted: the bench stops at the redirect
@@ -53,9 +55,9 @@ async def ensure_clients(info: StackInfo, folder: Path) -> dict[str, dict[str, s
     return clients
 
 
-async def grant_consents(info: StackInfo, master_key: bytes, accounts: list[dict[str, Any]], client_id: str) -> None:
+async def grant_consents(info: StackInfo, subject_key: bytes, accounts: list[dict[str, Any]], client_id: str) -> None:
     """The steady state: these citizens consented to the bench portal before (the first visit asks)."""
-    subjects = Subjects(master_key)
+    subjects = Subjects(subject_key)
     conn = await asyncpg.connect(info.postgres_dsn)
     try:
         await conn.execute(
@@ -129,7 +131,8 @@ async def run(info: StackInfo, var: Path, seconds: float, concurrency: int, raw_
     raw_rate, cores = await asyncio.to_thread(raw_verify_rate, raw_seconds)
     clients = await ensure_clients(info, secrets_folder)
     accounts = await ensure_accounts(info, secrets_folder, max(200, int(raw_rate * 35)))
-    await grant_consents(info, (secrets_folder / "identity.key").read_bytes(), accounts, clients["portal"]["client_id"])
+    subject_key = SecretStore(secrets_folder).keys("edge").key(purposes.OIDC_SUBJECT)  # the edge's sub ↔ ID key
+    await grant_consents(info, subject_key, accounts, clients["portal"]["client_id"])
     flow = SignIn(info.oidc_issuer, clients["portal"]["client_id"], clients["portal"]["client_secret"], REDIRECT,
                   scope="openid offline_access")  # fmt: skip
     meter = CpuMeter()

@@ -1,20 +1,50 @@
-"""``dinhdanh keys``: the OpenID Provider's signing keys (publish-before-sign rotation)."""
+"""``dinhdanh keys``: the OpenID Provider's signing keys (publish-before-sign rotation, revocation)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import asyncpg
 import typer
 
 from cli.output import JsonOption, VarOption, emit, fail, run, stack_info
+from core.keys import purposes
+from core.keys.provider import KeyUnavailable
+from core.keys.sealing import Sealer
 from identity.oidc import keys
 from identity.oidc.server import ACCESS_TTL, ID_TOKEN_TTL
 from identity.oidc.store import SigningKeyStore
-from identity.sealing import Sealer
+from stack.secrets import SecretStore
 
 app = typer.Typer(help="Signing keys of the OpenID Provider.", no_args_is_help=True)
+
+
+def _sealer(var: Path, as_json: bool) -> Sealer:
+    """The edge's key for sealing signing keys: the operator acts as the edge here, with the edge's keys."""
+    try:
+        return Sealer(SecretStore(var / "secrets").keys("edge").key(purposes.OIDC_SIGNING_KEY))
+    except KeyUnavailable as error:
+        fail(f"{error}; start the platform once with `dinhdanh up`", as_json)
+        raise
+
+
+def _with_store(var: Path, as_json: bool, action: Callable[[SigningKeyStore], Awaitable[None]]) -> dict[str, object]:
+    info = stack_info(var, as_json)
+
+    async def go() -> dict[str, object]:
+        pool = await asyncpg.create_pool(info.postgres_dsn, min_size=1, max_size=2)
+        try:
+            store = SigningKeyStore(pool)
+            await action(store)
+            listed = [{"kid": k.kid, "alg": k.alg, "state": k.state, "retire_after": k.retire_after}
+                      for k in await store.keys()]  # fmt: skip
+            return {"keys": listed}
+        finally:
+            await pool.close()
+
+    return run(go, as_json)  # type: ignore[no-any-return]
 
 
 @app.command()
@@ -24,17 +54,23 @@ def rotate(
     """The published next key starts signing; the old one stays in the JWKS until its tokens expire."""
     if alg not in keys.ALGORITHMS:
         fail(f"--alg is one of {', '.join(keys.ALGORITHMS)}", as_json)
-    info = stack_info(var, as_json)
-    sealer = Sealer((var / "secrets" / "identity.key").read_bytes(), "oidc-signing-key")
+    sealer = _sealer(var, as_json)
+    longest = dt.timedelta(seconds=max(ACCESS_TTL, ID_TOKEN_TTL) + 60)
+    emit(_with_store(var, as_json, lambda store: keys.rotate(store, sealer, alg, longest)), as_json)
 
-    async def go() -> dict[str, object]:
-        pool = await asyncpg.create_pool(info.postgres_dsn, min_size=1, max_size=2)
-        try:
-            store = SigningKeyStore(pool)
-            longest = dt.timedelta(seconds=max(ACCESS_TTL, ID_TOKEN_TTL) + 60)
-            await keys.rotate(store, sealer, alg, longest)
-            return {"keys": [{"kid": k.kid, "alg": k.alg, "state": k.state} for k in await store.keys()]}
-        finally:
-            await pool.close()
 
-    emit(run(go, as_json), as_json)
+@app.command()
+def revoke(kid: str, var: Path = VarOption, as_json: bool = JsonOption) -> None:
+    """Remove a compromised key now: the edge stops publishing it and every service stops trusting its tokens
+    within the revocation poll interval (0.5 s); if it was signing, the published next key takes over."""
+    sealer = _sealer(var, as_json)
+    missing: list[str] = []
+
+    async def action(store: SigningKeyStore) -> None:
+        if await keys.revoke(store, sealer, kid) is None:
+            missing.append(kid)
+
+    result = _with_store(var, as_json, action)
+    if missing:
+        fail(f"no signing key {kid}", as_json)
+    emit({"revoked": kid, **result}, as_json)

@@ -13,6 +13,8 @@ import typer
 
 from cli.output import JsonOption, VarOption, emit, fail, run, stack_info
 from core.errors import InvalidArgument
+from core.keys.provider import KeyUnavailable
+from stack.secrets import SecretStore
 from vault import admin
 from vault.documents import check_id_number
 from vault.keyring import Keyring
@@ -28,18 +30,17 @@ MISSING_SHOWN = 100  # document versions without their object, listed by upkeep 
 
 def _with_vault(var: Path, as_json: bool, action: Callable[[Keyring, VaultStore], Awaitable[T]]) -> T:
     info = stack_info(var, as_json)
-    key_file = var / "secrets" / "identity.key"
     try:
-        master = key_file.read_bytes()
-    except FileNotFoundError:
-        fail(f"no master key at {key_file}", as_json)
+        keys = SecretStore(var / "secrets").keys("vault")  # the operator acts as the vault, with its keys
+    except KeyUnavailable as error:
+        fail(f"{error}; start the platform once with `dinhdanh up`", as_json)
         raise
 
     async def go() -> T:
         pool = await asyncpg.create_pool(info.postgres_dsn, min_size=1, max_size=2)
         try:
             store = VaultStore(pool)
-            return await action(Keyring(master, store), store)
+            return await action(Keyring(keys, store), store)
         finally:
             await pool.close()
 

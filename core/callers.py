@@ -7,8 +7,9 @@ transport has verified it, the token's subject travels with the peer as ``Caller
 
 Policy rule (``Allow.check``):
 
-* A method open only to services and operators ignores bearer tokens: the transport does not even
-  read them, and ``current_principal()`` raises ``Unauthenticated`` in its handler.
+* A method open only to services and operators is decided by the peer alone: ``current_principal()``
+  raises ``Unauthenticated`` in its handler. A token sent with it anyway must still verify (the transport
+  refuses a forged, expired or revoked one with ``Unauthenticated``), so a bad token is never ignored.
 * A method open to citizens and/or clients admits a call that carries a valid bearer token of an
   admitted kind (with every required scope and, for citizens, the minimum assurance level) arriving
   through *any* peer with a platform certificate (the HTTP edge, a portal backend, another service):

@@ -10,6 +10,9 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from core.keys.files import FileKeyProvider
+from core.keys.provider import KeyUnavailable
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DINHDANH_", extra="ignore")
@@ -22,7 +25,7 @@ class Settings(BaseSettings):
     registry_address: str = ""
     identity_address: str = ""
     issuer: str = ""  # the OpenID Provider's public URL (the HTTP edge)
-    identity_key_file: Path = Path("var/secrets/identity.key")
+    keys_dir: Path | None = None  # this process's keys, one file per purpose (core.keys.files)
     argon2_workers: int = Field(default=0, ge=0)  # 0: one per core
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "info"
@@ -34,3 +37,13 @@ class Settings(BaseSettings):
     vault_retention_days: float = Field(default=30, ge=0)  # deleted or shredded documents, until purged
     vault_upload_grace: float = Field(default=3600, gt=0)  # seconds an upload may take before it is swept
     vault_upkeep_interval: float = Field(default=300, ge=0)  # seconds between purge/sweep rounds; 0: never
+
+
+def key_provider(settings: Settings) -> FileKeyProvider:
+    """The keys this process was given (``DINHDANH_KEYS_DIR``); a missing folder stops the start with one line."""
+    if settings.keys_dir is None:
+        raise SystemExit("DINHDANH_KEYS_DIR is not set: the folder of this process's keys (core/keys/files.py)")
+    try:
+        return FileKeyProvider.in_folder(settings.keys_dir)
+    except (KeyUnavailable, ValueError) as error:
+        raise SystemExit(str(error)) from None

@@ -13,7 +13,7 @@ from identity.throttling import Counter, Key
 class Account:
     id_number: str
     password_hash: str
-    totp_secret: bytes | None  # sealed (see ``identity.sealing``)
+    totp_secret: bytes | None  # sealed (see ``core.keys.sealing``)
     totp_pending: bytes | None  # sealed, during enrollment
     totp_last_step: int
     assurance_level: int

@@ -22,12 +22,14 @@ from core.errors import (
     Throttled,
     Unauthenticated,
 )
+from core.keys import purposes
+from core.keys.provider import KeyProvider
+from core.keys.sealing import Sealer
 from identity import throttling, totp
 from identity.accounts import Account, AccountStore, Attempt, AttemptStore, ThrottleStore
 from identity.directory import CitizenDirectory
 from identity.passwords import policy
 from identity.passwords.hashing import PasswordHashing
-from identity.sealing import Sealer
 from identity.throttling import Factor, Key
 from identity.tickets import LIFETIME, Tickets
 from registry.idnumber import InvalidIdNumber, mask, parse
@@ -105,7 +107,7 @@ class IdentityService:
         directory: CitizenDirectory,
         hashing: PasswordHashing,
         audit: AuditLog,
-        master_key: bytes,
+        keys: KeyProvider,
     ) -> None:
         self._accounts = accounts
         self._attempts = attempts
@@ -113,9 +115,9 @@ class IdentityService:
         self._directory = directory
         self._hashing = hashing
         self._audit = audit
-        self._tickets = Tickets(master_key)
-        self._totp_box = Sealer(master_key, "totp-secret")
-        self._refs = Pseudonymizer(Sealer.derive(master_key, "audit-pseudonym"))
+        self._tickets = Tickets(keys.key(purposes.LOGIN_TICKET))
+        self._totp_box = Sealer(keys.key(purposes.TOTP_SECRET))
+        self._refs = Pseudonymizer(keys.key(purposes.AUDIT_PSEUDONYM))
 
     # -- activation -------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import json
 import time
 from dataclasses import dataclass
 
-from identity.sealing import Sealer, b64, unb64
+from core.keys.sealing import Sealer, b64, unb64
 
 LIFETIME = 300
 MAX_LENGTH = 512
@@ -24,8 +24,9 @@ class Ticket:
 
 
 class Tickets:
-    def __init__(self, master: bytes) -> None:
-        self._sealer = Sealer(master, "login-ticket")
+    def __init__(self, key: bytes) -> None:
+        """``key``: the ``login-ticket`` purpose's."""
+        self._sealer = Sealer(key)
 
     def issue(self, id_number: str, source: str, now: float | None = None) -> tuple[str, Ticket]:
         ticket = Ticket(id_number, source, int(now if now is not None else time.time()) + LIFETIME)

@@ -97,7 +97,7 @@ class VaultPages:
     def stub(self) -> pb_grpc.VaultStub:
         """The vault's stub, on a channel opened at first use (inside the event loop)."""
         if self._stub is None:
-            self._channel = secure_channel(self.settings.vault_address, *self._tls)
+            self._channel = secure_channel(self.settings.vault_address, *self._tls, server="vault")
             self._stub = pb_grpc.VaultStub(self._channel)
         return self._stub
 

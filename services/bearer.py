@@ -11,6 +11,11 @@ revoked tokens. Nothing per request touches the network or the database:
 * Verified tokens: the last ``VERIFIED_CACHE`` tokens that passed are remembered (by their exact text), so
   a token used again skips the signature and claims checks (expiry and revocation are checked every
   time); the memory is cleared whenever the JWKS changes.
+* Signing keys: the same poll reads which kids of ``oidc.signing_keys`` are still live (not past their
+  ``retire_after``; a revoked key's row is gone): a token signed by any other key is refused, whatever the
+  cached JWKS says. So a retired key stops verifying the moment its ``retire_after`` passes and a revoked one
+  (``dinhdanh keys revoke``) within one poll, at every service (``key_states=False`` skips this check, for a
+  verifier whose OP keeps its keys elsewhere).
 * Revocation: a background task reads ``oidc.revoked_tokens`` every ``poll_interval`` (0.5 s) for rows
   with ``revoked_at`` after the last one seen (minus a small overlap, for transactions that commit late),
   and reloads every unexpired row every ``resync_every`` seconds. Entries leave the set once their token
@@ -68,6 +73,7 @@ PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 OVERLAP = dt.timedelta(seconds=10)  # re-read recent rows: a revocation whose transaction commits late
 
 INCREMENTAL = "SELECT jti, expires_at, revoked_at FROM oidc.revoked_tokens WHERE revoked_at > $1"
+LIVE_KEYS = "SELECT kid FROM oidc.signing_keys WHERE retire_after IS NULL OR retire_after > now()"
 FULL = (
     "SELECT jti, expires_at, revoked_at FROM oidc.revoked_tokens WHERE expires_at > now() - make_interval(secs => $1)"
 )
@@ -125,6 +131,7 @@ class TokenVerifier:
         refetch_interval: float = 5.0,
         jwks_max_age: float = 300.0,
         http_timeout: float = 2.0,
+        key_states: bool = True,
     ) -> None:
         self.issuer = issuer
         self.audience = audience
@@ -154,7 +161,9 @@ class TokenVerifier:
         self._fetch_lock = asyncio.Lock()
         self._background_fetch: asyncio.Task[None] | None = None
         self._http: httpx.AsyncClient | None = None
-        self._verified: dict[str, Principal] = {}  # token → principal, insertion order, VERIFIED_CACHE at most
+        self._verified: dict[str, tuple[Principal, str]] = {}  # token → (principal, kid), VERIFIED_CACHE at most
+        self._key_states = key_states
+        self._live_kids: frozenset[str] = frozenset()  # as of the last poll
         # revocation list: jti → Unix time after which the token cannot pass the exp check anyway
         self._revoked: dict[str, float] = {}
         self._seen: dt.datetime | None = None
@@ -227,22 +236,26 @@ class TokenVerifier:
         if len(token) > MAX_AUTHORIZATION:
             raise TokenRejected("the access token is too large")
         self._maybe_refresh_in_background()
-        principal = self._verified.get(token)
-        if principal is None:
-            principal = self._verify_signed(token)
+        known = self._verified.get(token)
+        if known is None:
+            principal, kid = self._verify_signed(token)
             if len(self._verified) >= VERIFIED_CACHE:
                 del self._verified[next(iter(self._verified))]
-            self._verified[token] = principal
-        elif principal.expires_at <= int(time.time()) - self._leeway:
-            del self._verified[token]
-            raise TokenRejected("the access token has expired")
+            self._verified[token] = (principal, kid)
+        else:
+            principal, kid = known
+            if principal.expires_at <= int(time.time()) - self._leeway:
+                del self._verified[token]
+                raise TokenRejected("the access token has expired")
         if not self.revocations_fresh:
             raise TokenCheckUnavailable("bearer tokens cannot be checked now: the revocation list is out of date")
+        if self._key_states and kid not in self._live_kids:
+            raise TokenRejected("the access token is signed with a retired or revoked key")
         if principal.jti in self._revoked:
             raise TokenRejected("the access token has been revoked")
         return principal
 
-    def _verify_signed(self, token: str) -> Principal:
+    def _verify_signed(self, token: str) -> tuple[Principal, str]:
         header = _header(token)
         alg = header.get("alg")
         if alg not in ALGORITHMS:
@@ -272,7 +285,7 @@ class TokenVerifier:
             raise TokenRejected("the access token is malformed") from None
         if not isinstance(claims, dict):
             raise TokenRejected("the access token is malformed")
-        return self._principal(claims)
+        return self._principal(claims), kid
 
     def _principal(self, claims: dict[str, Any]) -> Principal:
         try:
@@ -390,6 +403,11 @@ class TokenVerifier:
             else:
                 assert self._seen is not None
                 rows = await connection.fetch(INCREMENTAL, self._seen - OVERLAP)
+            if self._key_states:
+                live = frozenset(row["kid"] for row in await connection.fetch(LIVE_KEYS))
+                if live != self._live_kids:
+                    log.info("signing_keys.live", kids=sorted(live))
+                self._live_kids = live
         if full:
             fresh = {row["jti"]: row["expires_at"].timestamp() + self._leeway for row in rows}
             added = fresh.keys() - self._revoked.keys()

@@ -6,11 +6,10 @@ import grpc
 
 from audit.events import PostgresAuditLog
 from core.callers import Allow
-from core.settings import Settings
+from core.settings import Settings, key_provider
 from db.bounded import BoundedPool
 from db.pool import open_pool
 from identity.passwords.hashing import PasswordHashing
-from identity.sealing import load_or_create_key
 from identity.service import AccountView, Authenticated, IdentityService, NextStep
 from identity.store import PostgresAccountStore, PostgresAttemptStore, PostgresThrottleStore
 from protos.identity.v1 import identity_pb2 as pb
@@ -101,7 +100,8 @@ class IdentityServicer(pb_grpc.IdentityServicer):
 
 async def build(settings: Settings) -> ServiceSpec:
     pool = await open_pool(settings.postgres_dsn, settings.db_pool_size)
-    registry = secure_channel(settings.registry_address, settings.tls_ca, settings.tls_cert, settings.tls_key)
+    registry = secure_channel(settings.registry_address, settings.tls_ca, settings.tls_cert, settings.tls_key,
+                              server="registry")  # fmt: skip
     hashing = PasswordHashing(workers=settings.argon2_workers)
     await hashing.warm_up()
     service = IdentityService(
@@ -111,7 +111,7 @@ async def build(settings: Settings) -> ServiceSpec:
         directory=RegistryDirectory(registry),
         hashing=hashing,
         audit=PostgresAuditLog(pool),
-        master_key=load_or_create_key(settings.identity_key_file),
+        keys=key_provider(settings),
     )
     servicer = IdentityServicer(service)
 

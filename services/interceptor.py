@@ -10,7 +10,9 @@ verifies the token with the service's ``TokenVerifier`` and hands its subject to
 ``Caller.principal`` (``core.callers.current_principal()``); servicers never parse tokens. A bad token is
 ``UNAUTHENTICATED`` (details and a ``www-authenticate`` trailer in RFC 6750 form, never the token), a
 valid one the policy does not admit ``PERMISSION_DENIED``, and ``UNAVAILABLE`` when revocations cannot be
-checked. Methods open only to services and operators ignore bearer tokens.
+checked. Methods open only to services and operators are decided by the peer alone, but a token sent with
+one must still verify: a forged, expired or revoked token is ``UNAUTHENTICATED`` there too (on a service
+that checks no tokens at all, any token is), never silently ignored.
 """
 
 from __future__ import annotations
@@ -103,9 +105,9 @@ async def _enter(
     try:
         if allow is None:
             raise PermissionDenied("this method is not open to any caller")
-        if caller is not None and allow.accepts_tokens:
-            principal = await _principal(context, verifier)
-            if principal is not None:
+        if caller is not None:
+            principal = await _principal(context, verifier, allow.accepts_tokens)
+            if principal is not None and allow.accepts_tokens:
                 caller = replace(caller, principal=principal)
         allow.check(caller)
     except DomainError as error:
@@ -121,14 +123,19 @@ async def _enter(
     return caller, bind_caller(caller)
 
 
-async def _principal(context: grpc.aio.ServicerContext, verifier: TokenVerifier | None) -> Principal | None:
-    """The subject of the call's bearer token, ``None`` when it sends no ``authorization`` metadata."""
+async def _principal(
+    context: grpc.aio.ServicerContext, verifier: TokenVerifier | None, expected: bool
+) -> Principal | None:
+    """The subject of the call's bearer token, ``None`` when it sends no ``authorization`` metadata. A token
+    the method does not ``expected`` is still verified (and refused when it does not verify)."""
     values = [value for key, value in context.invocation_metadata() or () if key.lower() == "authorization"]
     if not values:
         return None
     if len(values) > 1:
         raise TokenRejected("send one authorization metadata entry, not several", error="invalid_request")
     token = parse_authorization(values[0])
+    if verifier is None and not expected:
+        raise TokenRejected("this service takes no bearer tokens")
     if verifier is None:
         raise TokenCheckUnavailable("this service is not set up to check bearer tokens")
     return await verifier.verify(token)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import grpc
 
 from core.callers import Allow, current_principal
-from core.settings import Settings
+from core.keys import purposes
+from core.settings import Settings, key_provider
 from db.bounded import BoundedPool
 from db.pool import open_pool
 from identity.oidc.subjects import Subjects
-from identity.sealing import load_or_create_key
 from protos.registry.v1 import registry_pb2 as pb
 from protos.registry.v1 import registry_pb2_grpc as pb_grpc
 from registry.citizen import Address, Citizen, Sex
@@ -67,7 +67,7 @@ class RegistryServicer(pb_grpc.PopulationRegistryServicer):
 
 async def build(settings: Settings) -> ServiceSpec:
     pool = await open_pool(settings.postgres_dsn, settings.db_pool_size)
-    subjects = Subjects(load_or_create_key(settings.identity_key_file))
+    subjects = Subjects(key_provider(settings).key(purposes.OIDC_SUBJECT))
     servicer = RegistryServicer(RegistryService(PopulationStore(BoundedPool(pool)), subjects.id_number))
     return ServiceSpec(
         name="registry",

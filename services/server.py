@@ -41,8 +41,18 @@ class ServiceSpec:
     probes: Mapping[str, Probe] = field(default_factory=dict)  # dependencies besides PostgreSQL (health)
 
 
-async def serve(spec: ServiceSpec, settings: Settings, ready: Callable[[int], None] | None = None) -> None:
-    """Serve until SIGTERM or SIGINT, then stop gracefully (in-flight calls get 5 s)."""
+@dataclass
+class Running:
+    """A started server: its port and health, for ``stop``."""
+
+    server: grpc.aio.Server
+    port: int
+    health: health.aio.HealthServicer
+    watch: HealthWatch
+
+
+async def start(spec: ServiceSpec, settings: Settings) -> Running:
+    """Build and start the server of ``spec``: mutual TLS, the caller interceptor, health, reflection."""
     if spec.verifier is not None:
         await spec.verifier.start()
         spec.on_stop.insert(0, spec.verifier.stop)
@@ -68,20 +78,31 @@ async def serve(spec: ServiceSpec, settings: Settings, ready: Callable[[int], No
     await watch.check()
     watch.start()
     log.info("service.started", listen=settings.listen, port=port)
-    if ready:
-        ready(port)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
+    return Running(server, port, health_servicer, watch)
+
+
+async def stop(running: Running, spec: ServiceSpec) -> None:
+    """Stop gracefully: health says so first, in-flight calls get 5 s, then the service's own hooks."""
     log.info("service.stopping")
-    await watch.stop()
-    await health_servicer.enter_graceful_shutdown()
-    await server.stop(grace=5)
+    await running.watch.stop()
+    await running.health.enter_graceful_shutdown()
+    await running.server.stop(grace=5)
     for hook in spec.on_stop:
         await hook()
     log.info("service.stopped")
+
+
+async def serve(spec: ServiceSpec, settings: Settings, ready: Callable[[int], None] | None = None) -> None:
+    """Serve until SIGTERM or SIGINT, then stop gracefully."""
+    running = await start(spec, settings)
+    if ready:
+        ready(running.port)
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stopping.set)
+    await stopping.wait()
+    await stop(running, spec)
 
 
 def token_verifier(settings: Settings, service: str, pool: object) -> TokenVerifier | None:

@@ -1,4 +1,11 @@
-"""Mutual TLS for every gRPC port: credentials from PEM files, and the caller from the peer certificate."""
+"""Mutual TLS for every gRPC port: credentials from PEM files, and the caller from the peer certificate.
+
+Both ends are checked. The server takes the caller from the client certificate's SPIFFE URI. The client names
+the service it means to reach, and the handshake fails unless the server's certificate carries that name
+(``grpc.ssl_target_name_override``: the DNS SAN ``<service>`` the platform CA writes beside the SPIFFE URI
+``spiffe://dinhdanh.gov.vn/service/<service>``): a certificate of another service, from the same CA, is
+refused whatever address the client dialled. Operator certificates name no host and cannot serve.
+"""
 
 from __future__ import annotations
 
@@ -26,9 +33,11 @@ def channel_credentials(ca: Path, cert: Path, key: Path) -> grpc.ChannelCredenti
     )
 
 
-def secure_channel(address: str, ca: Path, cert: Path, key: Path) -> grpc.aio.Channel:
-    """An asyncio channel to a platform service, presenting this process's certificate."""
-    return grpc.aio.secure_channel(address, channel_credentials(ca, cert, key), options=CHANNEL_OPTIONS)
+def secure_channel(address: str, ca: Path, cert: Path, key: Path, *, server: str) -> grpc.aio.Channel:
+    """An asyncio channel to the platform service ``server`` at ``address``, presenting this process's
+    certificate; a server whose certificate is not ``server``'s is refused at the handshake."""
+    options = (*CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", server))
+    return grpc.aio.secure_channel(address, channel_credentials(ca, cert, key), options=options)
 
 
 CHANNEL_OPTIONS = (

@@ -25,10 +25,10 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from audit.events import PostgresAuditLog, Pseudonymizer
 from core.callers import Allow, current_principal
 from core.errors import InvalidArgument, Unauthenticated
-from core.settings import Settings
+from core.keys import purposes
+from core.settings import Settings, key_provider
 from db.pool import open_pool
 from identity.oidc.subjects import Subjects
-from identity.sealing import Sealer, load_or_create_key
 from protos.vault.v1 import vault_pb2 as pb
 from protos.vault.v1 import vault_pb2_grpc as pb_grpc
 from services.server import ServiceSpec, token_verifier
@@ -192,15 +192,15 @@ async def build(settings: Settings) -> ServiceSpec:
     if not settings.s3_endpoint:
         raise SystemExit("vault: DINHDANH_S3_ENDPOINT is not set")
     pool = await open_pool(settings.postgres_dsn, settings.db_pool_size)
-    master = load_or_create_key(settings.identity_key_file)
+    keys = key_provider(settings)
     store = VaultStore(pool, timedelta(days=settings.vault_retention_days))
     s3 = (settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key, settings.s3_secure)
     objects = ObjectStore(s3_client(*s3))
     probe = s3_client(*s3, probe=True)
-    trail = Trail(PostgresAuditLog(pool), Pseudonymizer(Sealer.derive(master, "audit-pseudonym")))
-    keyring = Keyring(master, store)
+    trail = Trail(PostgresAuditLog(pool), Pseudonymizer(keys.key(purposes.AUDIT_PSEUDONYM)))
+    keyring = Keyring(keys, store)
     service = VaultService(store, objects, keyring, IssuerKeys(pool), trail, settings.vault_max_bytes)
-    servicer = VaultServicer(service, Subjects(master))
+    servicer = VaultServicer(service, Subjects(keys.key(purposes.OIDC_SUBJECT)))
     janitor = Janitor(UpkeepStore(pool), objects.remove, timedelta(seconds=settings.vault_upload_grace))
     rounds = asyncio.create_task(janitor.run_forever(settings.vault_upkeep_interval)) if (
         settings.vault_upkeep_interval) else None  # fmt: skip

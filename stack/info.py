@@ -49,7 +49,7 @@ class StackInfo:
     def channel(self, service: str) -> grpc.aio.Channel:
         """An mTLS channel to ``service``, presenting the operator certificate."""
         return secure_channel(
-            self.services[service], Path(self.tls["ca"]), Path(self.tls["cert"]), Path(self.tls["key"])
+            self.services[service], Path(self.tls["ca"]), Path(self.tls["cert"]), Path(self.tls["key"]), server=service
         )
 
     def s3_keys(self) -> tuple[str, str]:

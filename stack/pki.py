@@ -1,8 +1,10 @@
 """The platform CA and per-service certificates for mutual TLS.
 
 Every certificate carries a SPIFFE-style URI SAN (``spiffe://dinhdanh.gov.vn/service/<name>`` or
-``…/operator/<name>``) that the transport reads as the caller's identity, plus DNS and IP SANs so the
-same certificate serves as a server certificate on loopback and in Kubernetes. Keys are ECDSA P-256.
+``…/operator/<name>``) that the transport reads as the caller's identity. A service certificate also names
+the DNS SAN ``<name>``, the name its clients check (services/tls.py: a client dialling ``registry`` refuses
+any other certificate), plus ``localhost`` and 127.0.0.1 for the health probes. An operator certificate
+names no host and is for client authentication only, so it can never pose as a service. Keys are ECDSA P-256.
 """
 
 from __future__ import annotations
@@ -81,9 +83,11 @@ class PlatformCA:
         key = ec.generate_private_key(ec.SECP256R1())
         uri = (OPERATOR_URI_PREFIX if operator else SERVICE_URI_PREFIX) + name
         sans: list[x509.GeneralName] = [x509.UniformResourceIdentifier(uri)]
-        for host in (name, "localhost", *hosts):
-            sans.append(x509.DNSName(host))
-        sans.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+        if not operator:
+            sans.extend(x509.DNSName(host) for host in (name, "localhost", *hosts))
+            sans.append(x509.IPAddress(ipaddress.ip_address("127.0.0.1")))
+        usages = [ExtendedKeyUsageOID.CLIENT_AUTH] if operator else [ExtendedKeyUsageOID.SERVER_AUTH,
+                                                                      ExtendedKeyUsageOID.CLIENT_AUTH]  # fmt: skip
         now = dt.datetime.now(dt.UTC)
         cert = (
             x509.CertificateBuilder()
@@ -95,10 +99,7 @@ class PlatformCA:
             .not_valid_after(now + VALIDITY)
             .add_extension(x509.SubjectAlternativeName(sans), critical=False)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-                critical=False,
-            )
+            .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
             .sign(ca_key, hashes.SHA256())
         )
         _write_key(paths.key, key)

@@ -2,6 +2,8 @@
 
 Only TCP on loopback (no Unix socket), SCRAM-SHA-256 authentication with a generated password.
 PostgreSQL refuses to run as root, so under root the server runs as the system user ``dinhdanh-pg``.
+The superuser ``postgres`` runs migrations, seeding and operator commands; each service logs in with its
+own role (``dinhdanh_<service>``, created and granted by migration 0011) and a password of its own.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from stack.process import ManagedProcess, primary_group
 
 SYSTEM_USER = "dinhdanh-pg"
 DATABASE = "dinhdanh"
+SERVICE_ROLE = "dinhdanh_{}"
 
 
 class StackError(RuntimeError):
@@ -73,6 +76,23 @@ class EmbeddedPostgres:
 
     def dsn(self, database: str = DATABASE) -> str:
         return f"postgresql://postgres:{self.password}@127.0.0.1:{self.port}/{database}"
+
+    def service_dsn(self, service: str, password: str) -> str:
+        """The DSN of ``service``'s own role (see ``enable_service_logins``)."""
+        return f"postgresql://{SERVICE_ROLE.format(service)}:{password}@127.0.0.1:{self.port}/{DATABASE}"
+
+    async def enable_service_logins(self, passwords: dict[str, str]) -> None:
+        """Let each service's role (made by the migrations, without LOGIN) log in with its password."""
+        conn = await asyncpg.connect(self.dsn(), timeout=10)
+        try:
+            for service, password in passwords.items():
+                statement = await conn.fetchval(
+                    "SELECT format('ALTER ROLE %I LOGIN PASSWORD %L', $1::text, $2::text)",
+                    SERVICE_ROLE.format(service), password,
+                )  # fmt: skip
+                await conn.execute(statement)
+        finally:
+            await conn.close()
 
     def initdb(self) -> None:
         if (self.data / "PG_VERSION").exists():

@@ -25,7 +25,6 @@ import asyncpg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from db.migrate import upgrade
-from identity.sealing import load_or_create_key
 from registry.generator import generate
 from registry.seeding import seed
 from registry.store import PopulationStore
@@ -136,7 +135,9 @@ class Stack:
         dsn = self.postgres.dsn()
         await asyncio.to_thread(upgrade, dsn)
         await self._seed(dsn)
-        load_or_create_key(self.secrets.path("identity.key"))  # before the services that share it start
+        if self.secrets.ensure_keys():  # before the services that hold them start
+            self.say("split var/secrets/identity.key into one key per purpose (var/secrets/keys/) and removed it")
+        await self.postgres.enable_service_logins({s: self.secrets.database_password(s) for s in (*SERVICES, "edge")})
         for name in SERVICES:
             self._start_service(name, dsn)
         info = self._info(dsn)
@@ -150,7 +151,7 @@ class Stack:
 
     async def _start_web(self, info: StackInfo, dsn: str) -> None:
         """The edge (OpenID Provider), then the demo portals registered as its clients."""
-        edge = web.start_edge(self.ca, self.secrets, self.ports, dsn, self.var)
+        edge = web.start_edge(self.ca, self.secrets, self.ports, self._service_dsn("edge"), self.var)
         self.services["edge"] = edge
         info.oidc_issuer = web.issuer(self.ports)
         self._answers["edge"] = f"{info.oidc_issuer}/.well-known/openid-configuration"
@@ -232,17 +233,22 @@ class Stack:
         finally:
             await pool.close()
 
+    def _service_dsn(self, name: str) -> str:
+        """``name``'s own database role: its schemas only (migration 0011)."""
+        assert self.postgres is not None
+        return self.postgres.service_dsn(name, self.secrets.database_password(name))
+
     def _start_service(self, name: str, dsn: str) -> None:
         paths = self.ca.issue(name)
         env = {
             **os.environ,
             "DINHDANH_LISTEN": f"{HOST}:{getattr(self.ports, name)}",
-            "DINHDANH_POSTGRES_DSN": dsn,
+            "DINHDANH_POSTGRES_DSN": self._service_dsn(name),
             "DINHDANH_TLS_CA": str(paths.ca),
             "DINHDANH_TLS_CERT": str(paths.cert),
             "DINHDANH_TLS_KEY": str(paths.key),
             "DINHDANH_REGISTRY_ADDRESS": f"{HOST}:{self.ports.registry}",
-            "DINHDANH_IDENTITY_KEY_FILE": str(self.secrets.path("identity.key")),
+            "DINHDANH_KEYS_DIR": str(self.secrets.keys_dir(name)),
             "DINHDANH_ISSUER": web.issuer(self.ports),
         }
         if name == "vault":

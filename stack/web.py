@@ -46,7 +46,7 @@ def start_edge(ca: PlatformCA, secrets: SecretStore, ports: Ports, dsn: str, var
         "DINHDANH_TLS_KEY": str(paths.key),
         "DINHDANH_REGISTRY_ADDRESS": f"{HOST}:{ports.registry}",
         "DINHDANH_IDENTITY_ADDRESS": f"{HOST}:{ports.identity}",
-        "DINHDANH_IDENTITY_KEY_FILE": str(secrets.path("identity.key")),
+        "DINHDANH_KEYS_DIR": str(secrets.keys_dir("edge")),
     }
     process = ManagedProcess("edge", [sys.executable, "-m", "services.edge"], var / "logs" / "edge.log", env)
     process.start()

@@ -95,7 +95,7 @@ def ca(stack: Stack) -> PlatformCA:
 def channel_as(stack: Stack, service: str, caller: str, operator: bool = False) -> grpc.aio.Channel:
     paths = stack.ca.issue(caller, operator=operator)
     address = f"127.0.0.1:{getattr(stack.ports, service)}"
-    return secure_channel(address, paths.ca, paths.cert, paths.key)
+    return secure_channel(address, paths.ca, paths.cert, paths.key, server=service)
 
 
 @pytest.fixture

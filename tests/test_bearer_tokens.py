@@ -117,7 +117,7 @@ async def start_server(stack: Stack, verifier: TokenVerifier | None) -> tuple[gr
 
 def peer(stack: Stack, address: str, name: str, operator: bool = False) -> grpc.aio.Channel:
     paths = stack.ca.issue(name, operator=operator)
-    return secure_channel(address, paths.ca, paths.cert, paths.key)
+    return secure_channel(address, paths.ca, paths.cert, paths.key, server="bearer-test")
 
 
 # -- fixtures -------------------------------------------------------------------------------------------
@@ -143,7 +143,7 @@ async def jwks(signer: Signer, rsa_signer: Signer) -> AsyncIterator[JwksServer]:
 
 @pytest.fixture(scope="module")
 async def verifier(jwks: JwksServer, info: StackInfo) -> AsyncIterator[TokenVerifier]:
-    checking = TokenVerifier(ISSUER, AUDIENCE, jwks.url, info.postgres_dsn, refetch_interval=0.3)
+    checking = TokenVerifier(ISSUER, AUDIENCE, jwks.url, info.postgres_dsn, refetch_interval=0.3, key_states=False)
     await checking.start()
     yield checking
     await checking.stop()
@@ -388,7 +388,7 @@ async def test_unknown_kid_is_refused_until_the_jwks_has_it(
 
 
 async def test_unknown_kids_cannot_hammer_the_jwks(info: StackInfo, jwks: JwksServer, signer: Signer) -> None:
-    checking = TokenVerifier(ISSUER, AUDIENCE, jwks.url, info.postgres_dsn, refetch_interval=5)
+    checking = TokenVerifier(ISSUER, AUDIENCE, jwks.url, info.postgres_dsn, refetch_interval=5, key_states=False)
     await checking.start()
     try:
         before = jwks.requests
@@ -408,7 +408,7 @@ async def test_a_key_dropped_from_the_jwks_stops_verifying(info: StackInfo, sign
     old, new = Signer("old-key"), Signer("new-key")
     server = JwksServer([old.jwk])
     await server.start()
-    checking = TokenVerifier(ISSUER, AUDIENCE, server.url, info.postgres_dsn, refetch_interval=0.1)
+    checking = TokenVerifier(ISSUER, AUDIENCE, server.url, info.postgres_dsn, refetch_interval=0.1, key_states=False)
     try:
         token = old.mint()
         assert (await checking.verify(token)).subject == CITIZEN
@@ -426,7 +426,7 @@ async def test_a_key_dropped_from_the_jwks_stops_verifying(info: StackInfo, sign
 
 
 async def test_a_cached_token_still_expires(info: StackInfo, jwks: JwksServer, signer: Signer) -> None:
-    checking = TokenVerifier(ISSUER, AUDIENCE, jwks.url, info.postgres_dsn, leeway=0)
+    checking = TokenVerifier(ISSUER, AUDIENCE, jwks.url, info.postgres_dsn, leeway=0, key_states=False)
     try:
         token = signer.mint(citizen_claims(exp=int(time.time()) + 1))
         assert (await checking.verify(token)).subject == CITIZEN
@@ -557,7 +557,9 @@ async def test_mtls_only_methods_ignore_bearer_tokens(stack: Stack, address: str
 
 
 async def test_unreachable_database_fails_closed(stack: Stack, jwks: JwksServer, signer: Signer) -> None:
-    checking = TokenVerifier(ISSUER, AUDIENCE, jwks.url, "postgresql://nobody@127.0.0.1:1/none", poll_interval=0.1)
+    checking = TokenVerifier(
+        ISSUER, AUDIENCE, jwks.url, "postgresql://nobody@127.0.0.1:1/none", poll_interval=0.1, key_states=False
+    )
     server, where = await start_server(stack, checking)
     try:
         async with peer(stack, where, "portal") as channel:
@@ -573,7 +575,7 @@ async def test_losing_the_database_fails_closed_after_a_few_seconds(
     info: StackInfo, jwks: JwksServer, signer: Signer
 ) -> None:
     pool = await asyncpg.create_pool(info.postgres_dsn, min_size=1, max_size=2)
-    checking = TokenVerifier(ISSUER, AUDIENCE, jwks.url, pool, poll_interval=0.1, stale_after=0.5)
+    checking = TokenVerifier(ISSUER, AUDIENCE, jwks.url, pool, poll_interval=0.1, stale_after=0.5, key_states=False)
     await checking.start()
     try:
         assert (await checking.verify(signer.mint())).subject == CITIZEN

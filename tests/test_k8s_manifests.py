@@ -35,7 +35,7 @@ EDGE_LABELS = {"app.kubernetes.io/component": "edge"}  # allowed in by networkpo
 
 # Settings each process must get in the cluster: the defaults are local-stack paths or empty.
 REQUIRED = {
-    "registry": {"LISTEN", "POSTGRES_DSN", "TLS_CA", "TLS_CERT", "TLS_KEY"},
+    "registry": {"LISTEN", "POSTGRES_DSN", "TLS_CA", "TLS_CERT", "TLS_KEY", "KEYS_DIR", "ISSUER"},
     "identity": {
         "LISTEN",
         "POSTGRES_DSN",
@@ -43,7 +43,7 @@ REQUIRED = {
         "TLS_CERT",
         "TLS_KEY",
         "REGISTRY_ADDRESS",
-        "IDENTITY_KEY_FILE",
+        "KEYS_DIR",
         "ARGON2_WORKERS",
     },
     "vault": {
@@ -52,7 +52,7 @@ REQUIRED = {
         "TLS_CA",
         "TLS_CERT",
         "TLS_KEY",
-        "IDENTITY_KEY_FILE",
+        "KEYS_DIR",
         "ISSUER",
         "S3_ENDPOINT",
         "S3_ACCESS_KEY",
@@ -253,11 +253,9 @@ def test_secret_references_exist_in_the_example() -> None:
         ("DINHDANH_TLS_CA", "identity", "tls"),
         ("DINHDANH_TLS_CERT", "identity", "tls"),
         ("DINHDANH_TLS_KEY", "identity", "tls"),
-        ("DINHDANH_IDENTITY_KEY_FILE", "identity", "identity-key"),
         ("DINHDANH_TLS_CA", "vault", "tls"),
         ("DINHDANH_TLS_CERT", "vault", "tls"),
         ("DINHDANH_TLS_KEY", "vault", "tls"),
-        ("DINHDANH_IDENTITY_KEY_FILE", "vault", "identity-key"),
     ],
 )
 def test_file_settings_point_into_their_secret_mounts(setting: str, service: str, volume: str) -> None:
@@ -268,6 +266,25 @@ def test_file_settings_point_into_their_secret_mounts(setting: str, service: str
     assert path.parent == mount, f"{setting}={path} is not in the {volume} mount {mount}"
     secret = value(entry(block(doc, "volumes"), volume), "secretName")
     assert path.name in example_secrets()[secret], f"{secret} has no key {path.name}"
+
+
+@pytest.mark.parametrize("service", DEPLOYMENTS)
+def test_each_service_mounts_only_its_own_keys_and_role(service: str) -> None:
+    """DINHDANH_KEYS_DIR is the mount of the service's own Secret, which holds exactly the purposes the local
+    stack hands that process (stack/secrets.py); its DSN is its own role's (migration 0011)."""
+    from stack.secrets import PROCESS_KEYS
+
+    doc = documents(DEPLOYMENTS[service])[0]
+    folder = value(entry(block(doc, "env"), "DINHDANH_KEYS_DIR"), "value")
+    assert folder == value(entry(block(doc, "volumeMounts"), "keys"), "mountPath")
+    secret = value(entry(block(doc, "volumes"), "keys"), "secretName")
+    assert secret == f"dinhdanh-keys-{service}"
+    assert set(example_secrets()[secret]) == set(PROCESS_KEYS[service])
+    dsn = re.search(r"DINHDANH_POSTGRES_DSN\s*\n\s*valueFrom:\s*\n\s*secretKeyRef:\s*\n\s*name:\s*(\S+)",
+                    DEPLOYMENTS[service].read_text())  # fmt: skip
+    assert dsn
+    assert dsn.group(1) == f"dinhdanh-postgres-{service}"
+    assert f"dinhdanh_{service}:" in example_secrets()[dsn.group(1)]["dsn"]
 
 
 @pytest.mark.parametrize("service", DEPLOYMENTS)

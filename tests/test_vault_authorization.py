@@ -14,9 +14,10 @@ import httpx
 import pytest
 from joserfc import jwt
 
+from core.keys.purposes import OIDC_SIGNING_KEY
+from core.keys.sealing import Sealer
 from identity.oidc import keys
 from identity.oidc.store import SigningKeyStore
-from identity.sealing import Sealer
 from protos.vault.v1 import vault_pb2 as pb
 from protos.vault.v1 import vault_pb2_grpc as pb_grpc
 from registry.citizen import Citizen
@@ -60,7 +61,7 @@ ON_A_DOCUMENT = ("GetDocument", "Download", "DeleteDocument", "ListVersions")
 
 async def expired_copy(stack: Stack, info: StackInfo, token: str) -> str:
     """``token``'s claims with ``exp`` two minutes ago, signed by the OP's current ES256 key."""
-    sealer = Sealer((stack.var / "secrets" / "identity.key").read_bytes(), "oidc-signing-key")
+    sealer = Sealer(stack.secrets.keys("edge").key(OIDC_SIGNING_KEY))
     pool = await asyncpg.create_pool(info.postgres_dsn, min_size=1, max_size=1)
     try:
         ring = keys.KeyRing(await SigningKeyStore(pool).keys(), sealer)

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from audit.events import Pseudonymizer
-from identity.sealing import Sealer
+from core.keys.purposes import AUDIT_PSEUDONYM
 from protos.vault.v1 import vault_pb2 as pb
 from protos.vault.v1 import vault_pb2_grpc as pb_grpc
 from registry.citizen import Citizen
@@ -190,8 +190,7 @@ async def test_every_access_is_on_the_citizen_trail(
     document = await upload(vault, token, [JSON], pb.DOCUMENT_TYPE_HEALTH_BOOK, "Sổ sức khỏe", "so.json")
     await download(vault, token, document.id)
     await vault.DeleteDocument(pb.DeleteDocumentRequest(id=document.id), metadata=bearer(token), timeout=10)
-    master = (stack.var / "secrets" / "identity.key").read_bytes()
-    subject = Pseudonymizer(Sealer.derive(master, "audit-pseudonym")).ref(owner.id_number)
+    subject = Pseudonymizer(stack.secrets.keys("vault").key(AUDIT_PSEUDONYM)).ref(owner.id_number)
     trail = await rows(info, "SELECT actor, action, outcome, detail FROM audit.events WHERE subject = $1 ORDER BY id",
                        subject)  # fmt: skip
     actions = [r["action"] for r in trail]

@@ -1,11 +1,13 @@
 """Keys of the vault: pseudonymous owner references, the master key, and each citizen's KEK.
 
-- ``owner_ref`` = base64url(HMAC-SHA256(k_owner, ID number)), ``k_owner`` derived from the identity master
-  key (HKDF purpose ``vault-owner``): PostgreSQL and S3 never see the ID number, and the reference cannot
-  be recomputed without the key.
-- The vault master key is HKDF(identity master key, ``vault-master``), version 1. In production it belongs in
-  a KMS/HSM; ``vault.crypto.envelope.rewrap_kek`` rotates it without touching any object.
+- ``owner_ref`` = base64url(HMAC-SHA256(k_owner, ID number)), ``k_owner`` the vault's ``vault-owner`` key
+  (core.keys.purposes): PostgreSQL and S3 never see the ID number, and the reference cannot be recomputed
+  without the key.
+- The vault master key is the vault's ``vault-master`` key, version 1; no other process holds it. In
+  production it belongs in a KMS/HSM; ``vault.crypto.envelope.rewrap_kek`` rotates it without touching any object.
 - A citizen's KEK is random, created on their first upload and stored only wrapped (``vault.citizen_keys``).
+  After a shred, the next KEK takes the next version (the shredded one's row keeps its version), so a data key
+  wrapped under a shredded KEK can never be taken for one of the new KEK.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import hashlib
 import hmac
 from typing import Protocol
 
-from identity.sealing import Sealer, b64
+from core.keys import purposes
+from core.keys.provider import KeyProvider
+from core.keys.sealing import b64
 from vault.crypto.envelope import Kek, MasterKey, WrappedKek, new_kek, unwrap_kek
 
 MASTER_VERSION = 1
@@ -23,15 +27,19 @@ MASTER_VERSION = 1
 class KekStore(Protocol):
     async def wrapped_kek(self, owner_ref: str) -> WrappedKek | None: ...
 
+    async def last_kek_version(self, owner_ref: str) -> int:
+        """The version of the owner's KEK, live or shredded; 0 if they never had one."""
+        ...
+
     async def add_kek(self, owner_ref: str, wrapped: WrappedKek) -> WrappedKek:
-        """Store ``wrapped`` unless the owner has a KEK already; return the one stored."""
+        """Store ``wrapped`` unless the owner has a live KEK already; return the one stored."""
         ...
 
 
 class Keyring:
-    def __init__(self, identity_master: bytes, store: KekStore) -> None:
-        self._owner_key = Sealer.derive(identity_master, "vault-owner")
-        self.master = MasterKey(MASTER_VERSION, Sealer.derive(identity_master, "vault-master"))
+    def __init__(self, keys: KeyProvider, store: KekStore) -> None:
+        self._owner_key = keys.key(purposes.VAULT_OWNER)
+        self.master = MasterKey(MASTER_VERSION, keys.key(purposes.VAULT_MASTER))
         self._store = store
 
     def owner_ref(self, id_number: str) -> str:
@@ -43,6 +51,6 @@ class Keyring:
         if wrapped is None:
             if not create:
                 return None
-            _, fresh = new_kek(self.master, owner_ref)
+            _, fresh = new_kek(self.master, owner_ref, await self._store.last_kek_version(owner_ref) + 1)
             wrapped = await self._store.add_kek(owner_ref, fresh)
         return unwrap_kek(self.master, owner_ref, wrapped)

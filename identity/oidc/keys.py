@@ -3,8 +3,11 @@
 Each algorithm has a small state machine (RFC 7517 §5 "key rollover" practice, OpenID Connect Core
 §10.1.1): ``next`` — published, not yet signing, so relying parties cache it before it is used;
 ``current`` — signing; ``retired`` — no longer signing, still published until every token it signed
-has expired. ``rotate`` moves next → current → retired and makes a new next. Private keys are stored
-sealed with the identity master key.
+has expired (``retire_after``), and from that instant neither published nor trusted by any verifier
+(the edge filters at each request, the services read the live kids from the database). ``rotate``
+moves next → current → retired and makes a new next. ``revoke`` removes a compromised key at once; when
+it was signing, the published next key takes over (the same publish-before-sign rule, without waiting).
+Private keys are stored sealed with the edge's ``oidc-signing-key`` key.
 
 RS256 is the ID token default (OpenID Connect Core §15.1 makes it mandatory to implement); ES256 signs
 access tokens and ID tokens on request: about 20 times cheaper to sign here.
@@ -13,12 +16,13 @@ access tokens and ID tokens on request: about 20 times cheaper to sign here.
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
-from identity.sealing import Sealer
+from core.keys.sealing import Sealer
 
 ALGORITHMS = ("RS256", "ES256")
 Key = ECKey | RSAKey
@@ -43,6 +47,21 @@ class KeyStore(Protocol):
     async def prune(self, now: dt.datetime) -> None:
         """Forget retired keys whose tokens have all expired."""
 
+    async def revoke(self, kid: str, successor: StoredKey | None) -> bool:
+        """Remove ``kid``; when it was ``current``, promote its algorithm's ``next``; then add ``successor``
+        (a new ``next``) if given — atomically. False when there is no such key."""
+
+
+def live(stored: list[StoredKey], now: float | None = None) -> list[StoredKey]:
+    """The keys still trusted at ``now``: all but retired ones whose ``retire_after`` has passed."""
+    at = time.time() if now is None else now
+    return [k for k in stored if k.retire_after is None or k.retire_after.timestamp() > at]
+
+
+def stamp(stored: list[StoredKey]) -> tuple[tuple[str, str, dt.datetime | None], ...]:
+    """What a change of the stored keys changes (a reload is needed when it differs)."""
+    return tuple(sorted((k.kid, k.state, k.retire_after) for k in stored))
+
 
 def generate(alg: str) -> Key:
     if alg == "ES256":
@@ -63,8 +82,9 @@ class KeyRing:
 
     def __init__(self, stored: list[StoredKey], sealer: Sealer) -> None:
         self._stored = stored
+        self.stamp = stamp(stored)
         self._signing: dict[str, tuple[str, Key]] = {}
-        self._keyset: KeySet | None = None
+        self._keyset: tuple[frozenset[str], KeySet] | None = None
         for entry in stored:
             if entry.state == "current":
                 pem = sealer.open(entry.sealed_key, entry.kid.encode())
@@ -78,17 +98,18 @@ class KeyRing:
         return self._signing[alg]
 
     def keyset(self) -> KeySet:
-        """The published keys, imported once, for verifying what this provider signed."""
-        if self._keyset is None:
-            self._keyset = KeySet.import_key_set(self.jwks())
-        return self._keyset
+        """The published keys, for verifying what this provider signed (imported again only when one retires)."""
+        kids = frozenset(k.kid for k in live(self._stored))
+        if self._keyset is None or self._keyset[0] != kids:
+            self._keyset = (kids, KeySet.import_key_set(self.jwks()))
+        return self._keyset[1]
 
     def jwks(self) -> dict[str, list[dict[str, Any]]]:
-        """Every published key: next, current and not yet expired retired ones."""
-        return {"keys": [dict(k.public_jwk) for k in self._stored]}
+        """Every published key: next, current and retired ones whose ``retire_after`` has not passed."""
+        return {"keys": [dict(k.public_jwk) for k in live(self._stored)]}
 
     def public(self, kid: str) -> dict[str, Any] | None:
-        return next((dict(k.public_jwk) for k in self._stored if k.kid == kid), None)
+        return next((dict(k.public_jwk) for k in live(self._stored) if k.kid == kid), None)
 
 
 async def ensure(store: KeyStore, sealer: Sealer) -> None:
@@ -106,3 +127,13 @@ async def rotate(store: KeyStore, sealer: Sealer, alg: str, longest_token: dt.ti
     await store.prune(now)
     await store.promote(alg, now + longest_token)
     await store.add(seal(generate(alg), alg, "next", sealer))
+
+
+async def revoke(store: KeyStore, sealer: Sealer, kid: str) -> StoredKey | None:
+    """Remove a compromised key at once (the removed key, or None when unknown). A signing key's successor is
+    the published next key; the algorithm gets a fresh next key, so one is always published before it signs."""
+    found = next((k for k in await store.keys() if k.kid == kid), None)
+    if found is None:
+        return None
+    successor = seal(generate(found.alg), found.alg, "next", sealer) if found.state in ("current", "next") else None
+    return found if await store.revoke(kid, successor) else None

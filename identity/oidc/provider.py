@@ -22,6 +22,10 @@ from authlib.oauth2.rfc6749.errors import InvalidGrantError, OAuth2Error
 from joserfc import jwt
 from joserfc.errors import JoseError
 
+from core import logs
+from core.keys import purposes
+from core.keys.provider import KeyProvider
+from core.keys.sealing import Sealer
 from identity.oidc import keys, work
 from identity.oidc.claims import SCOPE_CLAIMS, CitizenRecords, claims_for
 from identity.oidc.clients import CLIENT_SCOPES_SUPPORTED, Client
@@ -39,12 +43,12 @@ from identity.oidc.server import (
 )
 from identity.oidc.store import ClientStore, ConsentStore, SessionStore, SigningKeyStore, TokenStore
 from identity.oidc.subjects import Subjects
-from identity.sealing import Sealer
 
 RESOURCES = tuple(f"urn:dinhdanh:service:{s}" for s in ("vault", "consent", "issuance", "registry"))
 SESSION_TTL = 8 * 3600
 CLIENT_CACHE_SECONDS = 5.0
-KEY_RELOAD_SECONDS = 30.0
+log = logs.get("oidc")
+KEY_WATCH_SECONDS = 0.5  # a rotation or revocation reaches the edge's signing and verifying within this
 MAX_PARAM = 2048
 
 
@@ -91,18 +95,18 @@ def oauth_error(error: str, description: str, status: int = 400) -> Reply:
 
 
 class Provider:
-    def __init__(self, issuer: str, pool: asyncpg.Pool, master_key: bytes, records: CitizenRecords) -> None:
+    def __init__(self, issuer: str, pool: asyncpg.Pool, key_provider: KeyProvider, records: CitizenRecords) -> None:
         self.issuer = issuer
         self.clients = ClientStore(pool)
         self.tokens = TokenStore(pool)
         self.sessions = SessionStore(pool)
         self.consents = ConsentStore(pool)
         self._keys = SigningKeyStore(pool)
-        self._key_sealer = Sealer(master_key, "oidc-signing-key")
-        self.session_codec = SealedCodec(master_key, "sso-session")
-        self.flow_codec = SealedCodec(master_key, "login-flow")
-        self._codes = SealedCodec(master_key, "authorization-code")
-        self.subjects = Subjects(master_key)
+        self._key_sealer = Sealer(key_provider.key(purposes.OIDC_SIGNING_KEY))
+        self.session_codec = SealedCodec(key_provider.key(purposes.SSO_SESSION), "sso-session")
+        self.flow_codec = SealedCodec(key_provider.key(purposes.LOGIN_FLOW), "login-flow")
+        self._codes = SealedCodec(key_provider.key(purposes.AUTHORIZATION_CODE), "authorization-code")
+        self.subjects = Subjects(key_provider.key(purposes.OIDC_SUBJECT))
         self._records = records
         self._client_cache: dict[str, tuple[float, Client | None]] = {}
         self.server: Any = None
@@ -119,8 +123,12 @@ class Provider:
         if self._reloader:
             self._reloader.cancel()
 
-    async def reload_keys(self) -> None:
-        ring = keys.KeyRing(await self._keys.keys(), self._key_sealer)
+    async def reload_keys(self, known: tuple[object, ...] | None = None) -> None:
+        """Load the signing keys again, unless their stamp is still ``known`` (nothing changed)."""
+        stored = await self._keys.keys()
+        if known is not None and keys.stamp(stored) == known:
+            return
+        ring = keys.KeyRing(stored, self._key_sealer)
         if self.server is None:
             self.server = build(self.issuer, ring, self._codes, list(CLIENT_SCOPES_SUPPORTED))
         else:
@@ -132,9 +140,14 @@ class Provider:
         await self.reload_keys()
 
     async def _reload_forever(self) -> None:
+        """Every KEY_WATCH_SECONDS, one small read of the key table; a rotation or revocation by another
+        process (``dinhdanh keys``) is picked up then. A failed read is retried at the next tick."""
         while True:
-            await asyncio.sleep(KEY_RELOAD_SECONDS)
-            await self.reload_keys()
+            await asyncio.sleep(KEY_WATCH_SECONDS)
+            try:
+                await self.reload_keys(known=self.server.keyring.stamp)
+            except Exception as error:  # never let the watch die: revocations would stop reaching the edge
+                log.warning("signing_keys.reload_failed", error=str(error) or type(error).__name__)
 
     # -- metadata ---------------------------------------------------------------------------
 

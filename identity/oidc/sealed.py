@@ -13,16 +13,16 @@ import secrets
 import time
 from typing import Any
 
-from identity.sealing import Sealer, b64, unb64
+from core.keys.sealing import Sealer, b64, unb64
 
 MAX_TOKEN = 4096
 
 
 class SealedCodec:
-    """JSON claims sealed with AES-256-GCM under a key of its own purpose, with an expiry."""
+    """JSON claims sealed with AES-256-GCM under the key of its own purpose (``key``), with an expiry."""
 
-    def __init__(self, master: bytes, purpose: str) -> None:
-        self._sealer = Sealer(master, f"oidc/{purpose}")
+    def __init__(self, key: bytes, purpose: str) -> None:
+        self._sealer = Sealer(key)
         self._aad = purpose.encode()
 
     def encode(self, claims: dict[str, Any], ttl: int) -> str:

@@ -105,6 +105,23 @@ class SigningKeyStore:
     async def prune(self, now: dt.datetime) -> None:
         await self._pool.execute("DELETE FROM oidc.signing_keys WHERE state = 'retired' AND retire_after < $1", now)
 
+    async def revoke(self, kid: str, successor: StoredKey | None) -> bool:
+        async with self._pool.acquire() as conn, conn.transaction():
+            removed = await conn.fetchrow("DELETE FROM oidc.signing_keys WHERE kid = $1 RETURNING alg, state", kid)
+            if removed is None:
+                return False
+            if removed["state"] == "current":
+                await conn.execute(
+                    "UPDATE oidc.signing_keys SET state = 'current' WHERE alg = $1 AND state = 'next'", removed["alg"]
+                )
+            if successor is not None:
+                await conn.execute(
+                    "INSERT INTO oidc.signing_keys (kid, alg, sealed_key, public_jwk, state)"
+                    " VALUES ($1, $2, $3, $4::jsonb, 'next')",
+                    successor.kid, successor.alg, successor.sealed_key, json.dumps(successor.public_jwk),
+                )  # fmt: skip
+            return True
+
 
 @dataclass(frozen=True)
 class RefreshRecord:

@@ -2,9 +2,9 @@
 
 ``sub`` must be stable and unique per citizen, but the 12-digit personal ID number is personal data
 released only under the ``national_id`` scope. So ``sub`` is the ID number under deterministic
-authenticated encryption (AES-SIV, RFC 5297) with a key derived from the identity master key: the same
-citizen always gets the same ``sub``, only the platform can turn it back into the number, and a
-forged ``sub`` does not open.
+authenticated encryption (AES-SIV, RFC 5297) under the ``oidc-subject`` key (core.keys.purposes): the same
+citizen always gets the same ``sub``, only the processes holding that key (edge, registry, vault) can turn
+it back into the number, and a forged ``sub`` does not open.
 """
 
 from __future__ import annotations
@@ -12,14 +12,15 @@ from __future__ import annotations
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
-from identity.sealing import Sealer, b64, unb64
+from core.keys.sealing import b64, unb64
 
 _AD = [b"dinhdanh/oidc-subject/v1"]
 
 
 class Subjects:
-    def __init__(self, master: bytes) -> None:
-        self._siv = AESSIV(Sealer.derive(master, "oidc-subject") + Sealer.derive(master, "oidc-subject-mac"))
+    def __init__(self, key: bytes) -> None:
+        """``key``: the 64 bytes of the ``oidc-subject`` purpose."""
+        self._siv = AESSIV(key)
 
     def subject(self, id_number: str) -> str:
         return b64(self._siv.encrypt(id_number.encode(), _AD))

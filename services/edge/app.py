@@ -20,10 +20,9 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core import deadline
-from core.settings import Settings
+from core.settings import Settings, key_provider
 from db.pool import open_pool
 from identity.oidc.provider import Outcome, Provider, oauth_error
-from identity.sealing import load_or_create_key
 from protos.identity.v1 import identity_pb2 as ipb
 from protos.identity.v1 import identity_pb2_grpc as igrpc
 from services.edge import http
@@ -350,11 +349,9 @@ def create_app(settings: Settings) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         pool = await open_pool(settings.postgres_dsn, settings.db_pool_size)
         tls = (settings.tls_ca, settings.tls_cert, settings.tls_key)
-        identity_channel = secure_channel(settings.identity_address, *tls)
-        registry_channel = secure_channel(settings.registry_address, *tls)
-        provider = Provider(
-            settings.issuer, pool, load_or_create_key(settings.identity_key_file), RegistryRecords(registry_channel)
-        )
+        identity_channel = secure_channel(settings.identity_address, *tls, server="identity")
+        registry_channel = secure_channel(settings.registry_address, *tls, server="registry")
+        provider = Provider(settings.issuer, pool, key_provider(settings), RegistryRecords(registry_channel))
         await provider.start()
         app.state.edge = Edge(provider, igrpc.IdentityStub(identity_channel))
         try:

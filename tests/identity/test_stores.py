@@ -10,6 +10,8 @@ import pytest
 
 from audit.events import PostgresAuditLog
 from core.callers import Caller, bind_caller, unbind_caller
+from core.keys.memory import KeyMap
+from core.keys.purposes import AUDIT_PSEUDONYM, LOGIN_TICKET, TOTP_SECRET
 from db.pool import open_pool
 from identity.directory import CitizenFacts
 from identity.passwords.hashing import Argon2Parameters, PasswordHashing, hash_password
@@ -54,7 +56,7 @@ def service(pool: asyncpg.Pool, citizens: list[Citizen], hashing: PasswordHashin
         directory=Directory(citizens),
         hashing=hashing,
         audit=PostgresAuditLog(pool),
-        master_key=b"k" * 32,
+        keys=KeyMap({TOTP_SECRET: b"t" * 32, LOGIN_TICKET: b"l" * 32, AUDIT_PSEUDONYM: b"a" * 32}),
     )
 
 

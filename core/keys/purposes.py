@@ -1,0 +1,33 @@
+"""The purposes a key serves, each its own key material (NIST SP 800-57 Part 1 Rev. 5 §5.2: one key, one use).
+
+Which process holds which purpose is decided where processes are deployed (``stack/secrets.py``, the
+Kubernetes Secrets), never here.
+"""
+
+from __future__ import annotations
+
+TOTP_SECRET = "totp-secret"  # noqa: S105 - a purpose name: TOTP secrets at rest (identity)
+LOGIN_TICKET = "login-ticket"  # the password step's sealed ticket (identity)
+AUDIT_PSEUDONYM = "audit-pseudonym"  # keyed hashes naming citizens in audit.events (identity, vault)
+OIDC_SUBJECT = "oidc-subject"  # sub ↔ ID number, AES-SIV (edge, registry, vault)
+OIDC_SIGNING_KEY = "oidc-signing-key"  # seals the OP's private signing keys in oidc.signing_keys (edge)
+SSO_SESSION = "sso-session"  # the SSO session cookie (edge)
+LOGIN_FLOW = "login-flow"  # the pending sign-in cookie (edge)
+AUTHORIZATION_CODE = "authorization-code"  # sealed authorization codes (edge)
+DEVICE_ID = "device-id"  # device ids the edge mints and seals (services/edge/sources.py)
+VAULT_OWNER = "vault-owner"  # HMAC owner references (vault)
+VAULT_MASTER = "vault-master"  # wraps every citizen's KEK (vault)
+
+SIZES: dict[str, int] = {
+    TOTP_SECRET: 32,
+    LOGIN_TICKET: 32,
+    AUDIT_PSEUDONYM: 32,
+    OIDC_SUBJECT: 64,  # AES-SIV-256: a MAC key and an encryption key (RFC 5297 §2.2)
+    OIDC_SIGNING_KEY: 32,
+    SSO_SESSION: 32,
+    LOGIN_FLOW: 32,
+    AUTHORIZATION_CODE: 32,
+    DEVICE_ID: 32,
+    VAULT_OWNER: 32,
+    VAULT_MASTER: 32,
+}
