@@ -26,6 +26,7 @@ from protos.identity.v1 import identity_pb2_grpc as igrpc
 from stack.info import StackInfo
 from stack.ports import Ports
 from stack.postgres import StackError
+from stack.process import Backoff
 from stack.seaweed import SeaweedS3
 from stack.supervisor import Stack
 
@@ -243,3 +244,17 @@ def test_a_taken_fixed_port_is_refused_with_advice_that_works(tmp_path: Path) ->
         assert process.returncode == 0, errors.read_text()
     finally:
         held.close()
+
+
+def test_restarts_back_off_and_calm_down() -> None:
+    """Restart delays double from 0.5 s up to 30 s while restarts fail; a process that stayed up a minute
+    starts again at 0.5 s."""
+    backoff = Backoff()
+    backoff.died(now=0.0)
+    assert [backoff.next_delay() for _ in range(8)] == [0.5, 1, 2, 4, 8, 16, 30, 30]
+    backoff.started(now=100.0)
+    backoff.died(now=120.0)  # died again 20 s after its start: still backing off
+    assert backoff.next_delay() == 30
+    backoff.started(now=200.0)
+    backoff.died(now=260.0)  # up for a minute: calm again
+    assert backoff.next_delay() == 0.5
