@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     argon2_workers: int = Field(default=0, ge=0)  # 0: one per core
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "info"
+    trusted_proxies: str = ""  # the edge: CIDRs whose X-Forwarded-For it believes (none by default)
+    device_mints_per_hour: float = Field(default=120, gt=0)  # the edge: new device ids per client address
+    device_mint_burst: int = Field(default=60, ge=1)  # the edge: … of which at once
+    argon2_queue: int = Field(default=0, ge=0)  # hashes waiting or running before "busy"; 0: 16 per worker
     s3_endpoint: str = ""  # host:port of the S3 server (the vault's object store)
     s3_access_key: str = ""
     s3_secret_key: str = ""

@@ -1,12 +1,17 @@
 """Account activation and password + TOTP authentication: the identity use cases, free of transport.
 
-Each use case checks its input, consults the throttle, does the work, and appends an audit event for
-success and failure alike. Storage, the registry and hashing come in through small interfaces.
+Each use case checks its input, is admitted by the throttle (which charges the attempt as a failure
+before any check runs), does the work, settles the charge (kept for a failure, taken back otherwise),
+and appends an audit event for success and failure alike. Storage, the registry and hashing come in
+through small interfaces.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from enum import Enum
 
@@ -69,6 +74,16 @@ class Enrollment:
     qr_png: bytes
 
 
+@dataclass(slots=True)
+class Charge:
+    """What an admitted attempt was charged to, until it is settled (SP 800-63B-4 §3.2.2)."""
+
+    keys: tuple[Key, ...]
+    own: Key  # this source on this account and factor: it holds the lease
+    source_wide: Key  # this source on any account: never cleared by one account's success
+    settled: bool = False
+
+
 @dataclass(frozen=True, slots=True)
 class AccountView:
     account: Account
@@ -128,22 +143,23 @@ class IdentityService:
             raise InvalidArgument(f"phone longer than {MAX_PHONE} characters")
         if len(password) > policy.MAX_LENGTH:
             raise InvalidArgument(f"password longer than {policy.MAX_LENGTH} characters")
-        attempt, schedules = await self._admit(id_number, source, Factor.ACTIVATION, "identity.activate")
-        facts = await self._directory.lookup(id_number)
-        if facts is None:
-            await self._record("identity.activate", "refused", id_number, source, reason="unknown_id")
-            raise NotFound("no citizen with this ID number in the population registry")
-        if _digits(phone) != _digits(facts.phone):
-            await self._fail(attempt, schedules, "identity.activate", id_number, source, "wrong_phone")
-            raise PermissionDenied("the phone number does not match the one on record")
-        if attempt.account is not None:
-            await self._record("identity.activate", "refused", id_number, source, reason="already_active")
-            raise AlreadyExists("this account is already activated; sign in instead")
-        normal = policy.check(password, context=(id_number, facts.phone, *facts.full_name.split()))
-        account = await self._accounts.create(id_number, await self._hashing.hash(normal))
-        if account is None:
-            raise AlreadyExists("this account is already activated; sign in instead")
-        await self._throttle.succeeded(id_number, source)
+        attempt, charge = await self._admit(id_number, source, Factor.ACTIVATION, "identity.activate")
+        async with self._settling(charge):
+            facts = await self._directory.lookup(id_number)
+            if facts is None:
+                await self._record("identity.activate", "refused", id_number, source, reason="unknown_id")
+                raise NotFound("no citizen with this ID number in the population registry")
+            if _digits(phone) != _digits(facts.phone):
+                await self._fail(charge, "identity.activate", id_number, source, "wrong_phone")
+                raise PermissionDenied("the phone number does not match the one on record")
+            if attempt.account is not None:
+                await self._record("identity.activate", "refused", id_number, source, reason="already_active")
+                raise AlreadyExists("this account is already activated; sign in instead")
+            normal = policy.check(password, context=(id_number, facts.phone, *facts.full_name.split()))
+            account = await self._accounts.create(id_number, await self._hashing.hash(normal))
+            if account is None:
+                raise AlreadyExists("this account is already activated; sign in instead")
+            await self._succeeded(charge, id_number, source)
         await self._record("identity.activate", "success", id_number, source)
         return account
 
@@ -154,22 +170,25 @@ class IdentityService:
         id_number, source = valid_id(id_number), valid_source(source)
         if len(password) > policy.MAX_LENGTH:
             raise InvalidArgument(f"password longer than {policy.MAX_LENGTH} characters")
-        attempt, schedules = await self._admit(id_number, source, Factor.PASSWORD, "identity.password")
+        attempt, charge = await self._admit(id_number, source, Factor.PASSWORD, "identity.password")
         account = attempt.account
         normal = policy.normalize(password)
-        if account is None:
-            await self._hashing.verify_nothing(normal)
-            matches, rehash = False, False
-        else:
-            matches, rehash = await self._hashing.verify(account.password_hash, normal)
-        if not matches or account is None:
-            await self._fail(attempt, schedules, "identity.password", id_number, source, "wrong_password")
-            raise Unauthenticated("wrong ID number or password")
+        async with self._settling(charge):
+            if account is None:
+                await self._hashing.verify_nothing(normal)
+                matches, rehash = False, False
+            else:
+                matches, rehash = await self._hashing.verify(account.password_hash, normal)
+            if not matches or account is None:
+                await self._fail(charge, "identity.password", id_number, source, "wrong_password")
+                raise Unauthenticated("wrong ID number or password")
+            # Right password: this source's password counter starts over; the account's counters wait for
+            # the second factor, less this attempt's charge.
+            await self._throttle.release([k for k in charge.keys if k != charge.own], clear=[charge.own])
+            charge.settled = True
         if rehash:
-            await self._accounts.set_password_hash(id_number, await self._hashing.hash(normal))
-        own = Key(id_number, source, Factor.PASSWORD)
-        if own in attempt.counters:
-            await self._throttle.clear([own])
+            with contextlib.suppress(Throttled):  # busy: rehash at a later sign-in
+                await self._accounts.set_password_hash(id_number, await self._hashing.hash(normal))
         ticket, _ = self._tickets.issue(id_number, source)
         await self._record("identity.password", "success", id_number, source)
         step = NextStep.TOTP if account.totp_enrolled else NextStep.TOTP_ENROLLMENT
@@ -178,16 +197,21 @@ class IdentityService:
     async def verify_totp(self, ticket: str, code: str, source: str) -> Authenticated:
         """Second factor (SP 800-63B-4 §3.1.4): a TOTP code, once only, within ±1 step."""
         id_number, source, code = self._ticket(ticket, source), valid_source(source), valid_code(code)
-        attempt, schedules = await self._admit(id_number, source, Factor.TOTP, "identity.totp")
-        account = self._must_exist(attempt)
-        if account.totp_secret is None:
-            raise FailedPrecondition("no TOTP enrolled for this account; enroll first")
-        secret = self._open_totp(account.totp_secret, id_number)
-        step = totp.matching_step(secret, code, account.totp_last_step)
-        if step is None or not await self._attempts.totp_accepted(id_number, source, step):
-            await self._fail(attempt, schedules, "identity.totp", id_number, source, "wrong_or_used_code")
-            raise Unauthenticated("wrong or already used code")
-        return await self._signed_in(account, source, cleared=True)
+        attempt, charge = await self._admit(id_number, source, Factor.TOTP, "identity.totp")
+        async with self._settling(charge):
+            account = self._must_exist(attempt)
+            if account.totp_secret is None:
+                raise FailedPrecondition("no TOTP enrolled for this account; enroll first")
+            secret = self._open_totp(account.totp_secret, id_number)
+            step = totp.matching_step(secret, code, account.totp_last_step)
+            remember = throttling.familiar_eligible(source)
+            if step is None or not await self._attempts.totp_accepted(id_number, source, step, remember):
+                await self._fail(charge, "identity.totp", id_number, source, "wrong_or_used_code")
+                raise Unauthenticated("wrong or already used code")
+            # accepted: the account's counters and this source's are gone; the source-wide charge goes back
+            await self._throttle.release([charge.source_wide])
+            charge.settled = True
+        return await self._signed_in(account, source)
 
     async def start_enrollment(self, ticket: str, source: str) -> Enrollment:
         """A new TOTP secret for an account that has none, after the password step."""
@@ -204,15 +228,17 @@ class IdentityService:
     async def confirm_enrollment(self, ticket: str, code: str, source: str) -> Authenticated:
         """The first code from the new secret proves the phone has it; the sign-in completes."""
         id_number, source, code = self._ticket(ticket, source), valid_source(source), valid_code(code)
-        attempt, schedules = await self._admit(id_number, source, Factor.TOTP, "identity.totp.enroll")
-        account = self._must_exist(attempt)
-        if account.totp_enrolled or account.totp_pending is None:
-            raise FailedPrecondition("no TOTP enrollment in progress for this account")
-        secret = self._open_totp(account.totp_pending, id_number)
-        step = totp.matching_step(secret, code, 0)
-        if step is None or not await self._accounts.confirm_totp(id_number, account.totp_pending, step):
-            await self._fail(attempt, schedules, "identity.totp.enroll", id_number, source, "wrong_code")
-            raise Unauthenticated("wrong code; check the time on your phone and try again")
+        attempt, charge = await self._admit(id_number, source, Factor.TOTP, "identity.totp.enroll")
+        async with self._settling(charge):
+            account = self._must_exist(attempt)
+            if account.totp_enrolled or account.totp_pending is None:
+                raise FailedPrecondition("no TOTP enrollment in progress for this account")
+            secret = self._open_totp(account.totp_pending, id_number)
+            step = totp.matching_step(secret, code, 0)
+            if step is None or not await self._accounts.confirm_totp(id_number, account.totp_pending, step):
+                await self._fail(charge, "identity.totp.enroll", id_number, source, "wrong_code")
+                raise Unauthenticated("wrong code; check the time on your phone and try again")
+            await self._succeeded(charge, id_number, source)
         return await self._signed_in(account, source)
 
     # -- operators --------------------------------------------------------------------------
@@ -246,35 +272,55 @@ class IdentityService:
 
     # -- helpers ----------------------------------------------------------------------------
 
-    async def _admit(
-        self, id_number: str, source: str, factor: Factor, action: str
-    ) -> tuple[Attempt, dict[Key, throttling.Schedule]]:
-        """Load the account and its counters (one round trip); refuse now if a counter says wait."""
-        candidates = throttling.keys(id_number, source, factor, familiar=False)
-        attempt = await self._attempts.attempt(id_number, source, list(candidates))
-        schedules = throttling.keys(id_number, source, factor, attempt.familiar)
-        verdict = throttling.judge(attempt.counters, schedules, time.time())
+    async def _admit(self, id_number: str, source: str, factor: Factor, action: str) -> tuple[Attempt, Charge]:
+        """Charge the attempt to its counters before any check runs, or refuse it now if a counter says
+        wait (one transaction under the counters' locks: concurrent attempts cannot share a count)."""
+        now = time.time()
+        candidates = list(throttling.keys(id_number, source, factor, familiar=False))
+
+        def admit(familiar: bool, counters: dict[Key, throttling.Counter]) -> throttling.Admission:
+            return throttling.admit(id_number, source, factor, familiar, counters, now)
+
+        attempt, admission = await self._attempts.reserve(id_number, source, candidates, admit)
+        verdict = admission.verdict
         if not verdict.allowed:
             await self._record(action, "throttled", id_number, source, retry_after=verdict.retry_after)
             when = f"; retry in {verdict.retry_after} s" if verdict.retry_after else ""
             raise Throttled(verdict.reason + when, verdict.retry_after)
-        return attempt, schedules
+        own = throttling.own(id_number, source, factor)
+        wide = Key(throttling.ANY_ACCOUNT, source, factor)
+        return attempt, Charge(tuple(admission.charged), own, wide)
 
-    async def _fail(
-        self,
-        attempt: Attempt,
-        schedules: dict[Key, throttling.Schedule],
-        action: str,
-        id_number: str,
-        source: str,
-        reason: str,
-    ) -> None:
-        await self._throttle.save(throttling.after_failure(attempt.counters, schedules, time.time()))
+    @contextlib.asynccontextmanager
+    async def _settling(self, charge: Charge) -> AsyncIterator[None]:
+        """Whatever ends the attempt without settling it takes the charge back (it ran no check: a busy hash
+        queue, an unknown citizen, no enrollment …), except a cancellation, which keeps it: the check may
+        have run, and a caller who hangs up must not get free guesses."""
+        try:
+            yield
+        except asyncio.CancelledError:
+            if not charge.settled:
+                await asyncio.shield(self._throttle.settle(charge.own))
+            raise
+        except BaseException:
+            if not charge.settled:
+                await self._throttle.release(list(charge.keys))
+            raise
+        if not charge.settled:
+            await self._throttle.release(list(charge.keys))
+
+    async def _fail(self, charge: Charge, action: str, id_number: str, source: str, reason: str) -> None:
+        """A failed check: the charge stands, the lease ends."""
+        charge.settled = True
+        await self._throttle.settle(charge.own)
         await self._record(action, "failure", id_number, source, reason=reason)
 
-    async def _signed_in(self, account: Account, source: str, cleared: bool = False) -> Authenticated:
-        if not cleared:
-            await self._throttle.succeeded(account.id_number, source)
+    async def _succeeded(self, charge: Charge, id_number: str, source: str) -> None:
+        """A completed activation or sign-in: the account's counters start over; an address is not remembered."""
+        await self._throttle.succeeded(id_number, source, throttling.familiar_eligible(source), [charge.source_wide])
+        charge.settled = True
+
+    async def _signed_in(self, account: Account, source: str) -> Authenticated:
         await self._record("identity.authenticate", "success", account.id_number, source)
         return Authenticated(account.id_number, account.assurance_level, ("pwd", "otp"), int(time.time()))
 

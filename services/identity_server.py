@@ -102,7 +102,7 @@ async def build(settings: Settings) -> ServiceSpec:
     pool = await open_pool(settings.postgres_dsn, settings.db_pool_size)
     registry = secure_channel(settings.registry_address, settings.tls_ca, settings.tls_cert, settings.tls_key,
                               server="registry")  # fmt: skip
-    hashing = PasswordHashing(workers=settings.argon2_workers)
+    hashing = PasswordHashing(workers=settings.argon2_workers, queue=settings.argon2_queue)
     await hashing.warm_up()
     service = IdentityService(
         accounts=PostgresAccountStore(BoundedPool(pool)),  # request-path reads and writes: the caller's deadline

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import grpc
@@ -76,6 +77,52 @@ async def test_code_from_the_previous_step_is_accepted(edge_identity, fresh_citi
     two_back = totp.code_at(enrollment.secret, time.time() - 3 * totp.STEP)
     fresh = await password_step(edge_identity, fresh_citizen.id_number, source)
     await refused(totp_step(edge_identity, fresh.ticket, two_back, source), UNAUTHENTICATED)
+
+
+def test_the_window_is_one_step_either_side() -> None:
+    """RFC 6238 §5.2 with a window of one step: -1, 0 and +1 match (their own step is returned); ±2 do not."""
+    secret = totp.new_secret()
+    now = 1_000_000 * totp.STEP + totp.STEP / 2
+    here = totp.current_step(now)
+    found = [totp.matching_step(secret, totp.code_at(secret, now + k * totp.STEP), 0, now) for k in (-2, -1, 0, 1, 2)]
+    assert found == [None, here - 1, here, here + 1, None]
+
+
+async def _clear_of_a_step_edge() -> float:
+    """A moment at least 5 s before the next step begins: codes made here for now ± k steps are checked by
+    the service in the same step (a boundary crossed in between would shift every offset by one)."""
+    left = totp.STEP - time.time() % totp.STEP
+    if left < 5:
+        await asyncio.sleep(left + 0.1)
+    return time.time()
+
+
+async def test_codes_one_step_either_side_are_accepted_two_steps_are_refused(
+    edge_identity, fresh_citizen: Citizen, source
+) -> None:
+    await activate(edge_identity, fresh_citizen, source)
+    step = await password_step(edge_identity, fresh_citizen.id_number, source)
+    enrollment = await stub(edge_identity).StartTotpEnrollment(
+        pb.StartTotpEnrollmentRequest(ticket=step.ticket, source=source), timeout=10
+    )
+
+    def confirm(code: str) -> grpc.aio.UnaryUnaryCall:
+        return stub(edge_identity).ConfirmTotpEnrollment(
+            pb.ConfirmTotpEnrollmentRequest(ticket=step.ticket, code=code, source=source), timeout=10
+        )
+
+    now = await _clear_of_a_step_edge()
+
+    def at(steps: int) -> str:
+        return totp.code_at(enrollment.secret, now + steps * totp.STEP)
+
+    # No step used yet (last step 0): a refusal here is the window's, not the replay rule's.
+    await refused(confirm(at(-2)), UNAUTHENTICATED)
+    await refused(confirm(at(+2)), UNAUTHENTICATED)
+    assert (await confirm(at(-1))).id_number == fresh_citizen.id_number  # last used step: now - 1
+    again = await password_step(edge_identity, fresh_citizen.id_number, source)
+    await refused(totp_step(edge_identity, again.ticket, at(+2), source), UNAUTHENTICATED)  # after the last step
+    assert (await totp_step(edge_identity, again.ticket, at(+1), source)).id_number == fresh_citizen.id_number
 
 
 async def test_wrong_password_and_unknown_account_look_the_same(edge_identity, fresh_citizen, source) -> None:

@@ -3,18 +3,31 @@
 m = 7 MiB, t = 5, p = 1 (OWASP Password Storage Cheat Sheet; Keycloak's default). One hash costs
 about 30 ms of one core, so hashes run in a process pool with one worker per core: the event loop
 never waits on them, and the pool size is the login ceiling.
+
+The queue in front of the pool is bounded (``queue`` hashes waiting or running, 16 per worker by
+default): when it is full a new hash is refused at once with ``Throttled`` and the time the queue needs
+to drain, so an anonymous client cannot pile up CPU work for later (back-pressure, not a backlog).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import multiprocessing
 import os
+import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from core.errors import Throttled
+
+T = TypeVar("T")
+QUEUE_PER_WORKER = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,18 +75,36 @@ def verify_password(params: Argon2Parameters, encoded: str, password: str) -> tu
 class PasswordHashing:
     """Async facade over a process pool of Argon2id workers."""
 
-    def __init__(self, params: Argon2Parameters = OWASP, workers: int = 0) -> None:
+    def __init__(self, params: Argon2Parameters = OWASP, workers: int = 0, queue: int = 0) -> None:
         self.params = params
         self.workers = workers or os.cpu_count() or 1
+        self.queue = queue or self.workers * QUEUE_PER_WORKER
         self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("forkserver"))
         self._dummy: str | None = None
+        self._load = 0  # hashes submitted and not finished
+        self._seconds = 0.05  # a running mean of a hash's time from submission to result (its wait included)
 
     async def hash(self, password: str) -> str:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, hash_password, self.params, password)
+        return await self._run(hash_password, self.params, password)
 
     async def verify(self, encoded: str, password: str) -> tuple[bool, bool]:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, verify_password, self.params, encoded, password)
+        return await self._run(verify_password, self.params, encoded, password)
+
+    def retry_after(self) -> int:
+        """Seconds a hash submitted now would take, at the recent pace: about the time a full queue drains."""
+        return max(1, math.ceil(self._seconds))
+
+    async def _run(self, work: Callable[..., T], *args: Any) -> T:
+        if self._load >= self.queue:
+            wait = self.retry_after()
+            raise Throttled(f"sign-in is busy; retry in {wait} s", wait)
+        self._load += 1
+        started = time.monotonic()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
+        finally:
+            self._load -= 1
+            self._seconds = 0.8 * self._seconds + 0.2 * (time.monotonic() - started)
 
     async def verify_nothing(self, password: str) -> None:
         """Spend one verification on no account, so an unknown ID answers as slowly as a known one."""

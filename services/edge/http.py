@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import secrets
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -14,7 +13,7 @@ from identity.oidc.requests import Request as OidcRequest
 
 SESSION_COOKIE = "__Host-dd-session"
 FLOW_COOKIE = "__Host-dd-flow"
-DEVICE_COOKIE = "__Host-dd-device"
+DEVICE_COOKIE = "__Host-dd-device"  # a device id sealed by this edge (services/edge/sources.py)
 LANG_COOKIE = "__Host-dd-lang"
 MAX_BODY = 64 * 1024
 
@@ -51,14 +50,6 @@ def set_cookie(response: Response, name: str, value: str, max_age: int | None = 
 
 def clear_cookie(response: Response, name: str) -> None:
     response.delete_cookie(name, path="/", secure=True, httponly=True, samesite="lax")
-
-
-def device_id(request: Request) -> tuple[str, bool]:
-    """The browser's long-lived device id (the throttling 'source'); True when it must be set."""
-    existing = request.cookies.get(DEVICE_COOKIE)
-    if existing and 16 <= len(existing) <= 64 and existing.replace("-", "").replace("_", "").isalnum():
-        return existing, False
-    return secrets.token_urlsafe(18), True
 
 
 async def limited_form(request: Request) -> list[tuple[str, str]] | None:

@@ -81,3 +81,30 @@ def test_source_wide_counter_is_forgotten_after_an_hour() -> None:
     assert t.judge(counters, schedules, 1000.0 + 3601).allowed
     after = t.after_failure(counters, schedules, 1000.0 + 3601)
     assert after[Key(t.ANY_ACCOUNT, "nat", Factor.PASSWORD)].failures == 1
+
+
+def test_an_address_is_never_familiar() -> None:
+    """Only a device may skip the strangers' pool; ``ip:`` sources are strangers even after a sign-in."""
+    assert t.familiar_eligible("device:abc")
+    assert not t.familiar_eligible("ip:198.51.100.7")
+    assert Key(ACCOUNT, t.UNFAMILIAR, t.ANY_FACTOR) in t.keys(ACCOUNT, "ip:198.51.100.7", Factor.PASSWORD, True)
+    assert Key(ACCOUNT, t.UNFAMILIAR, t.ANY_FACTOR) not in t.keys(ACCOUNT, "device:abc", Factor.PASSWORD, True)
+
+
+def test_an_admitted_attempt_is_charged_before_it_is_checked_and_holds_the_lease() -> None:
+    first = t.admit(ACCOUNT, "device:abc", Factor.PASSWORD, True, {}, 1000.0)
+    assert first.verdict.allowed
+    own = Key(ACCOUNT, "device:abc", Factor.PASSWORD)
+    assert first.charged[own] == Counter(1, 1000.0, 1000.0 + t.LEASE)
+    assert first.charged[Key(ACCOUNT, t.ALL, t.ANY_FACTOR)].failures == 1
+    second = t.admit(ACCOUNT, "device:abc", Factor.PASSWORD, True, first.charged, 1000.5)
+    assert not second.verdict.allowed  # one check at a time per account, source and factor
+    assert second.verdict.retry_after == 1
+    assert "being checked" in second.verdict.reason
+    assert second.charged == {}
+    other_factor = t.admit(ACCOUNT, "device:abc", Factor.TOTP, True, first.charged, 1000.5)
+    assert other_factor.verdict.allowed
+    settled = {**first.charged, own: Counter(1, 1000.0)}  # the failure stays, the lease ended
+    assert t.admit(ACCOUNT, "device:abc", Factor.PASSWORD, True, settled, 1000.5).verdict.allowed
+    expired = t.admit(ACCOUNT, "device:abc", Factor.PASSWORD, True, first.charged, 1000.0 + t.LEASE + 1)
+    assert expired.verdict.allowed  # a lease whose process died ends by itself
