@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from identity.throttling import Counter, Key
+from identity.throttling import Admission, Counter, Key
+
+Admit = Callable[[bool, dict[Key, Counter]], Admission]  # (familiar, locked counters) -> verdict and charge
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,17 +50,28 @@ class Attempt:
 
 
 class AttemptStore(Protocol):
-    async def attempt(self, id_number: str, source: str, keys: list[Key]) -> Attempt: ...
-    async def totp_accepted(self, id_number: str, source: str, step: int) -> bool:
+    async def attempt(self, id_number: str, source: str, keys: list[Key]) -> Attempt:
+        """The account and the counters ``keys`` as they are (a read, nothing charged)."""
+
+    async def reserve(self, id_number: str, source: str, keys: list[Key], admit: Admit) -> tuple[Attempt, Admission]:
+        """Lock the counters ``keys`` (created at zero when missing), ask ``admit``, and write the charge it
+        returns, in one transaction: concurrent attempts are judged one after another, none lost."""
+
+    async def totp_accepted(self, id_number: str, source: str, step: int, remember: bool = False) -> bool:
         """Atomically record ``step`` as used (False on a replay) and, when it was fresh, clear the
-        account's failure counters and remember ``source`` as familiar."""
+        account's failure counters and, if ``remember``, remember ``source`` as familiar."""
 
 
 class ThrottleStore(Protocol):
-    async def save(self, counters: dict[Key, Counter]) -> None: ...
     async def clear(self, keys: list[Key]) -> None: ...
-    async def succeeded(self, account: str, source: str) -> None:
-        """A complete sign-in: clear the account's counters for this source and account-wide,
-        and remember the source as familiar."""
+    async def release(self, keys: list[Key], clear: list[Key] | None = None) -> None:
+        """Take back an attempt's charge on ``keys`` (one failure each, and the lease); delete ``clear``."""
+
+    async def settle(self, key: Key) -> None:
+        """A failed attempt keeps its charge; its lease on ``key`` ends."""
+
+    async def succeeded(self, account: str, source: str, remember: bool, released: list[Key]) -> None:
+        """A complete sign-in: clear the account's counters for this source and account-wide, take back
+        the charge on ``released``, and, if ``remember``, remember the source as familiar."""
 
     async def unlock(self, account: str) -> None: ...

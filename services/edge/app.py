@@ -20,6 +20,7 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core import deadline
+from core.keys import purposes
 from core.settings import Settings, key_provider
 from db.pool import open_pool
 from identity.oidc.provider import Outcome, Provider, oauth_error
@@ -28,6 +29,7 @@ from protos.identity.v1 import identity_pb2_grpc as igrpc
 from services.edge import http
 from services.edge.i18n import TEXT, pick
 from services.edge.records import RegistryRecords
+from services.edge.sources import Sources
 from services.tls import secure_channel
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -39,9 +41,10 @@ REQUEST_BUDGET = 20.0  # every downstream call a request makes, together (core.d
 class Edge:
     """What the routes share: the provider, the identity service, the words."""
 
-    def __init__(self, provider: Provider, identity: igrpc.IdentityStub) -> None:
+    def __init__(self, provider: Provider, identity: igrpc.IdentityStub, sources: Sources) -> None:
         self.provider = provider
         self.identity = identity
+        self.sources = sources
 
     # -- pages --------------------------------------------------------------------------------
 
@@ -108,15 +111,6 @@ async def _fields(request: Request) -> dict[str, str] | None:
 
 def _csrf_ok(flow: dict[str, Any], form: dict[str, Any]) -> bool:
     return hmac.compare_digest(str(flow.get("csrf", "")), str(form.get("csrf", "")))
-
-
-def _source(request: Request) -> tuple[str, str | None]:
-    """Where a sign-in comes from, for throttling: the browser's device id when it has one, else its
-    address (so clients that drop cookies are still counted); and a device id to set, if new."""
-    device, new = http.device_id(request)
-    if new:
-        return f"ip:{request.client.host if request.client else 'unknown'}", device
-    return f"device:{device}", None
 
 
 # -- OpenID Provider endpoints ----------------------------------------------------------------------
@@ -204,7 +198,9 @@ async def login_page(request: Request) -> Response:
     flow = edge.flow(request)
     if flow is None:
         return edge.message(request, "expired")
-    return edge.page(request, "login.html", csrf=flow["csrf"], client_name=flow.get("client"), id_number="")
+    response = edge.page(request, "login.html", csrf=flow["csrf"], client_name=flow.get("client"), id_number="")
+    edge.sources.give_device(request, response)  # so that the password comes from a sealed device
+    return response
 
 
 async def login_submit(request: Request) -> Response:
@@ -212,7 +208,7 @@ async def login_submit(request: Request) -> Response:
     flow, form = edge.flow(request), await _fields(request)
     if flow is None or form is None or not _csrf_ok(flow, form):
         return edge.message(request, "expired")
-    source, new_device = _source(request)
+    source = edge.sources.of(request)  # device:<sealed id>, else ip:<client address>
     id_number = str(form.get("id_number", "")).strip()[:20]
     try:
         step = await edge.identity.VerifyPassword(
@@ -227,8 +223,7 @@ async def login_submit(request: Request) -> Response:
         flow.update(ticket=step.ticket, source=source, enroll=step.next_step == ipb.NEXT_STEP_TOTP_ENROLLMENT)
         response = RedirectResponse("/login/enroll" if flow["enroll"] else "/login/totp", status_code=303)
         edge.save_flow(response, flow)
-    if new_device:
-        http.set_cookie(response, http.DEVICE_COOKIE, new_device, max_age=400 * 86400)
+    edge.sources.give_device(request, response)
     return response
 
 
@@ -353,7 +348,8 @@ def create_app(settings: Settings) -> Starlette:
         registry_channel = secure_channel(settings.registry_address, *tls, server="registry")
         provider = Provider(settings.issuer, pool, key_provider(settings), RegistryRecords(registry_channel))
         await provider.start()
-        app.state.edge = Edge(provider, igrpc.IdentityStub(identity_channel))
+        sources = Sources.from_settings(settings, key_provider(settings).key(purposes.DEVICE_ID))
+        app.state.edge = Edge(provider, igrpc.IdentityStub(identity_channel), sources)
         try:
             yield
         finally:

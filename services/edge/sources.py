@@ -11,8 +11,7 @@ The client's address is the TCP peer unless that peer is a configured trusted pr
 right, through trusted hops only, and the first address not trusted is the client (RFC 7239 §5.2 notes
 that only hops one trusts can be believed; the leftmost entries are whatever the client wrote).
 
-The device-id key is derived (HKDF-SHA-256, label ``oidc/device-id``) from the login-flow key the edge
-holds: a key of its own, though not a file of its own.
+Device ids are sealed under the edge's own ``device-id`` key (``core.keys.purposes.DEVICE_ID``).
 
 Minting is limited per client address (a token bucket in this process): a client who drops its cookie to
 get a fresh device on every request gets at most ``burst`` devices, then one per ``3600 / per_hour`` s,
@@ -127,7 +126,7 @@ class Sources:
 
     @classmethod
     def from_settings(cls, settings: Settings, key: bytes) -> Sources:
-        """``key``: the key material device ids are sealed under (a subkey is derived for them)."""
+        """``key``: the edge's ``device-id`` key."""
         return cls(
             DeviceIds(key),
             networks(settings.trusted_proxies),
