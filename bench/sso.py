@@ -38,7 +38,9 @@ async def ensure_clients(info: StackInfo, folder: Path) -> dict[str, dict[str, s
     path = folder / CLIENTS_FILE
     if path.exists():
         return json.loads(path.read_text())  # type: ignore[no-any-return]
-    portal, portal_secret = registration.portal("Bench portal", [REDIRECT], refresh=True)
+    portal, portal_secret = registration.portal("Bench portal", [REDIRECT], refresh=True,
+                                                scopes=["offline_access", "vault.read", "vault.write"],
+                                                resources=["urn:dinhdanh:service:vault"])  # fmt: skip
     agency, agency_secret = registration.agency("Bench agency", ["benchmark"])
     pool = await asyncpg.create_pool(info.postgres_dsn, min_size=1, max_size=2)
     try:

@@ -80,8 +80,8 @@ async def citizen_token(info: StackInfo, secrets_folder: Path) -> str:
         await asyncio.sleep(1.0)
         account = pool.take()
     portal = clients["portal"]
-    flow = SignIn(info.oidc_issuer, portal["client_id"], portal["client_secret"], REDIRECT, scope="openid",
-                  extra={"resource": VAULT})  # fmt: skip
+    flow = SignIn(info.oidc_issuer, portal["client_id"], portal["client_secret"], REDIRECT,
+                  scope="openid vault.read vault.write", extra={"resource": VAULT})  # fmt: skip
     async with httpx.AsyncClient(timeout=30) as http:
         params = await sign_in(
             Browser(http), flow, account["id_number"], account["password"], AccountPool.code(account)

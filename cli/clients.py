@@ -45,6 +45,7 @@ def describe(client: Client) -> dict[str, Any]:
         "post_logout_redirect_uris": list(client.post_logout_redirect_uris),
         "grant_types": list(client.grant_types),
         "scopes": list(client.scopes),
+        "resources": list(client.resources),
         "purposes": list(client.purposes),
         "id_token_alg": client.id_token_alg,
         "signing_keys": [key.get("kid") for key in (client.jwks or {}).get("keys", [])],
@@ -59,12 +60,22 @@ def add_portal(
     post_logout_uri: list[str] = typer.Option([], "--post-logout-uri", help="Where logout may return (repeatable)."),
     id_token_alg: str = typer.Option("RS256", "--id-token-alg", help="RS256 (default) or ES256."),
     refresh: bool = typer.Option(False, "--refresh", help="Refresh tokens without offline_access (client policy)."),
+    scope: list[str] = typer.Option(
+        [], "--scope", help="A scope beyond openid and profile, e.g. national_id, vault.read (repeatable)."
+    ),
+    resource: list[str] = typer.Option(
+        [],
+        "--resource",
+        help="A resource it may ask for, e.g. urn:dinhdanh:service:vault (repeatable; none by default).",
+    ),
     var: Path = VarOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Register a confidential portal; prints client_id and client_secret (shown once)."""
+    """Register a confidential portal; prints client_id and client_secret (shown once). It may ask for openid and
+    profile only, plus each --scope and --resource given."""
     try:
-        client, secret = registration.portal(name, redirect_uri, post_logout_uri, id_token_alg, refresh)
+        client, secret = registration.portal(name, redirect_uri, post_logout_uri, id_token_alg, refresh, scope,
+                                             resource)  # fmt: skip
     except InvalidArgument as error:
         fail(error.message, as_json)
         raise
@@ -77,6 +88,9 @@ def add_agency(
     name: str = typer.Option(..., "--name"),
     purpose: list[str] = typer.Option(..., "--purpose", help="An allowed purpose (repeatable)."),
     scope: list[str] = typer.Option([], "--scope", help="Scopes (default: all agency scopes)."),
+    resource: list[str] = typer.Option(
+        [], "--resource", help="A resource it may ask for (repeatable; default: the services its scopes name)."
+    ),
     jwks: Path | None = typer.Option(None, "--jwks", help="The agency's public signing keys (JWKS JSON file)."),
     var: Path = VarOption,
     as_json: bool = JsonOption,
@@ -84,7 +98,7 @@ def add_agency(
     """Register an agency (client_credentials); prints client_id and client_secret (shown once). With --jwks,
     the public keys its issued documents are signed with (needed to deliver into citizens' vaults)."""
     try:
-        client, secret = registration.agency(name, purpose, scope or None)
+        client, secret = registration.agency(name, purpose, scope or None, resource or None)
         if jwks is not None:
             client = dataclasses.replace(client, jwks=check_public_jwks(_json_file(jwks)))
     except InvalidArgument as error:

@@ -36,7 +36,7 @@ from core import logs
 from portal import claims
 from portal.errors import PageError
 from portal.settings import PortalSettings
-from portal.vault import AFTER_LOGIN, RESOURCE, VaultPages
+from portal.vault import AFTER_LOGIN, RESOURCE, VAULT_SCOPES, VaultPages
 
 with warnings.catch_warnings():
     # authlib 1.9 prefers the httpx2 fork and warns once, on import, when it falls back to httpx.
@@ -116,7 +116,7 @@ class Portal:
             client_secret=settings.client_secret.get_secret_value(),
             server_metadata_url=settings.metadata_url,
             client_kwargs={
-                "scope": settings.scope,
+                "scope": settings.scope + (f" {VAULT_SCOPES}" if settings.vault_address else ""),
                 "code_challenge_method": "S256",
                 "token_endpoint_auth_method": "client_secret_basic",
                 "timeout": settings.http_timeout,

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 log = logs.get("portal")
 
 RESOURCE = "urn:dinhdanh:service:vault"  # RFC 8707 resource indicator: the access token's audience
+VAULT_SCOPES = "vault.read vault.write"  # list, get, download; upload, delete (services/vault_server.py)
 AFTER_LOGIN = "after_login"  # session key: where the callback sends a citizen who was sent to sign in
 CHUNK = 1024 * 1024
 PAGE_SIZE = 20

@@ -13,6 +13,7 @@ from identity.oidc.subjects import Subjects
 from protos.registry.v1 import registry_pb2 as pb
 from protos.registry.v1 import registry_pb2_grpc as pb_grpc
 from registry.citizen import Address, Citizen, Sex
+from registry.release import released
 from registry.service import RegistryService
 from registry.store import PopulationStore
 from services.server import ServiceSpec, token_verifier
@@ -49,6 +50,16 @@ def citizen_pb(c: Citizen) -> pb.Citizen:
     )
 
 
+def released_pb(c: Citizen, scopes: frozenset[str]) -> pb.Citizen:
+    """Only the fields the token's scopes release (registry.release); the others stay unset."""
+    message = citizen_pb(c)
+    keep = released(scopes)
+    for field in message.DESCRIPTOR.fields:
+        if field.name not in keep:
+            message.ClearField(field.name)
+    return message
+
+
 class RegistryServicer(pb_grpc.PopulationRegistryServicer):
     def __init__(self, service: RegistryService) -> None:
         self._service = service
@@ -57,7 +68,8 @@ class RegistryServicer(pb_grpc.PopulationRegistryServicer):
         return citizen_pb(await self._service.citizen(request.id_number))
 
     async def GetMyRecord(self, request: pb.GetMyRecordRequest, context: grpc.aio.ServicerContext) -> pb.Citizen:
-        return citizen_pb(await self._service.own_record(current_principal().subject))
+        principal = current_principal()
+        return released_pb(await self._service.own_record(principal.subject), principal.scopes)
 
     async def CountCitizens(
         self, request: pb.CountCitizensRequest, context: grpc.aio.ServicerContext

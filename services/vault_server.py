@@ -1,10 +1,10 @@
 """gRPC translation for the personal document vault (protos/vault/v1/vault.proto).
 
 Every RPC but ``DeliverIssuedDocument`` is for a citizen's access token with the audience
-``urn:dinhdanh:service:vault``. No scope is required beyond that audience: the portals' scopes
-(identity.oidc.clients.PORTAL_SCOPES) have no vault scope yet, and the audience already limits the token to
-this service. The citizen is the token's subject, turned back into their ID number here and into a
-pseudonymous owner reference by the domain.
+``urn:dinhdanh:service:vault`` and the scope the citizen consented to for it: ``vault.read`` to list, get,
+download and list versions, ``vault.write`` to upload and delete (the audience alone opens nothing). The
+citizen is the token's subject, turned back into their ID number here and into a pseudonymous owner reference
+by the domain.
 
 ``DeliverIssuedDocument`` is for an agency's ``client_credentials`` token (same audience) with the scope
 ``vault.issue``; the issuer is the token's client id, the citizen is named by ID number in the metadata.
@@ -52,10 +52,11 @@ from vault.upkeep import Janitor
 from vault.upkeep_store import UpkeepStore
 
 NAME = pb.DESCRIPTOR.services_by_name["Vault"].full_name
-CITIZENS = Allow.of(citizens=True)
+READERS = Allow.of(citizens=True, scopes=("vault.read",))
+WRITERS = Allow.of(citizens=True, scopes=("vault.write",))
 ISSUERS = Allow.of(clients=True, scopes=("vault.issue",))
-POLICY = {f"/{NAME}/{method}": CITIZENS for method in ("Upload", "ListDocuments", "GetDocument", "Download",
-                                                         "DeleteDocument", "ListVersions")}  # fmt: skip
+POLICY = {f"/{NAME}/{method}": READERS for method in ("ListDocuments", "GetDocument", "Download", "ListVersions")}
+POLICY |= {f"/{NAME}/{method}": WRITERS for method in ("Upload", "DeleteDocument")}
 POLICY[f"/{NAME}/DeliverIssuedDocument"] = ISSUERS
 MAX_MESSAGE = 2 * 1024 * 1024  # chunks of up to 1 MiB, with room for framing
 

@@ -23,6 +23,9 @@ PORTALS = (
     ("portal", "Cổng Dịch vụ công quốc gia (demo)"),
     ("portal_2", "Cổng thông tin Bộ Y tế (demo)"),
 )
+# What the demo portals ask for: the claims they show, and the vault pages (portal/vault.py).
+DEMO_SCOPES = ("address", "phone", "national_id", "offline_access", "vault.read", "vault.write")
+DEMO_RESOURCES = ("urn:dinhdanh:service:vault",)
 
 
 def issuer(ports: Ports) -> str:
@@ -54,20 +57,26 @@ def start_edge(ca: PlatformCA, secrets: SecretStore, ports: Ports, dsn: str, var
 
 
 async def demo_clients(secrets: SecretStore, ports: Ports, dsn: str) -> dict[str, dict[str, Any]]:
-    """The demo portals' registrations, made once through the same path as `dinhdanh clients add-portal`."""
+    """The demo portals' registrations, made once through the same path as `dinhdanh clients add-portal`
+    (``--scope`` each of DEMO_SCOPES, ``--resource`` the vault); a registration from an earlier version is
+    brought to the same scopes and resources."""
     known = secrets.json("clients.json") or {}
     missing = [(name, title) for name, title in PORTALS if name not in known]
-    if missing:
-        pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
-        try:
-            store = ClientStore(pool)
-            for name, title in missing:
-                base = portal_url(ports, name)
-                client, secret = registration.portal(title, [f"{base}/callback"], [f"{base}/"])
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    try:
+        store = ClientStore(pool)
+        for name, title in PORTALS:
+            base = portal_url(ports, name)
+            client, secret = registration.portal(title, [f"{base}/callback"], [f"{base}/"], scopes=list(DEMO_SCOPES),
+                                                 resources=list(DEMO_RESOURCES))  # fmt: skip
+            if (name, title) in missing:
                 await store.add(client)
                 known[name] = {"client_id": client.client_id, "client_secret": secret, "base_url": base}
-        finally:
-            await pool.close()
+            else:
+                await store.set_access(known[name]["client_id"], client.scopes, client.resources)
+    finally:
+        await pool.close()
+    if missing:
         secrets.put_json("clients.json", known)
     return known
 

@@ -57,6 +57,7 @@ def test_unknown_account_is_a_clear_error(stack: Stack, citizens: list[Citizen])
     assert code == 1
     assert data["error"] == "NOT_FOUND: no activated account with this ID number"
 
+
 def human(stack: Stack, *args: str) -> str:
     """What a person sees (no ``--json``)."""
     result = subprocess.run(
@@ -89,3 +90,23 @@ def test_people_read_clients_as_tables(stack: Stack) -> None:
     _no_python_dump(listed)
     assert "Cổng thử" in listed
     assert "registered clients" in listed
+
+
+def test_a_portal_may_ask_for_the_least_unless_the_operator_adds_more(stack: Stack) -> None:
+    """``clients add-portal`` grants openid and profile; ``--scope`` and ``--resource`` (repeatable) add the rest."""
+    base = ("clients", "add-portal", "--name", "Cổng tối thiểu", "--redirect-uri", "https://toi-thieu.example/cb")
+    code, least = dinhdanh(stack, *base)
+    assert code == 0, least
+    assert least["scopes"] == ["openid", "profile"]  # no national_id unless the operator adds it
+    assert least["resources"] == []
+    vault = "urn:dinhdanh:service:vault"
+    code, more = dinhdanh(stack, *base, "--scope", "national_id", "--scope", "vault.read", "--resource", vault)
+    assert code == 0, more
+    assert (more["scopes"], more["resources"]) == (["openid", "profile", "national_id", "vault.read"], [vault])
+    code, listed = dinhdanh(stack, "clients", "list")
+    assert next(c for c in listed["clients"] if c["client_id"] == more["client_id"])["resources"] == [vault]
+    for wrong, says in ((("--scope", "vault.issue"), "unknown portal scopes: vault.issue"),
+                        (("--resource", "urn:x:elsewhere"), "unknown resources: urn:x:elsewhere")):  # fmt: skip
+        code, refused = dinhdanh(stack, *base, *wrong)
+        assert code == 1
+        assert refused["error"].startswith(says), refused

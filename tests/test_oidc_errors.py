@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 
 from bench.browserless import Browser, callback_params, pkce_pair
 from identity.oidc.sealed import SealedCodec
@@ -204,3 +205,34 @@ async def test_login_form_without_csrf_is_refused(http: httpx.AsyncClient, info:
     )
     assert reply.status_code == 400
     assert callback_params(reply) == {}
+
+
+NEAR_MISSES = {
+    "trailing slash": lambda uri: uri + "/",
+    "extra query": lambda uri: uri + "?next=/admin",
+    "longer path": lambda uri: uri + "/more",
+    "longer last segment": lambda uri: uri + "x",
+    "path letter case": lambda uri: uri.replace("/callback", "/Callback"),
+    "host letter case": lambda uri: uri.replace("localhost", "LOCALHOST"),
+    "scheme letter case": lambda uri: uri.replace("http://", "HTTP://"),
+    "userinfo": lambda uri: uri.replace("http://", "http://attacker@"),
+    "percent-encoding": lambda uri: uri.replace("/callback", "/%63allback"),
+    "fragment": lambda uri: uri + "#x",
+    "no port": lambda uri: urlsplit(uri)._replace(netloc="localhost").geturl(),
+}
+
+
+@pytest.mark.parametrize("miss", NEAR_MISSES)
+async def test_a_near_miss_of_the_registered_redirect_uri_gets_an_error_page(
+    http: httpx.AsyncClient, info: StackInfo, miss: str
+) -> None:
+    """Exact string comparison (RFC 9700 §4.1.3): anything but the registered URI is an error page, never a redirect."""
+    flow = portal_flow(info)
+    registered = flow.redirect_uri
+    flow.redirect_uri = NEAR_MISSES[miss](registered)
+    assert flow.redirect_uri != registered
+    _, challenge = pkce_pair()
+    reply = await http.get(flow.authorize_url("s", "n", challenge))
+    assert reply.status_code == 400
+    assert "location" not in reply.headers
+    assert "redirect_uri" in reply.text

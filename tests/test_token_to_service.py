@@ -8,6 +8,7 @@ import time
 import grpc
 import httpx
 
+from bench.browserless import SignIn
 from protos.registry.v1 import registry_pb2 as pb
 from protos.registry.v1 import registry_pb2_grpc as pb_grpc
 from registry.citizen import Citizen
@@ -15,18 +16,29 @@ from stack.info import StackInfo
 from stack.supervisor import Stack
 from tests.conftest import channel_as
 from tests.identity_calls import refused
-from tests.oidc_helpers import person, portal_flow, signed_in
+from tests.oidc_helpers import person, signed_in
+from tests.test_cli import dinhdanh
 
 REGISTRY = "urn:dinhdanh:service:registry"
+REDIRECT = "https://ho-so.example/callback"
 
 
-async def access_token(http: httpx.AsyncClient, info: StackInfo, citizen: Citizen, scope: str) -> str:
+async def access_token(
+    http: httpx.AsyncClient, info: StackInfo, stack: Stack, citizen: Citizen, scope: str
+) -> tuple[str, tuple[str, str]]:
+    """A citizen's token for the registry, through a portal registered for it (and for the scopes asked); and
+    that portal's credentials."""
+    extra = [arg for s in scope.split() if s not in ("openid", "profile") for arg in ("--scope", s)]
+    code, client = dinhdanh(stack, "clients", "add-portal", "--name", "Cổng hồ sơ", "--redirect-uri", REDIRECT,
+                            "--resource", REGISTRY, *extra)  # fmt: skip
+    assert code == 0, client
     who = await person(info, citizen)
-    flow = portal_flow(info, scope=scope, resource=REGISTRY)
+    flow = SignIn(info.oidc_issuer, client["client_id"], client["client_secret"], REDIRECT, scope,
+                  {"resource": REGISTRY})  # fmt: skip
     _, params = await signed_in(http, flow, who)
     reply = await flow.redeem(http, params["code"], params["_verifier"])
     assert reply.status_code == 200, reply.text
-    return str(reply.json()["access_token"])
+    return str(reply.json()["access_token"]), (client["client_id"], client["client_secret"])
 
 
 def bearer(token: str) -> tuple[tuple[str, str]]:
@@ -36,19 +48,17 @@ def bearer(token: str) -> tuple[tuple[str, str]]:
 async def test_citizen_reads_own_record_until_the_token_is_revoked(
     http: httpx.AsyncClient, info: StackInfo, stack: Stack, fresh_citizen: Citizen
 ) -> None:
-    token = await access_token(http, info, fresh_citizen, "openid profile")
+    token, client = await access_token(http, info, stack, fresh_citizen, "openid profile national_id")
     async with channel_as(stack, "registry", "edge") as channel:
         stub = pb_grpc.PopulationRegistryStub(channel)
         record = await stub.GetMyRecord(pb.GetMyRecordRequest(), metadata=bearer(token), timeout=10)
-        assert record.id_number == fresh_citizen.id_number
+        assert record.id_number == fresh_citizen.id_number  # national_id
         await refused(stub.GetMyRecord(pb.GetMyRecordRequest(), timeout=10), grpc.StatusCode.UNAUTHENTICATED)
         await refused(
             stub.GetMyRecord(pb.GetMyRecordRequest(), metadata=bearer(token[:-4] + "AAAA"), timeout=10),
             grpc.StatusCode.UNAUTHENTICATED,
         )
-        client = info.clients["portal"]
-        revoked = await http.post(f"{info.oidc_issuer}/revoke", data={"token": token},
-                                  auth=(client["client_id"], client["client_secret"]))  # fmt: skip
+        revoked = await http.post(f"{info.oidc_issuer}/revoke", data={"token": token}, auth=client)
         assert revoked.status_code == 200
         started = time.monotonic()
         while True:
@@ -65,8 +75,26 @@ async def test_citizen_reads_own_record_until_the_token_is_revoked(
 async def test_token_without_the_scope_is_denied(
     http: httpx.AsyncClient, info: StackInfo, stack: Stack, fresh_citizen: Citizen
 ) -> None:
-    token = await access_token(http, info, fresh_citizen, "openid")
+    token, _ = await access_token(http, info, stack, fresh_citizen, "openid")
     async with channel_as(stack, "registry", "edge") as channel:
         stub = pb_grpc.PopulationRegistryStub(channel)
         call = stub.GetMyRecord(pb.GetMyRecordRequest(), metadata=bearer(token), timeout=10)
         await refused(call, grpc.StatusCode.PERMISSION_DENIED)
+
+
+async def test_my_record_holds_only_what_the_scopes_release(
+    http: httpx.AsyncClient, info: StackInfo, stack: Stack, fresh_citizen: Citizen
+) -> None:
+    """``profile`` releases the name, birth date, sex and nationality (the userinfo claims of that scope), never
+    the 12-digit number (``national_id``), the address, the phone, ethnicity or religion."""
+    token, _ = await access_token(http, info, stack, fresh_citizen, "openid profile")
+    async with channel_as(stack, "registry", "edge") as channel:
+        stub = pb_grpc.PopulationRegistryStub(channel)
+        record = await stub.GetMyRecord(pb.GetMyRecordRequest(), metadata=bearer(token), timeout=10)
+    assert record.full_name == fresh_citizen.full_name
+    assert record.date_of_birth == fresh_citizen.date_of_birth.isoformat()
+    assert record.id_number == ""
+    assert fresh_citizen.id_number not in str(record)
+    assert not record.HasField("permanent_address")
+    assert not record.HasField("current_address")
+    assert (record.phone, record.ethnicity, record.religion, record.id_card_issue_place) == ("", "", "", "")

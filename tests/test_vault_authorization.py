@@ -136,3 +136,33 @@ async def test_another_citizen_finds_nothing(
     assert document_id not in {d.id for d in listed.documents}
     got = await vault.GetDocument(pb.GetDocumentRequest(id=document_id), metadata=bearer(owner_token), timeout=10)
     assert got.id == document_id, "still there for its owner"
+
+
+READS = ("ListDocuments", "GetDocument", "Download", "ListVersions")
+WRITES = ("Upload", "DeleteDocument")
+
+
+@pytest.fixture(scope="module")
+async def scoped_tokens(http: httpx.AsyncClient, info: StackInfo, people: Iterator[Citizen]) -> dict[str, str]:
+    """Citizens' tokens for the vault (the audience) with no vault scope, and with ``vault.read`` only."""
+    return {scope: await citizen_token(http, info, next(people), scope) for scope in ("openid", "openid vault.read")}
+
+
+@pytest.mark.parametrize("method", READS + WRITES)
+async def test_the_audience_alone_opens_nothing(
+    vault: pb_grpc.VaultStub, scoped_tokens: dict[str, str], document_id: str, method: str
+) -> None:
+    token = scoped_tokens["openid"]
+    error = await refused(CITIZEN_CALLS[method](vault, bearer(token), document_id), grpc.StatusCode.PERMISSION_DENIED)
+    needed = "vault.read" if method in READS else "vault.write"
+    assert f'scope="{needed}"' in dict(error.trailing_metadata() or ())["www-authenticate"]
+
+
+@pytest.mark.parametrize("method", WRITES)
+async def test_reading_is_not_writing(
+    vault: pb_grpc.VaultStub, scoped_tokens: dict[str, str], document_id: str, method: str
+) -> None:
+    token = scoped_tokens["openid vault.read"]
+    await vault.ListDocuments(pb.ListDocumentsRequest(), metadata=bearer(token), timeout=10)  # reading is allowed
+    error = await refused(CITIZEN_CALLS[method](vault, bearer(token), document_id), grpc.StatusCode.PERMISSION_DENIED)
+    assert 'scope="vault.write"' in dict(error.trailing_metadata() or ())["www-authenticate"]

@@ -37,10 +37,12 @@ def bearer(token: str) -> tuple[tuple[str, str]]:
     return (("authorization", f"Bearer {token}"),)
 
 
-async def citizen_token(http: httpx.AsyncClient, info: StackInfo, citizen: Citizen) -> str:
-    """A citizen's access token for the vault (portal sign-in, scope ``openid``, resource the vault)."""
+async def citizen_token(
+    http: httpx.AsyncClient, info: StackInfo, citizen: Citizen, scope: str = "openid vault.read vault.write"
+) -> str:
+    """A citizen's access token for the vault (portal sign-in, ``scope``, resource the vault)."""
     who = await person(info, citizen)
-    flow = portal_flow(info, scope="openid", resource=VAULT)
+    flow = portal_flow(info, scope=scope, resource=VAULT)
     _, params = await signed_in(http, flow, who)
     reply = await flow.redeem(http, params["code"], params["_verifier"])
     assert reply.status_code == 200, reply.text

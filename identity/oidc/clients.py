@@ -1,6 +1,15 @@
 """OAuth clients (RFC 6749 §2): government portals (relying parties) and agencies.
 
 Portals are confidential clients of the authorization code flow; agencies use ``client_credentials``.
+Scopes are read with the kind of token they sit in. A portal's scopes travel in *citizen* tokens (authorization
+code: the citizen consented), an agency's in *client* tokens (``client_credentials``: no citizen involved); a
+portal cannot use ``client_credentials`` nor an agency the code flow (``grant_types``), and every service policy
+names the kind of token it admits (core.callers.Allow). So ``vault.read`` in a citizen token is "this citizen
+let the portal see their papers", in an agency's token it opens no citizen's papers at all.
+
+Each client is registered with the resources (RFC 8707 resource indicators, the platform services) it may ask
+for as audiences of its access tokens; none by default.
+
 Client secrets are 256-bit random values, so a SHA-256 digest stores them safely (SP 800-63B-4 §3.1.1.2
 applies salted slow hashes to low-entropy secrets only) and checking one costs microseconds.
 """
@@ -15,9 +24,11 @@ from typing import Any
 
 from authlib.oauth2.rfc6749 import ClientMixin
 
-PORTAL_SCOPES = ("openid", "profile", "address", "phone", "national_id", "offline_access")
+PORTAL_SCOPES = ("openid", "profile", "address", "phone", "national_id", "offline_access", "vault.read", "vault.write")
+PORTAL_DEFAULT_SCOPES = ("openid", "profile")  # the least; an operator adds the others explicitly
 AGENCY_SCOPES = ("vault.read", "vault.issue", "registry.read")
-CLIENT_SCOPES_SUPPORTED = PORTAL_SCOPES + AGENCY_SCOPES
+CLIENT_SCOPES_SUPPORTED = tuple(dict.fromkeys(PORTAL_SCOPES + AGENCY_SCOPES))
+RESOURCES = tuple(f"urn:dinhdanh:service:{s}" for s in ("vault", "consent", "issuance", "registry"))
 SECRET_AUTH = "client_secret_basic"  # noqa: S105 - a method name
 KEY_AUTH = "private_key_jwt"
 
@@ -51,6 +62,7 @@ class Client(ClientMixin):  # type: ignore[misc]
     id_token_alg: str = "RS256"  # noqa: S105 - an algorithm name
     purposes: tuple[str, ...] = ()
     refresh_policy: bool = False  # refresh tokens without asking for offline_access
+    resources: tuple[str, ...] = ()  # RFC 8707 resource indicators this client may ask for
     disabled: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 

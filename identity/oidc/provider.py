@@ -28,7 +28,7 @@ from core.keys.provider import KeyProvider
 from core.keys.sealing import Sealer
 from identity.oidc import keys, work
 from identity.oidc.claims import SCOPE_CLAIMS, CitizenRecords, claims_for
-from identity.oidc.clients import CLIENT_SCOPES_SUPPORTED, Client
+from identity.oidc.clients import CLIENT_SCOPES_SUPPORTED, RESOURCES, Client
 from identity.oidc.reply import Reply
 from identity.oidc.sealed import SealedCodec
 from identity.oidc.server import (
@@ -44,7 +44,6 @@ from identity.oidc.server import (
 from identity.oidc.store import ClientStore, ConsentStore, SessionStore, SigningKeyStore, TokenStore
 from identity.oidc.subjects import Subjects
 
-RESOURCES = tuple(f"urn:dinhdanh:service:{s}" for s in ("vault", "consent", "issuance", "registry"))
 SESSION_TTL = 8 * 3600
 CLIENT_CACHE_SECONDS = 5.0
 log = logs.get("oidc")
@@ -59,6 +58,7 @@ class Outcome:
     reply: Reply | None = None
     login: bool = False
     consent: list[str] | None = None
+    resources: list[str] | None = None  # on the consent page, beside the scopes
     client: Client | None = None
     error: str | None = None
 
@@ -213,21 +213,29 @@ class Provider:
                 found[client_id] = client
         return found
 
-    def _resources(self, req: OAuth2Request) -> list[str] | Reply:
-        """RFC 8707 resource indicators; the issuer itself (userinfo) is always an audience."""
-        asked = req.payload.datalist.get("resource", [])
-        unknown = [r for r in asked if r not in RESOURCES]
-        if unknown:
-            return oauth_error("invalid_target", "unknown resource; known: " + " ".join(RESOURCES))
-        return [self.issuer, *asked]
+    @staticmethod
+    def _asked(req: OAuth2Request) -> list[str]:
+        """The RFC 8707 resource indicators a request names, each once (the issuer, for userinfo, is an audience
+        of every access token anyway)."""
+        return list(dict.fromkeys(req.payload.datalist.get("resource", [])))
+
+    @staticmethod
+    def _target_error(asked: list[str], client: Client | None) -> str | None:
+        """Why the resources asked for cannot be had (RFC 8707 §2 ``invalid_target``), or None."""
+        if any(r not in RESOURCES for r in asked):
+            return "unknown resource; known: " + " ".join(RESOURCES)
+        if client is not None and any(r not in client.resources for r in asked):
+            return "the client is not registered for a resource asked for"
+        return None
 
     # -- token endpoint ---------------------------------------------------------------------
 
     async def token(self, req: OAuth2Request) -> Reply:
-        audiences = self._resources(req)
-        if isinstance(audiences, Reply):
-            return audiences
-        w = work.Work(clients=await self._clients_named(req), audiences=audiences)
+        asked = self._asked(req)
+        unknown = self._target_error(asked, None)
+        if unknown:
+            return oauth_error("invalid_target", unknown)
+        w = work.Work(clients=await self._clients_named(req), asked=asked)  # the grants check them (server.py)
         if req.form.get("grant_type") == "refresh_token" and req.form.get("refresh_token"):
             candidate = req.form["refresh_token"]
             if len(candidate) <= MAX_PARAM:
@@ -269,10 +277,8 @@ class Provider:
         """Validate an authorization request (RFC 6749 §4.1.1, Core §3.1.2.1) and decide the next step."""
         if any(len(v) > MAX_PARAM for v in req.payload.data.values() if isinstance(v, str)):
             return Outcome(error="a request parameter is too long")
-        audiences = self._resources(req)
-        if isinstance(audiences, Reply):
-            return Outcome(error=audiences.body["error_description"])
-        w = work.Work(clients=await self._clients_named(req), audiences=audiences)
+        asked = self._asked(req)
+        w = work.Work(clients=await self._clients_named(req), asked=asked, resources=asked)
         token = work.begin(w)
         try:
             grant = self.server.get_consent_grant(req, end_user=user)
@@ -283,25 +289,26 @@ class Provider:
         finally:
             work.end(token)
         client: Client = req.client
+        target_error = self._target_error(asked, client)  # client and redirect_uri are valid: redirect (§2)
+        if target_error:
+            return Outcome(reply=self._error_redirect(req, grant, "invalid_target", target_error))
         prompts = set(req.payload.data.get("prompt", "").split())
         if user is None or (("login" in prompts or self._too_old(req, user)) and not fresh_login):
             if "none" in prompts:
                 return Outcome(reply=self._error_redirect(req, grant, "login_required"))
             return Outcome(login=True, client=client)
-        wanted = set(req.payload.scope.split())
-        missing = wanted - await self.consents.granted(user.sub, client.client_id) - {"openid"}
-        if missing or "consent" in prompts:
+        wanted = set(req.scope.split())  # authlib's: what the client may have of what it asked (§3.3)
+        consented = await self.consents.granted(user.sub, client.client_id)
+        if not consented.covers(wanted - {"openid"}, set(asked)) or "consent" in prompts:
             if "none" in prompts:
                 return Outcome(reply=self._error_redirect(req, grant, "consent_required"))
-            return Outcome(consent=sorted(wanted), client=client)
+            return Outcome(consent=sorted(wanted), resources=asked, client=client)
         return Outcome(reply=self._issue(w, req, grant, user))
 
     async def decide(self, req: OAuth2Request, user: User, allow: bool) -> Reply:
         """The citizen's answer on the consent page."""
-        audiences = self._resources(req)
-        if isinstance(audiences, Reply):
-            return audiences
-        w = work.Work(clients=await self._clients_named(req), audiences=audiences)
+        asked = self._asked(req)
+        w = work.Work(clients=await self._clients_named(req), asked=asked, resources=asked)
         token = work.begin(w)
         try:
             grant = self.server.get_consent_grant(req, end_user=user)
@@ -309,8 +316,11 @@ class Provider:
             return oauth_error(error.error, error.description or "")
         finally:
             work.end(token)
+        target_error = self._target_error(asked, req.client)
+        if target_error:
+            return self._error_redirect(req, grant, "invalid_target", target_error)
         if allow:
-            await self.consents.grant(user.sub, req.client.client_id, set(req.payload.scope.split()))
+            await self.consents.grant(user.sub, req.client.client_id, set(req.scope.split()), set(asked))
         return self._issue(w, req, grant, user if allow else None)
 
     def _issue(self, w: work.Work, req: OAuth2Request, grant: Any, user: User | None) -> Reply:
@@ -323,8 +333,10 @@ class Provider:
             reply.location = f"{location}{'&' if '?' in location else '?'}{urlencode({'iss': self.issuer})}"
         return reply
 
-    def _error_redirect(self, req: OAuth2Request, grant: Any, error: str) -> Reply:
+    def _error_redirect(self, req: OAuth2Request, grant: Any, error: str, description: str | None = None) -> Reply:
         params = {"error": error, "iss": self.issuer}
+        if description:
+            params["error_description"] = description
         if req.payload.state:
             params["state"] = req.payload.state
         return Reply(302, None, [("Location", f"{req.payload.redirect_uri}?{urlencode(params)}")])

@@ -5,7 +5,16 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from core.errors import InvalidArgument
-from identity.oidc.clients import AGENCY_SCOPES, PORTAL_SCOPES, SECRET_AUTH, Client, new_client_id, new_secret
+from identity.oidc.clients import (
+    AGENCY_SCOPES,
+    PORTAL_DEFAULT_SCOPES,
+    PORTAL_SCOPES,
+    RESOURCES,
+    SECRET_AUTH,
+    Client,
+    new_client_id,
+    new_secret,
+)
 
 LOOPBACK = ("localhost", "127.0.0.1", "[::1]")
 MAX_NAME = 200
@@ -21,27 +30,49 @@ def check_redirect_uri(uri: str) -> str:
     return uri
 
 
+def check_resources(resources: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Resource indicators (RFC 8707 §2) of this platform's services, each once."""
+    unknown = [r for r in resources if r not in RESOURCES]
+    if unknown:
+        raise InvalidArgument(f"unknown resources: {', '.join(unknown)}; known: {', '.join(RESOURCES)}")
+    return tuple(dict.fromkeys(resources))
+
+
+def agency_resources(scopes: tuple[str, ...]) -> tuple[str, ...]:
+    """The services an agency's scopes name (``vault.issue`` → the vault): its resources unless stated."""
+    return tuple(dict.fromkeys(f"urn:dinhdanh:service:{s.split('.')[0]}" for s in scopes))
+
+
 def portal(
     name: str,
     redirect_uris: list[str],
     post_logout_uris: list[str] | None = None,
     id_token_alg: str = "RS256",  # noqa: S107 - an algorithm name
     refresh: bool = False,
+    scopes: list[str] | None = None,
+    resources: list[str] | None = None,
 ) -> tuple[Client, str]:
-    """A confidential portal client (authorization code + PKCE); returns it and its secret."""
+    """A confidential portal client (authorization code + PKCE); returns it and its secret.
+
+    It may ask for ``openid profile`` and the ``scopes`` added here (``national_id`` only when named), and
+    for the ``resources`` named here only (none by default)."""
     if not name.strip() or len(name) > MAX_NAME:
         raise InvalidArgument("a portal needs a name (at most 200 characters)")
     if not redirect_uris:
         raise InvalidArgument("a portal needs at least one redirect URI")
     if id_token_alg not in ("RS256", "ES256"):
         raise InvalidArgument("ID token algorithm is RS256 or ES256")
+    unknown = [s for s in scopes or () if s not in PORTAL_SCOPES]
+    if unknown:
+        raise InvalidArgument(f"unknown portal scopes: {', '.join(unknown)}; known: {', '.join(PORTAL_SCOPES)}")
     secret, digest = new_secret()
     client = Client(
         client_id=new_client_id("portal"),
         name=name.strip(),
         kind="portal",
         grant_types=("authorization_code", "refresh_token"),
-        scopes=PORTAL_SCOPES,
+        scopes=tuple(dict.fromkeys([*PORTAL_DEFAULT_SCOPES, *(scopes or ())])),
+        resources=check_resources(resources or ()),
         auth_method=SECRET_AUTH,
         secret_hash=digest,
         redirect_uris=tuple(check_redirect_uri(u) for u in redirect_uris),
@@ -52,8 +83,11 @@ def portal(
     return client, secret
 
 
-def agency(name: str, purposes: list[str], scopes: list[str] | None = None) -> tuple[Client, str]:
-    """An agency client (``client_credentials``) with the purposes it may state when it fetches."""
+def agency(
+    name: str, purposes: list[str], scopes: list[str] | None = None, resources: list[str] | None = None
+) -> tuple[Client, str]:
+    """An agency client (``client_credentials``) with the purposes it may state when it fetches; its resources
+    are the services its scopes name unless ``resources`` says otherwise."""
     if not name.strip() or len(name) > MAX_NAME:
         raise InvalidArgument("an agency needs a name (at most 200 characters)")
     if not purposes:
@@ -61,13 +95,15 @@ def agency(name: str, purposes: list[str], scopes: list[str] | None = None) -> t
     unknown = set(scopes or ()) - set(AGENCY_SCOPES)
     if unknown:
         raise InvalidArgument(f"unknown agency scopes: {', '.join(sorted(unknown))}")
+    granted = tuple(dict.fromkeys(scopes or AGENCY_SCOPES))
     secret, digest = new_secret()
     client = Client(
         client_id=new_client_id("agency"),
         name=name.strip(),
         kind="agency",
         grant_types=("client_credentials",),
-        scopes=tuple(scopes or AGENCY_SCOPES),
+        scopes=granted,
+        resources=check_resources(resources) if resources else agency_resources(granted),
         auth_method=SECRET_AUTH,
         secret_hash=digest,
         purposes=tuple(p.strip() for p in purposes if p.strip()),

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Request, TokenMixin, grants
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -26,7 +26,7 @@ from joserfc import jwt
 from joserfc.jwk import KeySet
 
 from identity.oidc import work
-from identity.oidc.clients import KEY_AUTH, SECRET_AUTH, Client
+from identity.oidc.clients import KEY_AUTH, RESOURCES, SECRET_AUTH, Client
 from identity.oidc.keys import KeyRing
 from identity.oidc.reply import Reply
 from identity.oidc.sealed import SealedCodec
@@ -38,6 +38,21 @@ CODE_TTL = 60
 REFRESH_TTL = 30 * 24 * 3600
 ACCESS_ALG = "ES256"
 CLIENT_AUTH = [SECRET_AUTH, KEY_AUTH]
+
+
+class InvalidTargetError(OAuth2Error):  # type: ignore[misc]
+    """RFC 8707 §2: a resource the client may not have, or one beyond its grant."""
+
+    error = "invalid_target"
+
+
+def narrowed(asked: list[str], granted: list[str]) -> list[str]:
+    """The resources of an access token (RFC 8707 §2.2): those asked for, each of which the grant must hold;
+    the whole grant when none is asked for. A token request may narrow its audiences, never widen them."""
+    beyond = [r for r in asked if r not in granted]
+    if beyond:
+        raise InvalidTargetError(description="a resource asked for is not part of this grant")
+    return list(dict.fromkeys(asked)) if asked else list(granted)
 
 
 def refresh_hash(token: str) -> bytes:
@@ -170,6 +185,7 @@ class Server(AuthorizationServer):  # type: ignore[misc]
             expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=REFRESH_TTL),
             used=False,
             revoked=False,
+            resources=tuple(w.granted),
         )
         if w.refresh is not None:
             w.rotated_from = w.refresh.token_hash
@@ -187,11 +203,11 @@ class Server(AuthorizationServer):  # type: ignore[misc]
     ) -> dict[str, Any]:
         """RFC 9068 JWT access tokens (ES256); opaque refresh tokens when the client may have one."""
         now = int(time.time())
-        scope = scope or ""
+        scope = client.get_allowed_scope(scope or "")  # never a scope the client is not registered for
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": user.sub if user else client.client_id,
-            "aud": work.current_audiences(),
+            "aud": [self.issuer, *work.current().resources],  # the issuer: userinfo
             "client_id": client.client_id,
             "scope": scope,
             "iat": now,
@@ -221,7 +237,7 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
             {
                 "client_id": request.client.client_id,
                 "redirect_uri": request.payload.redirect_uri,
-                "scope": request.payload.scope,
+                "scope": request.scope,  # authlib's: what the client may have of what it asked
                 "nonce": data.get("nonce"),
                 "code_challenge": data.get("code_challenge"),
                 "code_challenge_method": data.get("code_challenge_method", "plain"),
@@ -229,10 +245,18 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
                 "auth_time": user.auth_time,
                 "acr": user.acr,
                 "amr": list(user.amr),
-                "resource": work.current_audiences(),
+                "resource": list(work.current().resources),
             },
             ttl=CODE_TTL,
         )
+
+    def validate_token_request(self) -> None:
+        """RFC 6749 §4.1.3, then RFC 8707 §2.2: ``resource`` may narrow the code's resources."""
+        super().validate_token_request()
+        w = work.current()
+        assert w.code_claims is not None
+        w.granted = [r for r in w.code_claims.get("resource") or () if r in RESOURCES]
+        w.resources = narrowed(w.asked, w.granted)
 
     def save_authorization_code(self, code: str, request: OAuth2Request) -> None:
         return None
@@ -279,9 +303,25 @@ class RefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
     def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
         return None  # done atomically with the new token's insert (TokenStore.rotate)
 
+    def validate_token_request(self) -> None:
+        """RFC 6749 §6, then RFC 8707 §2.2: a refresh may narrow its grant's resources, never add one; the new
+        refresh token keeps the whole grant."""
+        super().validate_token_request()
+        w = work.current()
+        w.granted = list(self.request.refresh_token.record.resources)
+        w.resources = narrowed(w.asked, w.granted)
+
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH
+
+    def validate_token_request(self) -> None:
+        """RFC 6749 §4.4.2, then RFC 8707 §2: only resources the client is registered for."""
+        super().validate_token_request()
+        w = work.current()
+        if any(r not in self.request.client.resources for r in w.asked):
+            raise InvalidTargetError(description="the client is not registered for a resource asked for")
+        w.resources = list(dict.fromkeys(w.asked))
 
 
 class RequiredS256(CodeChallenge):  # type: ignore[misc]

@@ -15,7 +15,7 @@ from identity.oidc.keys import StoredKey
 
 _CLIENT_COLUMNS = (
     "client_id, name, kind, grant_types, scopes, auth_method, secret_hash, redirect_uris,"
-    " post_logout_redirect_uris, jwks, id_token_alg, purposes, refresh_policy, disabled"
+    " post_logout_redirect_uris, jwks, id_token_alg, purposes, refresh_policy, disabled, resources"
 )
 
 
@@ -35,6 +35,7 @@ def _client(row: asyncpg.Record) -> Client:
         purposes=tuple(row["purposes"]),
         refresh_policy=row["refresh_policy"],
         disabled=row["disabled"],
+        resources=tuple(row["resources"]),
     )
 
 
@@ -53,12 +54,20 @@ class ClientStore:
     async def add(self, c: Client) -> None:
         await self._pool.execute(
             "INSERT INTO oidc.clients (client_id, name, kind, grant_types, scopes, auth_method, secret_hash,"
-            " redirect_uris, post_logout_redirect_uris, jwks, id_token_alg, purposes, refresh_policy)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13)",
+            " redirect_uris, post_logout_redirect_uris, jwks, id_token_alg, purposes, refresh_policy, resources)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13, $14)",
             c.client_id, c.name, c.kind, list(c.grant_types), list(c.scopes), c.auth_method, c.secret_hash,
             list(c.redirect_uris), list(c.post_logout_redirect_uris), json.dumps(c.jwks) if c.jwks else None,
-            c.id_token_alg, list(c.purposes), c.refresh_policy,
+            c.id_token_alg, list(c.purposes), c.refresh_policy, list(c.resources),
         )  # fmt: skip
+
+    async def set_access(self, client_id: str, scopes: tuple[str, ...], resources: tuple[str, ...]) -> bool:
+        """Replace what a client may ask for (its scopes and resources)."""
+        status = await self._pool.execute(
+            "UPDATE oidc.clients SET scopes = $2, resources = $3, updated_at = now() WHERE client_id = $1",
+            client_id, list(scopes), list(resources),
+        )  # fmt: skip
+        return status == "UPDATE 1"
 
     async def set_secret(self, client_id: str, secret_hash: bytes) -> bool:
         status = await self._pool.execute(
@@ -136,6 +145,7 @@ class RefreshRecord:
     expires_at: dt.datetime
     used: bool
     revoked: bool
+    resources: tuple[str, ...] = ()  # the grant's resources (RFC 8707): a refresh may narrow, never add
 
 
 class TokenStore:
@@ -146,21 +156,21 @@ class TokenStore:
 
     async def refresh(self, token_hash: bytes) -> RefreshRecord | None:
         row = await self._pool.fetchrow(
-            "SELECT token_hash, family, client_id, subject, scope, auth_time, acr, amr, expires_at,"
+            "SELECT token_hash, family, client_id, subject, scope, auth_time, acr, amr, expires_at, resources,"
             " used_at IS NOT NULL AS used, revoked_at IS NOT NULL AS revoked"
             " FROM oidc.refresh_tokens WHERE token_hash = $1",
             token_hash,
         )
         if row is None:
             return None
-        return RefreshRecord(**{**dict(row), "amr": tuple(row["amr"])})
+        return RefreshRecord(**{**dict(row), "amr": tuple(row["amr"]), "resources": tuple(row["resources"])})
 
     async def add_refresh(self, record: RefreshRecord, code_id: str | None) -> None:
         await self._pool.execute(
             "INSERT INTO oidc.refresh_tokens (token_hash, family, client_id, subject, scope, auth_time, acr, amr,"
-            " code_id, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            " code_id, expires_at, resources) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
             record.token_hash, record.family, record.client_id, record.subject, record.scope, record.auth_time,
-            record.acr, list(record.amr), code_id, record.expires_at,
+            record.acr, list(record.amr), code_id, record.expires_at, list(record.resources),
         )  # fmt: skip
 
     async def rotate(self, old_hash: bytes, new: RefreshRecord) -> bool:
@@ -169,10 +179,11 @@ class TokenStore:
             "WITH used AS (UPDATE oidc.refresh_tokens SET used_at = now()"
             "              WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL RETURNING family),"
             " added AS (INSERT INTO oidc.refresh_tokens (token_hash, family, client_id, subject, scope, auth_time,"
-            "           acr, amr, expires_at) SELECT $2, family, $3, $4, $5, $6, $7, $8, $9 FROM used)"
+            "           acr, amr, expires_at, resources)"
+            "           SELECT $2, family, $3, $4, $5, $6, $7, $8, $9, $10 FROM used)"
             " SELECT count(*) FROM used",
             old_hash, new.token_hash, new.client_id, new.subject, new.scope, new.auth_time, new.acr,
-            list(new.amr), new.expires_at,
+            list(new.amr), new.expires_at, list(new.resources),
         )  # fmt: skip
         return bool(status)
 
@@ -218,21 +229,36 @@ class SessionStore:
         )
 
 
+@dataclass(frozen=True)
+class Consent:
+    """What a citizen agreed a client may have: scopes and resources (RFC 8707), each remembered."""
+
+    scopes: frozenset[str] = frozenset()
+    resources: frozenset[str] = frozenset()
+
+    def covers(self, scopes: set[str], resources: set[str]) -> bool:
+        return scopes <= self.scopes and resources <= self.resources
+
+
 class ConsentStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def granted(self, subject: str, client_id: str) -> set[str]:
-        scopes = await self._pool.fetchval(
-            "SELECT scopes FROM oidc.consents WHERE subject = $1 AND client_id = $2", subject, client_id
+    async def granted(self, subject: str, client_id: str) -> Consent:
+        row = await self._pool.fetchrow(
+            "SELECT scopes, resources FROM oidc.consents WHERE subject = $1 AND client_id = $2", subject, client_id
         )
-        return set(scopes or ())
+        return Consent(frozenset(row["scopes"]), frozenset(row["resources"])) if row else Consent()
 
-    async def grant(self, subject: str, client_id: str, scopes: set[str]) -> None:
+    async def grant(self, subject: str, client_id: str, scopes: set[str], resources: set[str]) -> None:
+        """Add to what was consented before (a consent to fewer scopes later withdraws nothing)."""
         await self._pool.execute(
-            "INSERT INTO oidc.consents (subject, client_id, scopes) VALUES ($1, $2, $3)"
-            " ON CONFLICT (subject, client_id) DO UPDATE SET scopes = excluded.scopes, granted_at = now()",
-            subject, client_id, sorted(scopes),
+            "INSERT INTO oidc.consents AS c (subject, client_id, scopes, resources) VALUES ($1, $2, $3, $4)"
+            " ON CONFLICT (subject, client_id) DO UPDATE SET"
+            " scopes = ARRAY(SELECT DISTINCT unnest(c.scopes || excluded.scopes) ORDER BY 1),"
+            " resources = ARRAY(SELECT DISTINCT unnest(c.resources || excluded.resources) ORDER BY 1),"
+            " granted_at = now()",
+            subject, client_id, sorted(scopes), sorted(resources),
         )  # fmt: skip
 
 

@@ -30,7 +30,9 @@ class Work:
     code_id: str | None = None
     revoke_family: RefreshRecord | None = None
     revoke_access: tuple[str, dt.datetime] | None = None
-    audiences: list[str] = field(default_factory=list)
+    asked: list[str] = field(default_factory=list)  # the resources the request names (RFC 8707 §2), known ones
+    resources: list[str] = field(default_factory=list)  # the resources of the code or token being made
+    granted: list[str] = field(default_factory=list)  # the grant's resources, which a new refresh token keeps
     code_claims: dict[str, Any] | None = None
     token: Any = None  # the token a revocation or introspection request names, loaded
 
@@ -43,14 +45,6 @@ def current() -> Work:
     if work is None:
         raise RuntimeError("authlib hook called outside a provider request")
     return work
-
-
-def current_audiences() -> list[str]:
-    """Audiences of the access token being made: the resources asked for (RFC 8707), else the issuer."""
-    w = current()
-    if w.code_claims is not None:
-        return list(w.code_claims.get("resource") or w.audiences)
-    return list(w.audiences)
 
 
 def begin(work: Work) -> object:

@@ -94,7 +94,8 @@ class Edge:
         else:
             flow["consent"] = outcome.consent
             response = self.page(request, "consent.html", client_name=outcome.client.name,
-                                 scopes=outcome.consent, csrf=flow["csrf"])  # fmt: skip
+                                 scopes=outcome.consent, resources=outcome.resources or [],
+                                 csrf=flow["csrf"])  # fmt: skip
         self.save_flow(response, flow)
         return response
 

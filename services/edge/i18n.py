@@ -39,6 +39,13 @@ TEXT: dict[str, dict[str, str]] = {
         "scope_phone": "Số điện thoại",
         "scope_national_id": "Số định danh cá nhân (12 số)",
         "scope_offline_access": "Duy trì truy cập khi bạn không trực tuyến",
+        "scope_vault.read": "Xem giấy tờ trong Kho dữ liệu cá nhân",
+        "scope_vault.write": "Thêm và xóa giấy tờ trong Kho dữ liệu cá nhân",
+        "consent_resources": "và được dùng các dịch vụ sau thay mặt bạn:",
+        "resource_urn:dinhdanh:service:vault": "Xem và thay đổi giấy tờ trong Kho dữ liệu cá nhân",
+        "resource_urn:dinhdanh:service:registry": "Đọc hồ sơ của bạn trong Cơ sở dữ liệu quốc gia về dân cư",
+        "resource_urn:dinhdanh:service:consent": "Xem và quản lý các lần bạn đồng ý chia sẻ dữ liệu",
+        "resource_urn:dinhdanh:service:issuance": "Đề nghị cơ quan nhà nước cấp giấy tờ cho bạn",
     },
     "en": {
         "title": "Sign in with your national e-identity",
@@ -75,6 +82,13 @@ TEXT: dict[str, dict[str, str]] = {
         "scope_phone": "Phone number",
         "scope_national_id": "Personal ID number (12 digits)",
         "scope_offline_access": "Keep access while you are offline",
+        "scope_vault.read": "See the papers in your personal data store",
+        "scope_vault.write": "Add and delete papers in your personal data store",
+        "consent_resources": "and to use these services on your behalf:",
+        "resource_urn:dinhdanh:service:vault": "See and change the papers in your personal data store",
+        "resource_urn:dinhdanh:service:registry": "Read your record in the national population database",
+        "resource_urn:dinhdanh:service:consent": "See and manage the data sharing you agreed to",
+        "resource_urn:dinhdanh:service:issuance": "Ask government agencies to issue papers to you",
     },
 }
 
