@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import time
 from collections.abc import AsyncIterator
 
@@ -105,6 +106,7 @@ async def test_successful_sign_in_clears_the_account_counters(
 # update); and that number is no more than the schedule admits in the time the burst took.
 
 CONCURRENT = 200
+_hosts = itertools.count(1)
 
 
 async def _counter(db: asyncpg.Connection, account: str, source: str, factor: str) -> int:
@@ -192,3 +194,23 @@ async def test_concurrent_wrong_phones_at_activation_are_all_accounted_for(
     ran = sum(e.code() == DENIED for e in errors)
     assert await _counter(db, fresh_citizen.id_number, source, "activation") == ran
     assert 1 <= ran <= _admitted_at_most(5, elapsed), (ran, elapsed)
+
+
+async def test_a_sign_in_from_an_address_never_makes_it_familiar(
+    edge_identity, fresh_citizen: Citizen, source: str, db: asyncpg.Connection
+) -> None:
+    """Only a device becomes familiar (issue 9, item 3): whoever shares the address stays in the strangers' pool."""
+    address = f"ip:203.0.113.{next(_hosts)}"
+    device = f"device:{source}"
+    secret = await enrolled(edge_identity, fresh_citizen, address)  # signs in (enrollment) from the address
+    step = await password_step(edge_identity, fresh_citizen.id_number, device)
+    await totp_step(edge_identity, step.ticket, totp.code_at(secret, time.time() + totp.STEP), device)
+    known = await db.fetch("SELECT source FROM identity.known_sources WHERE account = $1", fresh_citizen.id_number)
+    assert {r["source"] for r in known} == {device}
+    await db.execute(
+        "INSERT INTO identity.throttle VALUES ($1, '*unfamiliar', '*', 50, now()), ($1, '*all', '*', 50, now())",
+        fresh_citizen.id_number,
+    )
+    error = await refused(password_step(edge_identity, fresh_citizen.id_number, address), EXHAUSTED)
+    assert "new devices" in (error.details() or "")
+    assert (await password_step(edge_identity, fresh_citizen.id_number, device)).ticket
