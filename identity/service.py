@@ -103,6 +103,8 @@ def valid_source(source: str) -> str:
         raise InvalidArgument("source is required (the device id or address the request comes from)")
     if len(source) > MAX_SOURCE:
         raise InvalidArgument(f"source longer than {MAX_SOURCE} characters")
+    if source.startswith("*"):  # the names of the aggregate counters (throttling.ALL, UNFAMILIAR, ANY_ACCOUNT)
+        raise InvalidArgument("a source may not begin with '*'")
     return source
 
 

@@ -214,3 +214,8 @@ async def test_a_sign_in_from_an_address_never_makes_it_familiar(
     error = await refused(password_step(edge_identity, fresh_citizen.id_number, address), EXHAUSTED)
     assert "new devices" in (error.details() or "")
     assert (await password_step(edge_identity, fresh_citizen.id_number, device)).ticket
+
+
+async def test_a_source_may_not_take_the_name_of_an_aggregate_counter(edge_identity, fresh_citizen: Citizen) -> None:
+    for name in ("*all", "*unfamiliar", "*"):
+        await refused(password_step(edge_identity, fresh_citizen.id_number, name), grpc.StatusCode.INVALID_ARGUMENT)
