@@ -9,6 +9,8 @@ import grpc
 import httpx
 
 from bench.browserless import SignIn
+from protos.identity.v1 import identity_pb2 as ipb
+from protos.identity.v1 import identity_pb2_grpc as igrpc
 from protos.registry.v1 import registry_pb2 as pb
 from protos.registry.v1 import registry_pb2_grpc as pb_grpc
 from registry.citizen import Citizen
@@ -98,3 +100,25 @@ async def test_my_record_holds_only_what_the_scopes_release(
     assert not record.HasField("permanent_address")
     assert not record.HasField("current_address")
     assert (record.phone, record.ethnicity, record.religion, record.id_card_issue_place) == ("", "", "", "")
+
+
+async def test_a_method_that_needs_no_token_refuses_one_that_does_not_verify(
+    http: httpx.AsyncClient, info: StackInfo, stack: Stack, citizens: list[Citizen], fresh_citizen: Citizen
+) -> None:
+    """GetCitizen is for platform services only; a token sent with it anyway must verify, or the call is refused
+    (a caller that sends a forged or revoked token is not treated as if it had sent none)."""
+    token, _ = await access_token(http, info, stack, fresh_citizen, "openid profile")
+    request = pb.GetCitizenRequest(id_number=citizens[3].id_number)
+    async with channel_as(stack, "registry", "edge") as channel:
+        stub = pb_grpc.PopulationRegistryStub(channel)
+        assert (await stub.GetCitizen(request, timeout=10)).id_number == citizens[3].id_number
+        assert (await stub.GetCitizen(request, metadata=bearer(token), timeout=10)).id_number
+        for bad in (token[:-4] + "AAAA", "not-a-jwt", token.replace(".", ".x", 1)):
+            error = await refused(stub.GetCitizen(request, metadata=bearer(bad), timeout=10),
+                                  grpc.StatusCode.UNAUTHENTICATED)  # fmt: skip
+            assert token not in (error.details() or "")
+    async with channel_as(stack, "identity", "edge") as channel:  # identity takes no bearer tokens at all
+        stub_i = igrpc.IdentityStub(channel)
+        account = ipb.GetAccountRequest(id_number=info.demo_citizen["id_number"])
+        assert (await stub_i.GetAccount(account, timeout=10)).totp_enrolled
+        await refused(stub_i.GetAccount(account, metadata=bearer(token), timeout=10), grpc.StatusCode.UNAUTHENTICATED)
