@@ -155,6 +155,10 @@ async def test_consent_to_one_resource_does_not_cover_another(
     assert "code" in await allow(browser, flow_of(info, client, "openid vault.read", VAULT), page)
     again, _ = await until_consent(browser, flow_of(info, client, "openid vault.read", VAULT), None)
     assert "code" in callback_params(again), "the same scopes and resource: remembered"
+    silent = flow_of(info, client, "openid vault.read", REGISTRY)
+    silent.extra = {"prompt": "none"}
+    quiet, _ = await until_consent(browser, silent, None)
+    assert error_of(quiet)["error"] == ["consent_required"], "prompt=none: no page, so no token for it either"
     other, _ = await until_consent(browser, flow_of(info, client, "openid vault.read", REGISTRY), None)
     assert other.status_code == 200
     assert 'name="decision"' in other.text, "another resource: the citizen is asked again"
