@@ -46,6 +46,7 @@ def describe(client: Client) -> dict[str, Any]:
         "grant_types": list(client.grant_types),
         "scopes": list(client.scopes),
         "resources": list(client.resources),
+        "min_acr": client.min_acr,
         "purposes": list(client.purposes),
         "id_token_alg": client.id_token_alg,
         "signing_keys": [key.get("kid") for key in (client.jwks or {}).get("keys", [])],
@@ -68,6 +69,7 @@ def add_portal(
         "--resource",
         help="A resource it may ask for, e.g. urn:dinhdanh:service:vault (repeatable; none by default).",
     ),
+    min_acr: int = typer.Option(1, "--min-acr", help="Assurance level every sign-in needs: 1, or 2 (in person)."),
     var: Path = VarOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -75,7 +77,7 @@ def add_portal(
     profile only, plus each --scope and --resource given."""
     try:
         client, secret = registration.portal(name, redirect_uri, post_logout_uri, id_token_alg, refresh, scope,
-                                             resource)  # fmt: skip
+                                             resource, min_acr)  # fmt: skip
     except InvalidArgument as error:
         fail(error.message, as_json)
         raise

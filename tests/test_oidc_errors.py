@@ -207,6 +207,49 @@ async def test_login_form_without_csrf_is_refused(http: httpx.AsyncClient, info:
     assert callback_params(reply) == {}
 
 
+async def test_code_reuse_revokes_the_first_access_token_at_userinfo_and_the_vault(
+    http: httpx.AsyncClient, info: StackInfo, stack, fresh_citizen: Citizen
+) -> None:
+    """RFC 6749 §4.1.2: a code redeemed twice revokes what it gave, access tokens included (Security BCP
+    RFC 9700 §4.5): userinfo and the vault's interceptor (revocation list polled from PostgreSQL) refuse it."""
+    import asyncio
+    import time
+
+    import grpc
+
+    from protos.vault.v1 import vault_pb2 as vpb
+    from protos.vault.v1 import vault_pb2_grpc as vgrpc
+    from tests.conftest import channel_as
+    from tests.vault_helpers import VAULT, bearer
+
+    who = await person(info, fresh_citizen)
+    flow = portal_flow(info, scope="openid vault.read", resource=VAULT)
+    _, params = await signed_in(http, flow, who)
+    first = await flow.redeem(http, params["code"], params["_verifier"])
+    assert first.status_code == 200, first.text
+    access = first.json()["access_token"]
+    userinfo = f"{info.oidc_issuer}/userinfo"
+    assert (await http.get(userinfo, headers={"authorization": f"Bearer {access}"})).status_code == 200
+    async with channel_as(stack, "vault", "edge") as channel:
+        vault = vgrpc.VaultStub(channel)
+        await vault.ListDocuments(vpb.ListDocumentsRequest(), metadata=bearer(access), timeout=10)
+        again = await flow.redeem(http, params["code"], params["_verifier"])
+        assert again.json()["error"] == "invalid_grant"
+        refused = await http.get(userinfo, headers={"authorization": f"Bearer {access}"})
+        assert refused.status_code == 401
+        assert "revoked" in refused.json()["error_description"]
+        started, refusal = time.monotonic(), None
+        while refusal is None:
+            try:
+                await vault.ListDocuments(vpb.ListDocumentsRequest(), metadata=bearer(access), timeout=10)
+            except grpc.aio.AioRpcError as error:
+                refusal = error
+            else:  # the revocation list is polled every 0.5 s: allow several polls
+                assert time.monotonic() - started < 5.0, "the vault still accepts the first redemption's token"
+                await asyncio.sleep(0.1)
+        assert refusal.code() == grpc.StatusCode.UNAUTHENTICATED, refusal.details()
+
+
 NEAR_MISSES = {
     "trailing slash": lambda uri: uri + "/",
     "extra query": lambda uri: uri + "?next=/admin",
@@ -236,3 +279,25 @@ async def test_a_near_miss_of_the_registered_redirect_uri_gets_an_error_page(
     assert reply.status_code == 400
     assert "location" not in reply.headers
     assert "redirect_uri" in reply.text
+
+
+async def test_parallel_redemptions_of_one_code_issue_once_and_revoke_it(
+    http: httpx.AsyncClient, info: StackInfo, fresh_citizen: Citizen
+) -> None:
+    """Racing redemptions: one wins, the others see its tokens (the used-code row and the tokens it issued commit
+    together) and revoke them, the access token and the refresh token alike."""
+    import asyncio
+
+    who = await person(info, fresh_citizen)
+    flow = portal_flow(info, scope="openid offline_access")
+    _, params = await signed_in(http, flow, who)
+    replies = await asyncio.gather(*(flow.redeem(http, params["code"], params["_verifier"]) for _ in range(8)))
+    winners = [r for r in replies if r.status_code == 200]
+    assert len(winners) == 1, [(r.status_code, r.text[:100]) for r in replies]
+    assert {r.json()["error"] for r in replies if r.status_code != 200} == {"invalid_grant"}
+    tokens = winners[0].json()
+    bearer = {"authorization": f"Bearer {tokens['access_token']}"}
+    assert (await http.get(f"{info.oidc_issuer}/userinfo", headers=bearer)).status_code == 401
+    form = {"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]}
+    refreshed = await http.post(f"{info.oidc_issuer}/token", auth=(flow.client_id, flow.client_secret), data=form)
+    assert refreshed.json()["error"] == "invalid_grant"

@@ -63,6 +63,7 @@ class Client(ClientMixin):  # type: ignore[misc]
     purposes: tuple[str, ...] = ()
     refresh_policy: bool = False  # refresh tokens without asking for offline_access
     resources: tuple[str, ...] = ()  # RFC 8707 resource indicators this client may ask for
+    min_acr: int = 1  # the assurance level every sign-in of this client needs (Core §2 acr; 2: verified in person)
     disabled: bool = False
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import datetime as dt
 import json
+import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -26,7 +28,7 @@ from core import logs
 from core.keys import purposes
 from core.keys.provider import KeyProvider
 from core.keys.sealing import Sealer
-from identity.oidc import keys, work
+from identity.oidc import assurance, keys, work
 from identity.oidc.claims import SCOPE_CLAIMS, CitizenRecords, claims_for
 from identity.oidc.clients import CLIENT_SCOPES_SUPPORTED, RESOURCES, Client
 from identity.oidc.reply import Reply
@@ -41,19 +43,31 @@ from identity.oidc.server import (
     build,
     refresh_hash,
 )
-from identity.oidc.store import ClientStore, ConsentStore, SessionStore, SigningKeyStore, TokenStore
+from identity.oidc.store import ClientStore, ConsentStore, RefreshRecord, SessionStore, SigningKeyStore, TokenStore
 from identity.oidc.subjects import Subjects
 
 SESSION_TTL = 8 * 3600
+LOGOUT_CSRF_TTL = 900
 CLIENT_CACHE_SECONDS = 5.0
 log = logs.get("oidc")
 KEY_WATCH_SECONDS = 0.5  # a rotation or revocation reaches the edge's signing and verifying within this
 MAX_PARAM = 2048
 
 
+@dataclass(frozen=True)
+class Refusal:
+    """The citizen's account is below the assurance level the request requires: the page that says how to reach
+    it, and ``back``, the redirect that answers the portal ``access_denied``."""
+
+    required: int
+    level: str
+    back: str
+
+
 @dataclass
 class Outcome:
-    """What the authorization endpoint needs next: a reply, the login page, the consent page, or an error page."""
+    """What the authorization endpoint needs next: a reply, the login page, the consent page, the assurance
+    refusal page, or an error page."""
 
     reply: Reply | None = None
     login: bool = False
@@ -61,6 +75,7 @@ class Outcome:
     resources: list[str] | None = None  # on the consent page, beside the scopes
     client: Client | None = None
     error: str | None = None
+    refused: Refusal | None = None
 
 
 def _basic_client_id(headers: dict[str, str]) -> str | None:
@@ -184,7 +199,7 @@ class Provider:
             "authorization_response_iss_parameter_supported": True,
             "request_parameter_supported": False,
             "request_uri_parameter_supported": False,
-            "claims_parameter_supported": False,
+            "claims_parameter_supported": True,  # for acr (assurance.py); other claims follow the scopes
         }
 
     def jwks(self) -> dict[str, Any]:
@@ -239,28 +254,41 @@ class Provider:
         if req.form.get("grant_type") == "refresh_token" and req.form.get("refresh_token"):
             candidate = req.form["refresh_token"]
             if len(candidate) <= MAX_PARAM:
-                w.refresh = await self.tokens.refresh(refresh_hash(candidate))
+                w.refresh = await self._refresh_record(candidate)
         reply = self._run(w, lambda: self.server.create_token_response(req))
         veto = await self._commit(w)
-        return oauth_error("invalid_grant", veto) if veto else reply
+        return veto or reply
 
-    async def _commit(self, w: work.Work) -> str | None:
-        """Perform the writes the grant asked for; return why the response must be withdrawn, if so."""
+    async def _refresh_record(self, token: str) -> RefreshRecord | None:
+        """A stored refresh token; one bound to an SSO session that has ended counts as revoked (Core §11:
+        without ``offline_access`` a refresh token ends with the session it was issued in)."""
+        record = await self.tokens.refresh(refresh_hash(token))
+        if record is not None and record.sid is not None and await self.sessions.ended(record.sid):
+            return dataclasses.replace(record, revoked=True)
+        return record
+
+    async def _commit(self, w: work.Work) -> Reply | None:
+        """Perform the writes the grant asked for; return the error that replaces the response, if it must."""
+        if w.assertion is not None and not await self.tokens.claim_assertion(*w.assertion):
+            return oauth_error("invalid_client", "the client assertion was used before (its jti, RFC 7523 section 3)")
         if w.revoke_family is not None:
             await self.tokens.revoke_family(w.revoke_family.family)
         if w.revoke_access is not None:
             await self.tokens.revoke_access(*w.revoke_access)
-        if w.used_code is not None and not await self.tokens.use_code(*w.used_code):
-            return "the authorization code was already used; tokens issued with it are revoked"
-        if w.new_refresh is not None:
-            if w.rotated_from is not None:
-                if not await self.tokens.rotate(w.rotated_from, w.new_refresh):
-                    assert w.refresh is not None
-                    await self.tokens.revoke_family(w.refresh.family)
-                    return "the refresh token was already used; its family is revoked"
-            else:
-                await self.tokens.add_refresh(w.new_refresh, w.code_id)
+        if w.used_code is not None:
+            if not await self.tokens.redeem_code(*w.used_code, w.issued_access, w.new_refresh):
+                return oauth_error("invalid_grant", "the authorization code was already used; its tokens are revoked")
+        elif w.rotated_from is not None and w.new_refresh is not None:
+            return await self._rotate(w.rotated_from, w.new_refresh, w.refresh)
         return None
+
+    async def _rotate(self, old: bytes, new: RefreshRecord, record: RefreshRecord | None) -> Reply | None:
+        """Rotation (RFC 9700 §4.14.2); losing a race means the token was used twice: its family is revoked."""
+        if await self.tokens.rotate(old, new):
+            return None
+        assert record is not None
+        await self.tokens.revoke_family(record.family)
+        return oauth_error("invalid_grant", "the refresh token was already used; its family is revoked")
 
     @staticmethod
     def _run(w: work.Work, call: Any) -> Reply:
@@ -293,10 +321,22 @@ class Provider:
         if target_error:
             return Outcome(reply=self._error_redirect(req, grant, "invalid_target", target_error))
         prompts = set(req.payload.data.get("prompt", "").split())
-        if user is None or (("login" in prompts or self._too_old(req, user)) and not fresh_login):
-            if "none" in prompts:
+        try:
+            required = assurance.required_level(req.payload.data.get("acr_values"), req.payload.data.get("claims"),
+                                                client.min_acr)  # fmt: skip
+        except assurance.AcrRequestError as error:
+            return Outcome(reply=self._error_redirect(req, grant, "invalid_request", str(error)))
+        below = user is not None and assurance.level(user.acr) < required
+        if user is None or (("login" in prompts or self._too_old(req, user) or below) and not fresh_login):
+            if "none" in prompts:  # no page may be shown (Core §3.1.2.1)
+                if below:
+                    return Outcome(reply=self._error_redirect(req, grant, "access_denied", _too_low(required)))
                 return Outcome(reply=self._error_redirect(req, grant, "login_required"))
-            return Outcome(login=True, client=client)
+            return Outcome(login=True, client=client)  # below: the level may have been raised since
+        if below:
+            assert user is not None
+            back = self._error_redirect(req, grant, "access_denied", _too_low(required)).location
+            return Outcome(refused=Refusal(required, user.acr, str(back)), client=client)
         wanted = set(req.scope.split())  # authlib's: what the client may have of what it asked (§3.3)
         consented = await self.consents.granted(user.sub, client.client_id)
         if not consented.covers(wanted - {"openid"}, set(asked)) or "consent" in prompts:
@@ -319,6 +359,13 @@ class Provider:
         target_error = self._target_error(asked, req.client)
         if target_error:
             return self._error_redirect(req, grant, "invalid_target", target_error)
+        try:
+            required = assurance.required_level(req.payload.data.get("acr_values"), req.payload.data.get("claims"),
+                                                req.client.min_acr)  # fmt: skip
+        except assurance.AcrRequestError as error:
+            return self._error_redirect(req, grant, "invalid_request", str(error))
+        if assurance.level(user.acr) < required:  # never a token below the level asked for
+            return self._error_redirect(req, grant, "access_denied", _too_low(required))
         if allow:
             await self.consents.grant(user.sub, req.client.client_id, set(req.scope.split()), set(asked))
         return self._issue(w, req, grant, user if allow else None)
@@ -355,18 +402,37 @@ class Provider:
 
     def new_session(self, id_number: str, auth_time: int, acr: str, amr: list[str]) -> tuple[str, User]:
         """An SSO session (its sealed cookie) for a citizen who just signed in, named by their ``sub``."""
-        user = User(self.subjects.subject(id_number), auth_time, acr, tuple(amr))
-        claims = {"sub": user.sub, "auth_time": auth_time, "acr": acr, "amr": amr}
+        sid = secrets.token_urlsafe(12)
+        user = User(self.subjects.subject(id_number), auth_time, acr, tuple(amr), sid, int(time.time()) + SESSION_TTL)
+        claims = {"sub": user.sub, "auth_time": auth_time, "acr": acr, "amr": amr, "jti": sid}
         return self.session_codec.encode(claims, ttl=SESSION_TTL), user
 
     async def session_user(self, cookie: str | None) -> tuple[User, str] | None:
         claims = self.session_codec.decode(cookie)
         if claims is None or await self.sessions.ended(claims["jti"]):
             return None
-        return User(claims["sub"], claims["auth_time"], claims["acr"], tuple(claims["amr"])), claims["jti"]
+        user = User(
+            claims["sub"], claims["auth_time"], claims["acr"], tuple(claims["amr"]), claims["jti"], claims["exp"]
+        )
+        return user, claims["jti"]
 
     async def end_session(self, sid: str) -> None:
         await self.sessions.end(sid, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=SESSION_TTL))
+
+    def logout_csrf(self, sid: str) -> str:
+        """The CSRF token of the logout question, bound to the session it would end."""
+        return self.flow_codec.encode({"logout": sid}, ttl=LOGOUT_CSRF_TTL)
+
+    def logout_confirmed(self, sid: str, csrf: str | None) -> bool:
+        """A POST /logout carries the token of a question this provider asked for this session."""
+        claims = self.flow_codec.decode(csrf)
+        return claims is not None and claims.get("logout") == sid
+
+    def hint_names(self, id_token_hint: str | None, sub: str) -> bool:
+        """RP-Initiated Logout §2: the session ends without asking only when the hint is an ID token of its
+        citizen (a portal holding another citizen's ID token may not sign this one out)."""
+        claims = self._id_token_claims(id_token_hint) if id_token_hint else None
+        return claims is not None and claims.get("sub") == sub
 
     async def logout_target(self, params: dict[str, str]) -> str | None:
         """Where RP-initiated logout 1.0 (§2, §3) returns the browser, ``"error:…"``, or None (our page)."""
@@ -441,11 +507,14 @@ class Provider:
             if claims is not None:
                 w.token = AccessToken(claims, await self.tokens.access_revoked(claims["jti"]))
             else:
-                record = await self.tokens.refresh(refresh_hash(raw))
+                record = await self._refresh_record(raw)
                 w.token = RefreshToken(record) if record else None
         reply = self._run(w, lambda: self.server.create_endpoint_response(endpoint, req))
-        await self._commit(w)
-        return reply
+        return await self._commit(w) or reply
+
+
+def _too_low(required: int) -> str:
+    return f"this request requires assurance level {required} (acr); the citizen's account is below it"
 
 
 def _page_error(error: OAuth2Error) -> str:

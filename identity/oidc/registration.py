@@ -51,8 +51,10 @@ def portal(
     refresh: bool = False,
     scopes: list[str] | None = None,
     resources: list[str] | None = None,
+    min_acr: int = 1,
 ) -> tuple[Client, str]:
-    """A confidential portal client (authorization code + PKCE); returns it and its secret.
+    """A confidential portal client (authorization code + PKCE); returns it and its secret. ``min_acr``: the
+    assurance level every sign-in there needs (2: accounts verified in person only; see assurance.py).
 
     It may ask for ``openid profile`` and the ``scopes`` added here (``national_id`` only when named), and
     for the ``resources`` named here only (none by default)."""
@@ -62,6 +64,8 @@ def portal(
         raise InvalidArgument("a portal needs at least one redirect URI")
     if id_token_alg not in ("RS256", "ES256"):
         raise InvalidArgument("ID token algorithm is RS256 or ES256")
+    if min_acr not in (1, 2):
+        raise InvalidArgument("the minimum assurance level (--min-acr) is 1 or 2")
     unknown = [s for s in scopes or () if s not in PORTAL_SCOPES]
     if unknown:
         raise InvalidArgument(f"unknown portal scopes: {', '.join(unknown)}; known: {', '.join(PORTAL_SCOPES)}")
@@ -79,6 +83,7 @@ def portal(
         post_logout_redirect_uris=tuple(check_redirect_uri(u) for u in post_logout_uris or ()),
         id_token_alg=id_token_alg,
         refresh_policy=refresh,
+        min_acr=min_acr,
     )
     return client, secret
 

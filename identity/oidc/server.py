@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from authlib.oauth2.rfc6749 import AuthorizationServer, OAuth2Request, TokenMixin, grants
-from authlib.oauth2.rfc6749.errors import InvalidRequestError, OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError, OAuth2Error
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -38,6 +38,8 @@ CODE_TTL = 60
 REFRESH_TTL = 30 * 24 * 3600
 ACCESS_ALG = "ES256"
 CLIENT_AUTH = [SECRET_AUTH, KEY_AUTH]
+MAX_ASSERTION_LIFETIME = 300  # seconds a private_key_jwt assertion may be valid for (exp − iat, exp − now)
+ASSERTION_LEEWAY = 30  # clock skew allowed on an assertion's exp, nbf and iat
 
 
 class InvalidTargetError(OAuth2Error):  # type: ignore[misc]
@@ -67,6 +69,8 @@ class User:
     auth_time: int
     acr: str
     amr: tuple[str, ...]
+    sid: str | None = None  # the SSO session the sign-in belongs to (None for a refresh outliving it)
+    session_end: int | None = None  # when that session ends by itself (seconds since the epoch)
 
     def get_user_id(self) -> str:
         return self.sub
@@ -173,6 +177,10 @@ class Server(AuthorizationServer):  # type: ignore[misc]
             return
         w = work.current()
         user: User = request.user
+        expires_at = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=REFRESH_TTL)
+        bound = user.sid is not None and "offline_access" not in token["scope"].split()
+        if bound and user.session_end is not None:  # Core §11: without offline_access, no longer than the session
+            expires_at = min(expires_at, dt.datetime.fromtimestamp(user.session_end, dt.UTC))
         w.new_refresh = RefreshRecord(
             token_hash=refresh_hash(refresh),
             family=w.refresh.family if w.refresh else uuid.uuid4(),
@@ -182,9 +190,10 @@ class Server(AuthorizationServer):  # type: ignore[misc]
             auth_time=user.auth_time,
             acr=user.acr,
             amr=user.amr,
-            expires_at=dt.datetime.now(dt.UTC) + dt.timedelta(seconds=REFRESH_TTL),
+            expires_at=expires_at,
             used=False,
             revoked=False,
+            sid=user.sid if bound else None,
             resources=tuple(w.granted),
         )
         if w.refresh is not None:
@@ -218,6 +227,7 @@ class Server(AuthorizationServer):  # type: ignore[misc]
             claims.update(auth_time=user.auth_time, acr=user.acr)
         kid, key = self.keyring.signing_key(ACCESS_ALG)
         access = jwt.encode({"alg": ACCESS_ALG, "kid": kid, "typ": "at+jwt"}, claims, key)
+        work.current().issued_access.append((claims["jti"], dt.datetime.fromtimestamp(claims["exp"], dt.UTC)))
         token = {"token_type": "Bearer", "access_token": access, "expires_in": ACCESS_TTL, "scope": scope}
         wants = "offline_access" in scope.split() or client.refresh_policy
         if include_refresh_token and user and wants and client.check_grant_type("refresh_token"):
@@ -245,6 +255,8 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
                 "auth_time": user.auth_time,
                 "acr": user.acr,
                 "amr": list(user.amr),
+                "sid": user.sid,
+                "sid_end": user.session_end,
                 "resource": list(work.current().resources),
             },
             ttl=CODE_TTL,
@@ -275,7 +287,7 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
 
     def authenticate_user(self, authorization_code: AuthorizationCode) -> User:
         c = authorization_code.claims
-        return User(c["sub"], c["auth_time"], c["acr"], tuple(c["amr"]))
+        return User(c["sub"], c["auth_time"], c["acr"], tuple(c["amr"]), c.get("sid"), c.get("sid_end"))
 
 
 class RefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
@@ -298,7 +310,8 @@ class RefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
 
     def authenticate_user(self, refresh_token: RefreshToken) -> User:
         r = refresh_token.record
-        return User(r.subject, r.auth_time, r.acr, r.amr)
+        session_end = int(r.expires_at.timestamp()) if r.sid else None  # a bound token ends with its session
+        return User(r.subject, r.auth_time, r.acr, r.amr, r.sid, session_end)
 
     def revoke_old_credential(self, refresh_token: RefreshToken) -> None:
         return None  # done atomically with the new token's insert (TokenStore.rotate)
@@ -382,24 +395,43 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
     CLIENT_AUTH_METHOD = KEY_AUTH
 
     def __init__(self, issuer: str) -> None:
-        super().__init__(validate_jti=True)
+        super().__init__(validate_jti=True, leeway=ASSERTION_LEEWAY)
         self._audiences = [f"{issuer}/token", issuer]
-        self._seen: dict[str, float] = {}
 
     def get_audiences(self) -> list[str]:
         """The token endpoint's URL or the issuer (RFC 7523 §3, Core §9)."""
         return self._audiences
 
+    def verify_claims(self, claims: Any) -> None:
+        """RFC 7523 §3, and a bounded lifetime: ``exp`` is required, at most ``MAX_ASSERTION_LIFETIME`` ahead
+        (plus the leeway), and at most that long after ``iat`` when there is one (RFC 7523 §3 item 4 lets the
+        server "reject JWTs with an "exp" claim value that is unreasonably far in the future")."""
+        exp, iat = claims.get("exp"), claims.get("iat")
+        if not _numeric(exp):
+            raise InvalidClientError(description="the client assertion needs an exp (RFC 7523 section 3)")
+        if exp - time.time() > MAX_ASSERTION_LIFETIME + ASSERTION_LEEWAY:
+            raise InvalidClientError(description=f"the client assertion may live {MAX_ASSERTION_LIFETIME} s at most")
+        if iat is not None and (not _numeric(iat) or exp - iat > MAX_ASSERTION_LIFETIME):
+            raise InvalidClientError(description=f"the client assertion may live {MAX_ASSERTION_LIFETIME} s at most")
+        super().verify_claims(claims)
+
     def validate_jti(self, claims: Any, jti: str) -> bool:
-        now = time.time()
-        self._seen = {k: t for k, t in self._seen.items() if t > now}
-        if jti in self._seen:
+        """Single use (RFC 7523 §3 item 7): the provider records (client, jti) in PostgreSQL, insert-or-fail,
+        before the response is released (``Work.assertion``), so a replay fails on every edge process until
+        the assertion's acceptance window (exp + leeway) is over."""
+        if not isinstance(jti, str) or not 0 < len(jti) <= 200:
             return False
-        self._seen[jti] = float(claims.get("exp", now + 300))
+        until = dt.datetime.fromtimestamp(float(claims["exp"]) + ASSERTION_LEEWAY, dt.UTC)
+        work.current().assertion = (str(claims["sub"]), jti, until)
         return True
 
     def resolve_client_public_key(self, client: Client) -> KeySet:
         return KeySet.import_key_set(client.jwks or {"keys": []})
+
+
+def _numeric(value: Any) -> bool:
+    """A JWT NumericDate (RFC 7519 §2): a number, never a boolean."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 class Revocation(RevocationEndpoint):  # type: ignore[misc]

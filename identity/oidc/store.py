@@ -15,7 +15,7 @@ from identity.oidc.keys import StoredKey
 
 _CLIENT_COLUMNS = (
     "client_id, name, kind, grant_types, scopes, auth_method, secret_hash, redirect_uris,"
-    " post_logout_redirect_uris, jwks, id_token_alg, purposes, refresh_policy, disabled, resources"
+    " post_logout_redirect_uris, jwks, id_token_alg, purposes, refresh_policy, disabled, resources, min_acr"
 )
 
 
@@ -36,6 +36,7 @@ def _client(row: asyncpg.Record) -> Client:
         refresh_policy=row["refresh_policy"],
         disabled=row["disabled"],
         resources=tuple(row["resources"]),
+        min_acr=row["min_acr"],
     )
 
 
@@ -54,11 +55,12 @@ class ClientStore:
     async def add(self, c: Client) -> None:
         await self._pool.execute(
             "INSERT INTO oidc.clients (client_id, name, kind, grant_types, scopes, auth_method, secret_hash,"
-            " redirect_uris, post_logout_redirect_uris, jwks, id_token_alg, purposes, refresh_policy, resources)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13, $14)",
+            " redirect_uris, post_logout_redirect_uris, jwks, id_token_alg, purposes, refresh_policy, resources,"
+            " min_acr)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13, $14, $15)",
             c.client_id, c.name, c.kind, list(c.grant_types), list(c.scopes), c.auth_method, c.secret_hash,
             list(c.redirect_uris), list(c.post_logout_redirect_uris), json.dumps(c.jwks) if c.jwks else None,
-            c.id_token_alg, list(c.purposes), c.refresh_policy, list(c.resources),
+            c.id_token_alg, list(c.purposes), c.refresh_policy, list(c.resources), c.min_acr,
         )  # fmt: skip
 
     async def set_access(self, client_id: str, scopes: tuple[str, ...], resources: tuple[str, ...]) -> bool:
@@ -146,6 +148,7 @@ class RefreshRecord:
     used: bool
     revoked: bool
     resources: tuple[str, ...] = ()  # the grant's resources (RFC 8707): a refresh may narrow, never add
+    sid: str | None = None  # the SSO session it ends with (no offline_access), else None
 
 
 class TokenStore:
@@ -156,7 +159,7 @@ class TokenStore:
 
     async def refresh(self, token_hash: bytes) -> RefreshRecord | None:
         row = await self._pool.fetchrow(
-            "SELECT token_hash, family, client_id, subject, scope, auth_time, acr, amr, expires_at, resources,"
+            "SELECT token_hash, family, client_id, subject, scope, auth_time, acr, amr, expires_at, resources, sid,"
             " used_at IS NOT NULL AS used, revoked_at IS NOT NULL AS revoked"
             " FROM oidc.refresh_tokens WHERE token_hash = $1",
             token_hash,
@@ -165,12 +168,14 @@ class TokenStore:
             return None
         return RefreshRecord(**{**dict(row), "amr": tuple(row["amr"]), "resources": tuple(row["resources"])})
 
-    async def add_refresh(self, record: RefreshRecord, code_id: str | None) -> None:
-        await self._pool.execute(
+    async def add_refresh(
+        self, record: RefreshRecord, code_id: str | None, conn: asyncpg.Connection | None = None
+    ) -> None:
+        await (conn or self._pool).execute(
             "INSERT INTO oidc.refresh_tokens (token_hash, family, client_id, subject, scope, auth_time, acr, amr,"
-            " code_id, expires_at, resources) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            " code_id, expires_at, resources, sid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             record.token_hash, record.family, record.client_id, record.subject, record.scope, record.auth_time,
-            record.acr, list(record.amr), code_id, record.expires_at, list(record.resources),
+            record.acr, list(record.amr), code_id, record.expires_at, list(record.resources), record.sid,
         )  # fmt: skip
 
     async def rotate(self, old_hash: bytes, new: RefreshRecord) -> bool:
@@ -179,11 +184,11 @@ class TokenStore:
             "WITH used AS (UPDATE oidc.refresh_tokens SET used_at = now()"
             "              WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL RETURNING family),"
             " added AS (INSERT INTO oidc.refresh_tokens (token_hash, family, client_id, subject, scope, auth_time,"
-            "           acr, amr, expires_at, resources)"
-            "           SELECT $2, family, $3, $4, $5, $6, $7, $8, $9, $10 FROM used)"
+            "           acr, amr, expires_at, resources, sid)"
+            "           SELECT $2, family, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM used)"
             " SELECT count(*) FROM used",
             old_hash, new.token_hash, new.client_id, new.subject, new.scope, new.auth_time, new.acr,
-            list(new.amr), new.expires_at, list(new.resources),
+            list(new.amr), new.expires_at, list(new.resources), new.sid,
         )  # fmt: skip
         return bool(status)
 
@@ -192,18 +197,51 @@ class TokenStore:
             "UPDATE oidc.refresh_tokens SET revoked_at = now() WHERE family = $1 AND revoked_at IS NULL", family
         )
 
-    async def use_code(self, code_id: str, expires_at: dt.datetime) -> bool:
-        """Record a code as redeemed; False when it was redeemed before (then its tokens are revoked)."""
+    async def redeem_code(
+        self, code_id: str, expires_at: dt.datetime, access: list[tuple[str, dt.datetime]],
+        refresh: RefreshRecord | None,
+    ) -> bool:  # fmt: skip
+        """Record a code as redeemed together with what it issued (its access tokens' ids, its refresh token),
+        in one transaction; False when it was redeemed before, and then everything the first redemption issued
+        is revoked (RFC 6749 §4.1.2, RFC 9700 §4.5): the refresh family and the access tokens.
+
+        A concurrent second redemption waits on the first one's uncommitted row (the primary key), so it always
+        sees the access tokens and the refresh token the first one issued."""
+        access_until = max((exp for _, exp in access), default=None)
+        async with self._pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(
+                "INSERT INTO oidc.used_codes (code_id, expires_at, access_jtis, access_expires_at)"
+                " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                code_id, expires_at, [jti for jti, _ in access], access_until,
+            )  # fmt: skip
+            if status == "INSERT 0 1":
+                if refresh is not None:
+                    await self.add_refresh(refresh, code_id, conn)
+                return True
+            await conn.execute(
+                "UPDATE oidc.refresh_tokens SET revoked_at = now() WHERE revoked_at IS NULL"
+                " AND family IN (SELECT family FROM oidc.refresh_tokens WHERE code_id = $1)",
+                code_id,
+            )
+            # clock_timestamp(): services poll by revoked_at; a transaction's start time could hide the row
+            await conn.execute(
+                "INSERT INTO oidc.revoked_tokens (jti, expires_at, revoked_at)"
+                " SELECT unnest(access_jtis), access_expires_at, clock_timestamp() FROM oidc.used_codes"
+                " WHERE code_id = $1 AND access_expires_at IS NOT NULL ON CONFLICT DO NOTHING",
+                code_id,
+            )
+            return False
+
+    async def claim_assertion(self, client_id: str, jti: str, until: dt.datetime) -> bool:
+        """Use up a client assertion's ``jti`` (RFC 7523 §3 item 7) across every process: True the first time
+        within its acceptance window. A row whose window is over may be claimed again (its assertion cannot
+        verify any more, and a client reusing an old jti value later is not refused for ever)."""
         status = await self._pool.execute(
-            "INSERT INTO oidc.used_codes (code_id, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-            code_id, expires_at,
+            "INSERT INTO oidc.client_assertions AS a (client_id, jti, expires_at) VALUES ($1, $2, $3)"
+            " ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at WHERE a.expires_at < now()",
+            client_id, jti, until,
         )  # fmt: skip
-        if status == "INSERT 0 1":
-            return True
-        await self._pool.execute(
-            "UPDATE oidc.refresh_tokens SET revoked_at = now() WHERE code_id = $1 AND revoked_at IS NULL", code_id
-        )
-        return False
+        return bool(status == "INSERT 0 1")
 
     async def revoke_access(self, jti: str, expires_at: dt.datetime) -> None:
         await self._pool.execute(

@@ -34,6 +34,8 @@ class Work:
     resources: list[str] = field(default_factory=list)  # the resources of the code or token being made
     granted: list[str] = field(default_factory=list)  # the grant's resources, which a new refresh token keeps
     code_claims: dict[str, Any] | None = None
+    issued_access: list[tuple[str, dt.datetime]] = field(default_factory=list)  # jti, exp of access tokens made
+    assertion: tuple[str, str, dt.datetime] | None = None  # private_key_jwt (client_id, jti, accepted until)
     token: Any = None  # the token a revocation or introspection request names, loaded
 
 

@@ -91,6 +91,10 @@ class Edge:
         flow = {"q": query, "csrf": secrets.token_urlsafe(16), "client": outcome.client.name}
         if outcome.login:
             response: Response = RedirectResponse("/login", status_code=303)
+        elif outcome.refused is not None:  # shown by GET /login/assurance, so that ?lang=en works on it
+            refused = outcome.refused
+            flow["assurance"] = {"required": refused.required, "level": refused.level, "back": refused.back}
+            response = RedirectResponse("/login/assurance", status_code=303)
         else:
             flow["consent"] = outcome.consent
             response = self.page(request, "consent.html", client_name=outcome.client.name,
@@ -165,21 +169,30 @@ async def userinfo(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    """RP-initiated logout 1.0: end the SSO session, return to a registered post-logout URI."""
+    """RP-initiated logout 1.0: end the SSO session, return to a registered post-logout URI.
+
+    §2: the session ends without asking only on a GET whose ``id_token_hint`` is an ID token of the session's
+    own citizen; otherwise the citizen is asked, and the confirming POST must carry that question's CSRF token
+    (bound to the session). Without a session there is nothing to end, so nothing to confirm."""
     edge: Edge = request.app.state.edge
     params = dict(request.query_params)
     if request.method == "POST":
         params.update(await _fields(request) or {})
-    if request.method == "GET" and not params.get("id_token_hint"):
-        # RP-Initiated Logout §2: without a hint, ask; a cross-site GET then ends nothing, and the
-        # confirming POST carries the (SameSite=Lax) session cookie only from this site.
-        return edge.page(request, "logout.html", params=params)
+    csrf = params.pop("csrf", None)
     session = await edge.provider.session_user(request.cookies.get(http.SESSION_COOKIE))
+    if request.method == "GET" and not params.get("id_token_hint"):
+        return _ask_logout(edge, request, params, session)
     target = await edge.provider.logout_target(params)
     if isinstance(target, str) and target.startswith("error:"):
         return edge.page(request, "message.html", 400, heading=edge.words(request)["error_title"],
                          message=target[6:], is_error=True)  # fmt: skip
     if session is not None:
+        if request.method == "POST":
+            confirmed = edge.provider.logout_confirmed(session[1], csrf)
+        else:
+            confirmed = edge.provider.hint_names(params.get("id_token_hint"), session[0].sub)
+        if not confirmed:
+            return _ask_logout(edge, request, params, session)
         await edge.provider.end_session(session[1])
     if target:
         response: Response = RedirectResponse(target, status_code=303)
@@ -189,6 +202,23 @@ async def logout(request: Request) -> Response:
     http.clear_cookie(response, http.SESSION_COOKIE)
     http.clear_cookie(response, http.FLOW_COOKIE)
     return response
+
+
+def _ask_logout(edge: Edge, request: Request, params: dict[str, str], session: tuple[Any, str] | None) -> Response:
+    """The logout question; its form posts the request's parameters back with a CSRF token for this session."""
+    csrf = edge.provider.logout_csrf(session[1]) if session else ""
+    return edge.page(request, "logout.html", params=params, csrf=csrf)
+
+
+async def assurance_page(request: Request) -> Response:
+    """Why the sign-in cannot continue: the portal requires a higher assurance level than the account's, how to
+    reach it (verification in person), and the way back (``access_denied`` for the portal)."""
+    edge: Edge = request.app.state.edge
+    flow = edge.flow(request) or {}
+    refused = flow.get("assurance")
+    if not isinstance(refused, dict):
+        return edge.message(request, "expired")
+    return edge.page(request, "assurance.html", 403, client_name=flow.get("client", ""), **refused)
 
 
 # -- login pages ----------------------------------------------------------------------------------------
@@ -336,6 +366,7 @@ ROUTES = [
     Route("/login/totp", totp_submit, methods=["POST"]),
     Route("/login/enroll", enroll_page),
     Route("/login/enroll", enroll_submit, methods=["POST"]),
+    Route("/login/assurance", assurance_page),
     Route("/consent", consent_submit, methods=["POST"]),
 ]
 

@@ -32,6 +32,12 @@ TEXT: dict[str, dict[str, str]] = {
         "logout_title": "Đăng xuất",
         "logout_help": "Bạn có muốn đăng xuất khỏi tài khoản định danh điện tử trên thiết bị này?",
         "logout_confirm": "Đăng xuất",
+        "assurance_title": "Cần tài khoản định danh điện tử mức độ {required}",
+        "assurance_help": "{client} yêu cầu tài khoản định danh điện tử mức độ {required}. Tài khoản của bạn đang ở "
+        "mức độ {level} (tự kích hoạt trực tuyến), nên không thể tiếp tục.",
+        "assurance_how": "Để nâng lên mức độ {required}, hãy mang thẻ căn cước đến cơ quan Công an cấp xã nơi bạn cư "
+        "trú để được xác minh trực tiếp. Sau khi được xác minh, hãy đăng nhập lại từ cổng dịch vụ.",
+        "assurance_back": "Quay lại {client}",
         "language": "English",
         "scope_openid": "Định danh tài khoản",
         "scope_profile": "Họ tên, ngày sinh, giới tính, quốc tịch",
@@ -75,6 +81,12 @@ TEXT: dict[str, dict[str, str]] = {
         "logout_title": "Sign out",
         "logout_help": "Do you want to sign out of your national e-identity on this device?",
         "logout_confirm": "Sign out",
+        "assurance_title": "A level {required} e-identity account is needed",
+        "assurance_help": "{client} requires a level {required} national e-identity account. Yours is at level "
+        "{level} (activated online by yourself), so the sign-in cannot continue.",
+        "assurance_how": "To reach level {required}, bring your citizen identity card to the police office of your "
+        "commune or ward to be verified in person. Once verified, sign in again from the portal.",
+        "assurance_back": "Back to {client}",
         "language": "Tiếng Việt",
         "scope_openid": "Your account identifier",
         "scope_profile": "Name, date of birth, sex, nationality",
