@@ -3,9 +3,12 @@ the confirming POST, and refresh tokens without ``offline_access`` that end with
 
 from __future__ import annotations
 
+import time
+
 import httpx
 
 from bench.browserless import Browser, SignIn, callback_params, csrf_of, pkce_pair, sign_in
+from identity.oidc.provider import SESSION_TTL
 from registry.citizen import Citizen
 from stack.info import StackInfo
 from stack.supervisor import Stack
@@ -92,6 +95,15 @@ async def test_refresh_tokens_without_offline_access_end_with_the_session(
 
     rotated = await refresh(bound, bound_tokens["refresh_token"])
     assert rotated.status_code == 200, rotated.text  # the session lives: the refresh works (and rotates)
+
+    async def expiry(flow: SignIn, token: str) -> int:
+        reply = await http.post(f"{info.oidc_issuer}/introspect", auth=(flow.client_id, flow.client_secret),
+                                data={"token": token})  # fmt: skip
+        return int(reply.json()["exp"])
+
+    session_end = time.time() + SESSION_TTL
+    assert await expiry(bound, rotated.json()["refresh_token"]) <= session_end  # no longer than its session
+    assert await expiry(offline, offline_tokens["refresh_token"]) > session_end + 86400  # offline: 30 days
     hint = {"id_token_hint": offline_tokens["id_token"]}
     out = await browser.request("GET", f"{info.oidc_issuer}/logout", params=hint)
     assert out.status_code == 200
