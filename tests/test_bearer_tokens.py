@@ -535,22 +535,35 @@ async def test_listed_service_without_token_is_admitted_as_itself(stack: Stack, 
         assert error.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
-async def test_mtls_only_methods_ignore_bearer_tokens(stack: Stack, address: str, portal: grpc.aio.Channel) -> None:
+async def test_mtls_only_methods_judge_the_peer_but_refuse_a_bad_token(
+    stack: Stack, address: str, portal: grpc.aio.Channel, signer: Signer
+) -> None:
+    """An operators-only method is decided by the peer; a token sent with it must still verify (issue 9)."""
     garbage = (("authorization", "Bearer garbage"),)
     async with peer(stack, address, "bearer-operator", operator=True) as operator:
         stub = rgrpc.PopulationRegistryStub(operator)
-        count = await stub.CountCitizens(rpb.CountCitizensRequest(), metadata=garbage, timeout=5)
-        assert count.count == 100  # admitted as the operator; no principal bound
+        assert (await stub.CountCitizens(rpb.CountCitizensRequest(), timeout=5)).count == 100
+        count = await stub.CountCitizens(rpb.CountCitizensRequest(), metadata=bearer(signer.mint()), timeout=5)
+        assert count.count == 100  # a valid token is verified, then the operator is admitted; no principal bound
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await stub.CountCitizens(rpb.CountCitizensRequest(), metadata=garbage, timeout=5)
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
     with pytest.raises(grpc.aio.AioRpcError) as caught:
         await rgrpc.PopulationRegistryStub(portal).CountCitizens(rpb.CountCitizensRequest(), timeout=5)
     assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert "service:portal" in (caught.value.details() or "")
+    with pytest.raises(grpc.aio.AioRpcError) as caught:  # a citizen's token does not open an operators' method
+        await rgrpc.PopulationRegistryStub(portal).CountCitizens(
+            rpb.CountCitizensRequest(), metadata=bearer(signer.mint()), timeout=5
+        )
+    assert caught.value.code() == grpc.StatusCode.PERMISSION_DENIED
     oversized = (("authorization", "Bearer " + "a" * (9 * 1024)),)
     async with peer(stack, address, "identity") as identity:
-        count = await rgrpc.PopulationRegistryStub(identity).CountCitizens(
-            rpb.CountCitizensRequest(), metadata=oversized, timeout=5
-        )
-        assert count.count == 100
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await rgrpc.PopulationRegistryStub(identity).CountCitizens(
+                rpb.CountCitizensRequest(), metadata=oversized, timeout=5
+            )
+        assert caught.value.code() == grpc.StatusCode.UNAUTHENTICATED
 
 
 # -- failing closed -------------------------------------------------------------------------------------
@@ -618,10 +631,10 @@ class _Context:
 async def test_the_metadata_key_is_matched_case_insensitively(verifier: TokenVerifier, signer: Signer) -> None:
     # gRPC clients send lowercase keys (Python's refuses others); the interceptor does not rely on it
     context: Any = _Context((("Authorization", f"Bearer {signer.mint()}"),))
-    principal = await interceptor._principal(context, verifier)
+    principal = await interceptor._principal(context, verifier, True)
     assert principal is not None
     assert principal.subject == CITIZEN
-    assert await interceptor._principal(_Context((("x-other", "1"),)), verifier) is None  # type: ignore[arg-type]
+    assert await interceptor._principal(_Context((("x-other", "1"),)), verifier, True) is None  # type: ignore[arg-type]
 
 
 def test_parse_authorization() -> None:
