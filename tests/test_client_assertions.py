@@ -106,3 +106,28 @@ async def test_long_lived_or_unbounded_assertions_are_refused(
         assert reply.json()["error"] == "invalid_client"
     ok = await token(http, info.oidc_issuer, agency, assertion(info, agency, iat=now, exp=now + 300))
     assert ok.status_code == 200, ok.text
+
+
+async def test_a_clients_expired_assertion_ids_are_pruned_as_it_authenticates(
+    http: httpx.AsyncClient, info: StackInfo, agency: str
+) -> None:
+    """The table of used ids holds each client's acceptance window, not its history."""
+    conn = await asyncpg.connect(info.postgres_dsn)
+    try:
+        await conn.execute(
+            "INSERT INTO oidc.client_assertions (client_id, jti, expires_at)"
+            " SELECT $1, 'old-' || n, now() - interval '1 minute' FROM generate_series(1, 20) AS n",
+            agency,
+        )
+        reply = await token(http, info.oidc_issuer, agency, assertion(info, agency))
+        assert reply.status_code == 200, reply.text
+        left = await conn.fetchval(
+            "SELECT count(*) FROM oidc.client_assertions WHERE client_id = $1 AND expires_at < now()", agency
+        )
+        live = await conn.fetchval(
+            "SELECT count(*) FROM oidc.client_assertions WHERE client_id = $1 AND expires_at >= now()", agency
+        )
+    finally:
+        await conn.close()
+    assert left == 0
+    assert live >= 1  # the one just used stays until its window ends

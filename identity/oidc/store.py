@@ -235,9 +235,15 @@ class TokenStore:
     async def claim_assertion(self, client_id: str, jti: str, until: dt.datetime) -> bool:
         """Use up a client assertion's ``jti`` (RFC 7523 §3 item 7) across every process: True the first time
         within its acceptance window. A row whose window is over may be claimed again (its assertion cannot
-        verify any more, and a client reusing an old jti value later is not refused for ever)."""
+        verify any more, and a client reusing an old jti value later is not refused for ever).
+
+        The same statement prunes up to 100 of this client's ids whose window is over (rows another request holds
+        are skipped, never waited for), so the table keeps each client's live window, not its history."""
         status = await self._pool.execute(
-            "INSERT INTO oidc.client_assertions AS a (client_id, jti, expires_at) VALUES ($1, $2, $3)"
+            "WITH pruned AS (DELETE FROM oidc.client_assertions WHERE (client_id, jti) IN ("
+            "   SELECT client_id, jti FROM oidc.client_assertions WHERE client_id = $1 AND jti <> $2"
+            "   AND expires_at < now() LIMIT 100 FOR UPDATE SKIP LOCKED))"
+            " INSERT INTO oidc.client_assertions AS a (client_id, jti, expires_at) VALUES ($1, $2, $3)"
             " ON CONFLICT (client_id, jti) DO UPDATE SET expires_at = excluded.expires_at WHERE a.expires_at < now()",
             client_id, jti, until,
         )  # fmt: skip
