@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     vault_retention_days: float = Field(default=30, ge=0)  # deleted or shredded documents, until purged
     vault_upload_grace: float = Field(default=3600, gt=0)  # seconds an upload may take before it is swept
     vault_upkeep_interval: float = Field(default=300, ge=0)  # seconds between purge/sweep rounds; 0: never
+    vault_max_open_uploads: int = Field(default=4, ge=1)  # uploads one citizen may have open at once (per process)
+    vault_upload_idle_timeout: float = Field(default=30, gt=0)  # seconds an upload stream may send nothing
 
 
 def key_provider(settings: Settings) -> FileKeyProvider:

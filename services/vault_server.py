@@ -44,6 +44,7 @@ from vault.documents import (
 )
 from vault.issuers import IssuerKeys
 from vault.keyring import Keyring
+from vault.limits import paced
 from vault.objects import ObjectStore, reachable, s3_client
 from vault.service import VaultService
 from vault.store import VaultStore
@@ -126,9 +127,10 @@ async def _opening(requests: AsyncIterator[Any]) -> tuple[Any, Any]:
 
 
 class VaultServicer(pb_grpc.VaultServicer):
-    def __init__(self, service: VaultService, subjects: Subjects) -> None:
+    def __init__(self, service: VaultService, subjects: Subjects, idle_timeout: float = 30) -> None:
         self._service = service
         self._subjects = subjects
+        self._idle = idle_timeout  # seconds an upload stream may send nothing (vault.limits.paced)
 
     def _citizen(self) -> str:
         id_number = self._subjects.id_number(current_principal().subject)
@@ -140,6 +142,7 @@ class VaultServicer(pb_grpc.VaultServicer):
         self, request_iterator: AsyncIterator[pb.UploadRequest], context: grpc.aio.ServicerContext
     ) -> pb.Document:
         citizen = self._citizen()
+        request_iterator = paced(request_iterator, self._idle)
         meta, kind = await _opening(request_iterator)
         replaces = parse_id(meta.replaces_document_id) if meta.replaces_document_id else None
         upload = Upload(kind, meta.title, meta.filename, replaces, meta.issuer_name, *_dates(meta))
@@ -150,6 +153,7 @@ class VaultServicer(pb_grpc.VaultServicer):
         self, request_iterator: AsyncIterator[pb.DeliverIssuedDocumentRequest], context: grpc.aio.ServicerContext
     ) -> pb.Document:
         principal = current_principal()
+        request_iterator = paced(request_iterator, self._idle)
         meta, kind = await _opening(request_iterator)
         upload = Upload(kind, meta.title, meta.filename, None, "", *_dates(meta))
         issued = Issued(principal.client_id, meta.issuer_document_id, meta.issuer_signature)
@@ -200,8 +204,9 @@ async def build(settings: Settings) -> ServiceSpec:
     probe = s3_client(*s3, probe=True)
     trail = Trail(PostgresAuditLog(pool), Pseudonymizer(keys.key(purposes.AUDIT_PSEUDONYM)))
     keyring = Keyring(keys, store)
-    service = VaultService(store, objects, keyring, IssuerKeys(pool), trail, settings.vault_max_bytes)
-    servicer = VaultServicer(service, Subjects(keys.key(purposes.OIDC_SUBJECT)))
+    service = VaultService(store, objects, keyring, IssuerKeys(pool), trail, settings.vault_max_bytes,
+                           settings.vault_max_open_uploads)  # fmt: skip
+    servicer = VaultServicer(service, Subjects(keys.key(purposes.OIDC_SUBJECT)), settings.vault_upload_idle_timeout)
     janitor = Janitor(UpkeepStore(pool), objects.remove, timedelta(seconds=settings.vault_upload_grace))
     rounds = asyncio.create_task(janitor.run_forever(settings.vault_upkeep_interval)) if (
         settings.vault_upkeep_interval) else None  # fmt: skip

@@ -1,8 +1,9 @@
 """Operator actions on one citizen's vault keys (``dinhdanh vault shred`` / ``rotate-kek``).
 
-- Shredding deletes the citizen's wrapped KEK and marks their documents shredded: every data key, and so every
-  object, is unrecoverable even with the master key (backups holding the old KEK row must expire too). The
-  metadata and the S3 objects stay (purging them is future work); downloads are FAILED_PRECONDITION.
+- Shredding destroys the citizen's wrapped KEK (its row stays, emptied, with its version: the next KEK takes the
+  next one) and marks their documents shredded: every data key, and so every object and every sealed title and
+  filename, is unrecoverable even with the master key (backups holding the old KEK row must expire too). The
+  upkeep purges rows and objects after the retention period; downloads are FAILED_PRECONDITION meanwhile.
 - KEK rotation creates the next KEK version and rewraps every data key of the citizen under it, in one
   transaction with the KEK row locked (an upload racing it is refused with ABORTED); objects are untouched.
 """

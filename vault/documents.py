@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import enum
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from core.errors import DataLoss, InvalidArgument, NotFound, ResourceExhausted
+from vault.crypto.keys import WrappedDataKey
 
 MAX_TITLE = 200
 MAX_FILENAME = 255
@@ -96,6 +97,10 @@ class Document:
     issued_on: date | None = None
     expires_on: date | None = None
     shredded: bool = False  # the owner's KEK was destroyed: the content is gone for good
+    # As stored: title, filename and issuer name sealed under the data key (vault.crypto.names), and that key
+    # wrapped under the owner's KEK; the use cases open them and clear both before a document leaves the vault.
+    sealed_names: bytes = field(default=b"", repr=False, compare=False)
+    wrapped_key: WrappedDataKey | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,9 @@ the pending name and keeps its object, one that did not leaves the name for the 
 
 Download: ciphertext is read, decrypted and authenticated segment by segment; the final segment is
 released only after the end of the object and the plaintext SHA-256 recorded at upload are verified.
+
+Names: a version's title, filename and issuer name are sealed under its data key (vault.crypto.names) and opened
+here whenever a document leaves the vault; after a crypto-shred they are gone with the content (shown empty).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import dataclasses
 import hashlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from functools import partial
 from typing import TypeVar
@@ -32,7 +35,8 @@ from core import logs
 from core.aio import uninterrupted
 from core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from vault import signatures
-from vault.crypto.envelope import KeyUnwrapError, new_data_key, unwrap_data_key, wrap_data_key
+from vault.crypto.envelope import Kek, KeyUnwrapError, new_data_key, unwrap_data_key, wrap_data_key
+from vault.crypto.names import Names, open_names, seal_names
 from vault.crypto.streaming import DEFAULT_SEGMENT_SIZE, CorruptObject, Decryptor, Encryptor
 from vault.documents import (
     ISSUED,
@@ -48,6 +52,7 @@ from vault.documents import (
 from vault.intake import Intake
 from vault.issuers import IssuerKeys
 from vault.keyring import Keyring
+from vault.limits import OpenUploads
 from vault.objects import ObjectMissing, ObjectStore
 from vault.store import Cursor, KeyChanged, StoredObject, UploadExpired, VaultStore
 from vault.trail import Trail
@@ -101,8 +106,10 @@ class VaultService:
         issuers: IssuerKeys,
         trail: Trail,
         max_bytes: int,
+        open_uploads: int = 4,
     ) -> None:
         self._store = store
+        self._open = OpenUploads(open_uploads)
         self._issuers = issuers
         self._trail = trail
         self._objects = objects
@@ -110,13 +117,15 @@ class VaultService:
         self.max_bytes = max_bytes
 
     async def upload(self, id_number: str, upload: Upload, content: Content) -> Document:
-        """A citizen's upload: a new document, or a new version of ``upload.replaces``."""
+        """A citizen's upload: a new document, or a new version of ``upload.replaces``. Only a few of a citizen's
+        uploads may be open at once (vault.limits)."""
         owner = self._keyring.owner_ref(id_number)
-        if upload.replaces is not None:
-            replaced = await self._stored(owner, upload.replaces)
-            if replaced.document.source == ISSUED:
-                raise FailedPrecondition("an issued document is read-only: it has no citizen versions")
-        stored = await self._store_content(owner, upload, None, content)
+        with self._open.hold(owner):
+            if upload.replaces is not None:
+                replaced = await self._stored(owner, upload.replaces)
+                if replaced.document.source == ISSUED:
+                    raise FailedPrecondition("an issued document is read-only: it has no citizen versions")
+            stored = await self._store_content(owner, upload, None, content)
         assert stored is not None
         await self._trail.record("vault.upload", id_number, stored.id, stored.version)
         return stored
@@ -148,7 +157,7 @@ class VaultService:
             return None
         if found[0] != owner:
             raise AlreadyExists("this issuer_document_id was delivered to another citizen")
-        return found[1]
+        return _opened(owner, await self._keyring.kek(owner, create=False), found[1])
 
     async def _store_content(
         self,
@@ -161,7 +170,9 @@ class VaultService:
         """Store a version; ``accept(sha256)`` may still refuse the complete content before it is committed."""
         row_id, object_name = uuid.uuid4(), str(uuid.uuid4())
         data_key = new_data_key()
-        encryptor = Encryptor(data_key, associated_data(owner, row_id), SEGMENT_SIZE)
+        associated = associated_data(owner, row_id)
+        encryptor = Encryptor(data_key, associated, SEGMENT_SIZE)
+        names = Names(upload.title.strip(), upload.filename, upload.issuer_name.strip())
         intake = Intake(self.max_bytes)
 
         async def ciphertext() -> AsyncIterator[bytes]:
@@ -187,11 +198,11 @@ class VaultService:
             document = Document(
                 id=upload.replaces or row_id,
                 document_type=upload.document_type,
-                title=upload.title.strip(),
-                issuer_name=upload.issuer_name.strip(),
+                title=names.title,
+                issuer_name=names.issuer_name,
                 issued_on=upload.issued_on,
                 expires_on=upload.expires_on,
-                filename=upload.filename,
+                filename=names.filename,
                 content_type=intake.content_type,
                 size_bytes=intake.size,
                 sha256=intake.sha256,
@@ -201,12 +212,14 @@ class VaultService:
                 issuer_client_id=issued.issuer_client_id if issued else "",
                 issuer_document_id=issued.issuer_document_id if issued else "",
                 issuer_signature=issued.signature if issued else b"",
+                sealed_names=seal_names(data_key, names, associated),
             )
             stored = StoredObject(document, object_name, wrap_data_key(kek, data_key, str(row_id)), SEGMENT_SIZE)
         except BaseException:
             await uninterrupted(self._discard(object_name))
             raise
-        return await self._commit(owner, stored)
+        added = await self._commit(owner, stored)
+        return None if added is None else _named(added, names)
 
     async def _commit(self, owner: str, stored: StoredObject) -> Document | None:
         """Commit the version's row, waiting for the outcome even if cancelled meanwhile; delete the object
@@ -233,8 +246,18 @@ class VaultService:
         except Exception as error:  # the caller's own error matters more; the sweep remains
             log.warning("vault.discard_failed", error_type=type(error).__name__)
 
+    async def _opened(self, owner: str, documents: Callable[[], Awaitable[list[Document]]]) -> list[Document]:
+        """``documents()`` (fetched beside the owner's KEK), their names opened."""
+        kek, found = await asyncio.gather(self._keyring.kek(owner, create=False), documents())
+        return [_opened(owner, kek, document) for document in found]
+
     async def document(self, id_number: str, document_id: uuid.UUID) -> Document:
-        return (await self._stored(self._keyring.owner_ref(id_number), document_id)).document
+        owner = self._keyring.owner_ref(id_number)
+
+        async def one() -> list[Document]:
+            return [(await self._stored(owner, document_id)).document]
+
+        return (await self._opened(owner, one))[0]
 
     async def documents(
         self, id_number: str, document_type: DocumentType | None, page_size: int, page_token: str
@@ -244,12 +267,14 @@ class VaultService:
             raise InvalidArgument("page_size must not be negative")
         limit = min(page_size or DEFAULT_PAGE, MAX_PAGE)
         owner = self._keyring.owner_ref(id_number)
-        found = await self._store.documents(owner, document_type, _cursor(page_token), limit + 1)
+        after = _cursor(page_token)
+        found = await self._opened(owner, partial(self._store.documents, owner, document_type, after, limit + 1))
         page = found[:limit]
         return page, _page_token(page[-1]) if len(found) > limit else ""
 
     async def versions(self, id_number: str, document_id: uuid.UUID) -> list[Document]:
-        found = await self._store.versions(self._keyring.owner_ref(id_number), document_id)
+        owner = self._keyring.owner_ref(id_number)
+        found = await self._opened(owner, partial(self._store.versions, owner, document_id))
         if not found:
             raise NotFound("no such document")
         return found
@@ -278,7 +303,7 @@ class VaultService:
             data_key = unwrap_data_key(kek, stored.wrapped_key, str(row_id))
         except KeyUnwrapError:
             raise Corrupt("the document's key does not open") from None
-        return stored.document, self._plaintext(owner, stored, data_key)
+        return _opened(owner, kek, document, data_key), self._plaintext(owner, stored, data_key)
 
     async def _plaintext(self, owner: str, stored: StoredObject, data_key: bytes) -> AsyncIterator[bytes]:
         document = stored.document
@@ -322,3 +347,28 @@ class VaultService:
         if stored is None:
             raise NotFound("no such document")
         return stored
+
+
+def _named(document: Document, names: Names) -> Document:
+    return dataclasses.replace(
+        document, title=names.title, filename=names.filename, issuer_name=names.issuer_name, sealed_names=b"",
+        wrapped_key=None,
+    )  # fmt: skip
+
+
+def _opened(owner: str, kek: Kek | None, document: Document, data_key: bytes | None = None) -> Document:
+    """``document`` with its sealed names opened (through ``data_key``, or its data key under ``kek``); empty
+    when they cannot be: shredded, or damaged. Names of rows written before they were sealed stand as stored."""
+    if not document.sealed_names:
+        return _named(document, Names(document.title, document.filename, document.issuer_name))
+    names = Names("", "")
+    if not document.shredded and document.row_id is not None and (data_key or (kek and document.wrapped_key)):
+        try:
+            if data_key is None:
+                assert kek is not None
+                assert document.wrapped_key is not None
+                data_key = unwrap_data_key(kek, document.wrapped_key, str(document.row_id))
+            names = open_names(data_key, document.sealed_names, associated_data(owner, document.row_id))
+        except KeyUnwrapError:
+            log.warning("vault.names_do_not_open", document=str(document.id), version=document.version)
+    return _named(document, names)

@@ -1,7 +1,10 @@
 """PostgreSQL storage of the vault: wrapped KEKs (``vault.citizen_keys``) and metadata (``vault.documents``).
 
 Rows carry the pseudonymous ``owner_ref`` (vault.keyring), never an ID number. Every read and write of a
-document is scoped by its owner, so another citizen's id behaves exactly like an unknown one.
+document is scoped by its owner, so another citizen's id behaves exactly like an unknown one. Titles, filenames
+and issuer names are stored sealed (``sealed_names``, vault.crypto.names); documents read here carry the blob and
+their wrapped data key, for the use cases to open. A shredded KEK's row stays, emptied, with its version: the
+citizen's next KEK takes the next one, so no KEK version is ever used twice.
 """
 
 from __future__ import annotations
@@ -21,9 +24,10 @@ RETENTION = timedelta(days=30)  # a soft-deleted or shredded document is purged 
 
 _COLUMNS = (
     "id, logical_id, version, document_type, title, filename, content_type, size_bytes, sha256, created_at, "
-    "source, issuer_client_id, issuer_document_id, issuer_signature, shredded_at, issuer_name, issued_on, expires_on"
+    "source, issuer_client_id, issuer_document_id, issuer_signature, shredded_at, issuer_name, issued_on, expires_on, "
+    "sealed_names, kek_version, key_nonce, wrapped_key"
 )
-_STORED = f"{_COLUMNS}, object_name, kek_version, key_nonce, wrapped_key, segment_size"
+_STORED = f"{_COLUMNS}, object_name, segment_size"
 _LATEST = """NOT EXISTS (SELECT 1 FROM vault.documents newer WHERE newer.logical_id = d.logical_id
                  AND newer.version > d.version AND newer.deleted_at IS NULL)"""
 
@@ -34,16 +38,16 @@ _LATEST = """NOT EXISTS (SELECT 1 FROM vault.documents newer WHERE newer.logical
 # pending name cleared. key_ok / pending_ok say which precondition failed; no id means an issued duplicate.
 _ADD_DOCUMENT = f"""
 WITH key AS (
-    SELECT 1 FROM vault.citizen_keys WHERE owner_ref = $3 AND kek_version = $11 FOR SHARE
+    SELECT 1 FROM vault.citizen_keys WHERE owner_ref = $3 AND kek_version = $9 AND shredded_at IS NULL FOR SHARE
 ), pending AS (
     SELECT 1 FROM vault.pending_objects WHERE object_name = $4 FOR UPDATE
 ), added AS (
     INSERT INTO vault.documents AS d (id, logical_id, version, owner_ref, object_name, document_type, title,
         filename, content_type, size_bytes, sha256, kek_version, key_nonce, wrapped_key, segment_size, source,
-        issuer_client_id, issuer_document_id, issuer_signature, issuer_name, issued_on, expires_on)
+        issuer_client_id, issuer_document_id, issuer_signature, issuer_name, issued_on, expires_on, sealed_names)
     SELECT $1, $2, CASE WHEN $1::uuid = $2::uuid THEN 1 ELSE (SELECT coalesce(max(version), 0) + 1
             FROM vault.documents WHERE logical_id = $2) END,
-        $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21
+        $3, $4, $5, NULL, NULL, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, '', $17, $18, $19
     WHERE EXISTS (SELECT 1 FROM key) AND EXISTS (SELECT 1 FROM pending)
     ON CONFLICT (issuer_client_id, issuer_document_id) WHERE source = 'issued' DO NOTHING
     RETURNING {_COLUMNS}
@@ -84,8 +88,8 @@ def _document(row: asyncpg.Record) -> Document:
     return Document(
         id=row["logical_id"],
         document_type=DocumentType(row["document_type"]),
-        title=row["title"],
-        filename=row["filename"],
+        title=row["title"] or "",  # sealed, or erased
+        filename=row["filename"] or "",
         content_type=row["content_type"],
         size_bytes=row["size_bytes"],
         sha256=bytes(row["sha256"]),
@@ -100,12 +104,15 @@ def _document(row: asyncpg.Record) -> Document:
         issued_on=row["issued_on"],
         expires_on=row["expires_on"],
         shredded=row["shredded_at"] is not None,
+        sealed_names=bytes(row["sealed_names"] or b""),
+        wrapped_key=WrappedDataKey(row["kek_version"], bytes(row["key_nonce"]), bytes(row["wrapped_key"])),
     )
 
 
 def _stored(row: asyncpg.Record) -> StoredObject:
-    wrapped = WrappedDataKey(row["kek_version"], bytes(row["key_nonce"]), bytes(row["wrapped_key"]))
-    return StoredObject(_document(row), row["object_name"], wrapped, row["segment_size"])
+    document = _document(row)
+    assert document.wrapped_key is not None
+    return StoredObject(document, row["object_name"], document.wrapped_key, row["segment_size"])
 
 
 class VaultStore:
@@ -114,18 +121,31 @@ class VaultStore:
         self._retention = retention
 
     async def wrapped_kek(self, owner_ref: str) -> WrappedKek | None:
+        """The owner's KEK, None if they have none (never had one, or it was shredded)."""
         row = await self._pool.fetchrow(
-            "SELECT kek_version, master_version, nonce, wrapped FROM vault.citizen_keys WHERE owner_ref = $1",
+            """SELECT kek_version, master_version, nonce, wrapped FROM vault.citizen_keys
+               WHERE owner_ref = $1 AND shredded_at IS NULL""",
             owner_ref,
         )
         if row is None:
             return None
         return WrappedKek(row["kek_version"], row["master_version"], bytes(row["nonce"]), bytes(row["wrapped"]))
 
+    async def last_kek_version(self, owner_ref: str) -> int:
+        """The version of the owner's KEK, live or shredded; 0 if they never had one."""
+        found = await self._pool.fetchval("SELECT kek_version FROM vault.citizen_keys WHERE owner_ref = $1", owner_ref)
+        return int(found or 0)
+
     async def add_kek(self, owner_ref: str, wrapped: WrappedKek) -> WrappedKek:
+        """Store ``wrapped`` unless the owner has a live KEK already (a shredded one, of a lower version, is
+        replaced); the owner's live KEK afterwards. Two racing uploads agree on one."""
         await self._pool.execute(
-            """INSERT INTO vault.citizen_keys (owner_ref, kek_version, master_version, nonce, wrapped)
-               VALUES ($1, $2, $3, $4, $5) ON CONFLICT (owner_ref) DO NOTHING""",
+            """INSERT INTO vault.citizen_keys AS k (owner_ref, kek_version, master_version, nonce, wrapped)
+               VALUES ($1, $2, $3, $4, $5)
+               ON CONFLICT (owner_ref) DO UPDATE SET kek_version = EXCLUDED.kek_version,
+                   master_version = EXCLUDED.master_version, nonce = EXCLUDED.nonce, wrapped = EXCLUDED.wrapped,
+                   shredded_at = NULL, created_at = now()
+               WHERE k.shredded_at IS NOT NULL AND k.kek_version < EXCLUDED.kek_version""",
             owner_ref,
             wrapped.kek_version,
             wrapped.master_version,
@@ -133,7 +153,8 @@ class VaultStore:
             wrapped.wrapped,
         )
         stored = await self.wrapped_kek(owner_ref)
-        assert stored is not None
+        if stored is None:
+            raise KeyChanged("the citizen's key was shredded during the upload")
         return stored
 
     async def begin_object(self, object_name: str) -> None:
@@ -176,8 +197,6 @@ class VaultStore:
                 owner_ref,
                 stored.object_name,
                 d.document_type.value,
-                d.title,
-                d.filename,
                 d.content_type,
                 d.size_bytes,
                 d.sha256,
@@ -189,9 +208,9 @@ class VaultStore:
                 d.issuer_client_id or None,
                 d.issuer_document_id or None,
                 d.issuer_signature if d.source == "issued" else None,
-                d.issuer_name,
                 d.issued_on,
                 d.expires_on,
+                d.sealed_names,
             )
         except asyncpg.UniqueViolationError:
             raise KeyChanged("another version was stored at the same time") from None
@@ -278,11 +297,17 @@ class VaultStore:
     # Operator actions (dinhdanh vault shred / rotate-kek).
 
     async def shred(self, owner_ref: str) -> tuple[int, int]:
-        """Destroy the owner's wrapped KEK and mark their documents shredded: (KEK rows, documents)."""
+        """Destroy the owner's wrapped KEK (its row stays, with its version, so the next KEK takes the next one) and
+        mark their documents shredded, erasing names kept in the clear by earlier versions: (KEKs, documents)."""
         async with self._pool.acquire() as connection, connection.transaction():
-            status = await connection.execute("DELETE FROM vault.citizen_keys WHERE owner_ref = $1", owner_ref)
+            status = await connection.execute(
+                """UPDATE vault.citizen_keys SET nonce = NULL, wrapped = NULL, shredded_at = now()
+                   WHERE owner_ref = $1 AND shredded_at IS NULL""",
+                owner_ref,
+            )
             marked = await connection.execute(
-                """UPDATE vault.documents SET shredded_at = now(), purge_after = now() + $2::interval
+                """UPDATE vault.documents SET shredded_at = now(), purge_after = now() + $2::interval,
+                       title = NULL, filename = NULL, issuer_name = '', sealed_names = NULL
                    WHERE owner_ref = $1 AND shredded_at IS NULL""",
                 owner_ref,
                 self._retention,
@@ -300,7 +325,7 @@ class VaultStore:
         async with self._pool.acquire() as connection, connection.transaction():
             row = await connection.fetchrow(
                 """SELECT kek_version, master_version, nonce, wrapped FROM vault.citizen_keys
-                   WHERE owner_ref = $1 FOR UPDATE""",
+                   WHERE owner_ref = $1 AND shredded_at IS NULL FOR UPDATE""",
                 owner_ref,
             )
             if row is None:
