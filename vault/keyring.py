@@ -8,8 +8,6 @@
 - A citizen's KEK is random, created on their first upload and stored only wrapped (``vault.citizen_keys``).
   After a shred, the next KEK takes the next version (the shredded one's row keeps its version), so a data key
   wrapped under a shredded KEK can never be taken for one of the new KEK.
-  After a shred, the next KEK takes the next version (the shredded one's row keeps its version), so a data key
-  wrapped under a shredded KEK can never be taken for one of the new KEK.
 """
 
 from __future__ import annotations
