@@ -226,19 +226,27 @@ async def healthy(stack: Stack, timeout: float = 60) -> None:
             await asyncio.sleep(0.25)
 
 
-async def health(stack: Stack) -> int | None:
+async def health(stack: Stack, service: str = "vault") -> int | None:
     try:
-        async with channel_as(stack, "vault", "edge") as channel:
+        async with channel_as(stack, service, "edge") as channel:
             reply = await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=3)
             return int(reply.status)
     except grpc.aio.AioRpcError:
         return None
 
 
-async def until_health(stack: Stack, status: int, timeout: float) -> None:
+async def until_health(stack: Stack, status: int, timeout: float, service: str = "vault") -> None:
     async with asyncio.timeout(timeout):
-        while await health(stack) != status:  # noqa: ASYNC110 - another process's state
+        while await health(stack, service) != status:  # noqa: ASYNC110 - another process's state
             await asyncio.sleep(0.25)
+
+
+async def observed(stack: Stack, services: tuple[str, ...], seen: set[tuple[str, int | None]]) -> None:
+    """Note every health status ``services`` answer, until cancelled."""
+    while True:
+        statuses = await asyncio.gather(*(health(stack, service) for service in services))
+        seen |= set(zip(services, statuses, strict=True))
+        await asyncio.sleep(0.2)
 
 
 async def listed(vault: pb_grpc.VaultStub, token: str) -> dict[str, bytes]:
@@ -282,16 +290,24 @@ async def nothing_lost(stack: Stack, load: Load) -> None:
 
 async def test_postgres_frozen_under_load_leaves_no_half_document(faulty: Stack, tokens: list[str]) -> None:
     """Uploads whose deadline expires while PostgreSQL is frozen, some with their commit already sent: once
-    PostgreSQL wakes, every row it commits still has its object."""
+    PostgreSQL wakes, every row it commits still has its object. Every service says NOT_SERVING while it is
+    frozen, and SERVING again by itself afterwards."""
+    services, seen = ("vault", "identity", "registry"), set[tuple[str, int | None]]()
     async with Load(faulty, tokens) as load:
         await load.until_acknowledged(8)
+        watch = asyncio.create_task(observed(faulty, services, seen))
         for _ in range(2):
             with frozen(faulty):
                 await asyncio.sleep(FREEZE)
             await asyncio.sleep(1.5)
         before = len(load.acknowledged)
         await load.until_acknowledged(before + 4)  # the vault works again by itself
+        watch.cancel()
+        await asyncio.gather(watch, return_exceptions=True)
     assert load.codes[grpc.StatusCode.DEADLINE_EXCEEDED] > 0, "the freeze cut calls short"
+    for service in services:
+        assert (service, health_pb2.HealthCheckResponse.NOT_SERVING) in seen, f"{service}: {seen}"
+        await until_health(faulty, health_pb2.HealthCheckResponse.SERVING, 30, service)
     await nothing_lost(faulty, load)
 
 
