@@ -216,13 +216,21 @@ class IdentityService:
         return await self._signed_in(account, source)
 
     async def start_enrollment(self, ticket: str, source: str) -> Enrollment:
-        """A new TOTP secret for an account that has none, after the password step."""
+        """A TOTP secret for an account that has none, after the password step.
+
+        The pending secret, when there is one, is shown again (a reload or a mistyped first code must not
+        invalidate the QR code the citizen has already scanned); otherwise a new one is made.
+        """
         id_number, source = self._ticket(ticket, source), valid_source(source)
         account = await self._existing(id_number)
         if account.totp_enrolled:
             raise FailedPrecondition("TOTP is already enrolled for this account")
-        secret = totp.new_secret()
-        await self._accounts.set_pending_totp(id_number, self._totp_box.seal(secret.encode(), id_number.encode()))
+        pending = self._totp_box.open(account.totp_pending, id_number.encode()) if account.totp_pending else None
+        if pending is not None:
+            secret = pending.decode()
+        else:
+            secret = totp.new_secret()
+            await self._accounts.set_pending_totp(id_number, self._totp_box.seal(secret.encode(), id_number.encode()))
         uri = totp.provisioning_uri(secret, mask(id_number))
         await self._record("identity.totp.enroll.start", "success", id_number, source)
         return Enrollment(secret, uri, totp.qr_png(uri))

@@ -164,6 +164,11 @@ async def test_first_sign_in_enrolls_totp_on_the_login_pages(
     wrong = await browser.follow("POST", f"{info.oidc_issuer}/login/enroll", stop_at=flow.redirect_uri,
                                  data={"csrf": csrf_of(page), "code": "000000"})  # fmt: skip
     assert wrong.status_code == 401
+    # A wrong code is no dead end: the same page again, with the error and the secret already scanned.
+    assert 'role="alert"' in wrong.text
+    assert f'<code id="secret">{secret.group(1)}</code>' in wrong.text
+    reloaded = await browser.follow("GET", f"{info.oidc_issuer}/login/enroll", stop_at=flow.redirect_uri)
+    assert f'<code id="secret">{secret.group(1)}</code>' in reloaded.text  # a reload keeps the secret
     done = await browser.follow("POST", f"{info.oidc_issuer}/login/enroll", stop_at=flow.redirect_uri,
                                 data={"csrf": csrf_of(page), "code": totp.code_at(secret.group(1))})  # fmt: skip
     if 'name="decision"' in done.text:

@@ -272,11 +272,14 @@ async def totp_submit(request: Request) -> Response:
 
 
 async def enroll_submit(request: Request) -> Response:
-    return await _second_factor(request, None, lambda edge, ticket, code, source: edge.identity.ConfirmTotpEnrollment(
-        ipb.ConfirmTotpEnrollmentRequest(ticket=ticket, code=code, source=source), timeout=_rpc_timeout()))  # fmt: skip
+    def confirm(edge: Edge, ticket: str, code: str, source: str) -> Any:
+        request = ipb.ConfirmTotpEnrollmentRequest(ticket=ticket, code=code, source=source)
+        return edge.identity.ConfirmTotpEnrollment(request, timeout=_rpc_timeout())
+
+    return await _second_factor(request, "enroll.html", confirm)
 
 
-async def _second_factor(request: Request, retry_page: str | None, call: Any) -> Response:
+async def _second_factor(request: Request, retry_page: str, call: Any) -> Response:
     """The TOTP code (to sign in, or to confirm a new enrollment): on success, the citizen is signed in."""
     edge: Edge = request.app.state.edge
     flow, form = edge.flow(request), await _fields(request)
@@ -286,8 +289,8 @@ async def _second_factor(request: Request, retry_page: str | None, call: Any) ->
         result = await call(edge, flow["ticket"], str(form.get("code", "")).strip()[:12], flow["source"])
     except grpc.aio.AioRpcError as error:
         text = _error_text(edge.words(request), error)
-        if retry_page is None:
-            return edge.message(request, text, 401)
+        if retry_page == "enroll.html":
+            return await _enrollment_page(edge, request, flow, text)
         return edge.page(request, retry_page, 401, csrf=flow["csrf"], error=text)
     return await _signed_in(edge, request, flow, result)
 
@@ -297,14 +300,20 @@ async def enroll_page(request: Request) -> Response:
     flow = edge.flow(request)
     if flow is None or "ticket" not in flow:
         return edge.message(request, "expired")
+    return await _enrollment_page(edge, request, flow)
+
+
+async def _enrollment_page(edge: Edge, request: Request, flow: dict[str, Any], error: str | None = None) -> Response:
+    """The QR page of the pending secret (the same one on a reload or after a wrong code)."""
     try:
         enrollment = await edge.identity.StartTotpEnrollment(
             ipb.StartTotpEnrollmentRequest(ticket=flow["ticket"], source=flow["source"]), timeout=_rpc_timeout()
         )
-    except grpc.aio.AioRpcError as error:
-        return edge.message(request, _error_text(edge.words(request), error))
+    except grpc.aio.AioRpcError as failure:
+        return edge.message(request, _error_text(edge.words(request), failure))
     qr = base64.b64encode(enrollment.qr_png).decode()
-    return edge.page(request, "enroll.html", csrf=flow["csrf"], qr=qr, secret=enrollment.secret)
+    status = 401 if error else 200
+    return edge.page(request, "enroll.html", status, csrf=flow["csrf"], qr=qr, secret=enrollment.secret, error=error)
 
 
 async def _signed_in(edge: Edge, request: Request, flow: dict[str, Any], result: ipb.Authentication) -> Response:
