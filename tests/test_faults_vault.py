@@ -135,6 +135,7 @@ class Load:
         self.acknowledged: dict[str, tuple[str, bytes]] = {}  # document id → (token, sha256)
         self.codes: Counter[grpc.StatusCode] = Counter()
         self.internal: list[str] = []  # the details of any INTERNAL error
+        self.unavailable: set[str] = set()  # the details of UNAVAILABLE errors
         self.wrong: list[str] = []  # downloads whose content did not match
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -177,6 +178,8 @@ class Load:
         self.codes[error.code()] += 1
         if error.code() == grpc.StatusCode.INTERNAL and not _client_side(error):
             self.internal.append(f"{what}: {error.details()} {error.debug_error_string()}")
+        if error.code() == grpc.StatusCode.UNAVAILABLE:
+            self.unavailable.add(error.details() or "")
         await asyncio.sleep(0.05)
 
     async def _downloads(self) -> None:
@@ -326,6 +329,7 @@ async def test_s3_killed_under_load_is_unavailable_then_recovers(faulty: Stack, 
         await until_health(faulty, health_pb2.HealthCheckResponse.SERVING, timeout=30)
         await load.until_acknowledged(len(load.acknowledged) + 4)
     assert failed > 0, f"calls during the outage end UNAVAILABLE: {load.codes}"
+    assert any("object store (S3) cannot be reached" in details for details in load.unavailable), load.unavailable
     await nothing_lost(faulty, load)
 
 

@@ -230,6 +230,22 @@ async def test_sweep_removes_objects_of_uploads_that_never_committed(stack: Stac
     assert recent not in s3_objects(stack)
 
 
+async def test_the_sweep_keeps_an_object_a_document_references(
+    vault: pb_grpc.VaultStub, token: str, stack: Stack, info: StackInfo
+) -> None:
+    """Defence in depth: a pending name whose row committed anyway (it cannot happen through the vault's own
+    commit, which clears the name in the same statement) is forgotten, its object kept."""
+    document = await upload(vault, token, [PDF])
+    (row,) = await rows(info, "SELECT object_name FROM vault.documents WHERE id = $1", uuid.UUID(document.id))
+    await rows(info, "INSERT INTO vault.pending_objects (object_name, started_at) VALUES ($1, now() - interval "
+                     "'2 hours')", row["object_name"])  # fmt: skip
+    code, done = dinhdanh(stack, "vault", "upkeep")
+    assert code == 0, done
+    assert row["object_name"] in s3_objects(stack)
+    assert row["object_name"] not in await pending(info)
+    assert (await download(vault, token, document.id))[1] == PDF
+
+
 async def test_an_upload_that_outlives_the_grace_period_is_refused(
     vault: pb_grpc.VaultStub, token: str, stack: Stack, info: StackInfo
 ) -> None:
