@@ -15,6 +15,7 @@ import hashlib
 import os
 import random
 import signal
+import subprocess
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -29,6 +30,7 @@ from protos.vault.v1 import vault_pb2_grpc as pb_grpc
 from registry.generator import generate
 from stack.info import StackInfo
 from stack.ports import Ports
+from stack.process import ManagedProcess
 from stack.supervisor import Stack
 from tests.conftest import channel_as
 from tests.test_cli import dinhdanh
@@ -115,11 +117,25 @@ def _thaw(stack: Stack) -> None:
             os.kill(_frozen.pop(), signal.SIGCONT)
 
 
-def _kill(process: object) -> None:
-    popen = getattr(process, "process", None)
-    assert popen is not None
-    popen.send_signal(signal.SIGKILL)
-    popen.wait()
+def _kill(process: ManagedProcess | None) -> None:
+    assert process is not None
+    assert process.process is not None
+    process.process.send_signal(signal.SIGKILL)
+    process.process.wait()
+
+
+def respawn(process: ManagedProcess | None) -> None:
+    """Start a killed process again, as it was started (argv, environment, log).
+
+    Not with ``ManagedProcess.start``: its ``preexec_fn`` makes Python fork and run code in the child, and a
+    fork while this process's gRPC channels are busy sometimes aborts the child before it execs (SIGABRT, grpc's
+    ``ev_epoll1_linux.cc: Check failed``). Without it, Popen uses posix_spawn: no Python in the child."""
+    assert process is not None
+    with open(process.log, "ab") as out:
+        process.process = subprocess.Popen(
+            process.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=process.env,
+            close_fds=False,
+        )  # fmt: skip
 
 
 # Load: uploads and downloads that keep going through the fault.
@@ -324,7 +340,7 @@ async def test_s3_killed_under_load_is_unavailable_then_recovers(faulty: Stack, 
         await until_health(faulty, health_pb2.HealthCheckResponse.NOT_SERVING, timeout=20)
         await asyncio.sleep(3)
         failed = load.codes[grpc.StatusCode.UNAVAILABLE]
-        faulty.s3.start()
+        respawn(faulty.s3.process)
         await faulty.s3.wait_ready()
         await until_health(faulty, health_pb2.HealthCheckResponse.SERVING, timeout=30)
         await load.until_acknowledged(len(load.acknowledged) + 4)
@@ -342,6 +358,6 @@ async def test_vault_killed_under_load_loses_nothing(faulty: Stack, tokens: list
         _kill(vault)
         await asyncio.sleep(1)
         if not vault.alive():  # a supervisor may have restarted it already
-            vault.start()
+            respawn(vault)
         await healthy(faulty)
     await nothing_lost(faulty, load)
