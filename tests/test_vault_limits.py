@@ -34,7 +34,13 @@ async def test_a_citizen_holds_only_a_few_uploads_open_at_once(
 ) -> None:
     streams = [Paused(b"%PDF-1.7\n" + os.urandom(2 * CHUNK), before=CHUNK) for _ in range(OPEN_UPLOADS + 1)]
     calls = [asyncio.ensure_future(vault.Upload(s.requests(), metadata=bearer(token), timeout=60)) for s in streams]
-    await asyncio.wait_for(asyncio.gather(*(s.sent.wait() for s in streams)), 30)
+
+    async def sent_or_ended(stream: Paused, call: asyncio.Future[object]) -> None:
+        sent = asyncio.ensure_future(stream.sent.wait())  # a refused stream may never get to send its chunk
+        await asyncio.wait([sent, call], return_when=asyncio.FIRST_COMPLETED)
+        sent.cancel()
+
+    await asyncio.wait_for(asyncio.gather(*(sent_or_ended(s, c) for s, c in zip(streams, calls, strict=True))), 30)
     done, _ = await asyncio.wait(calls, timeout=30, return_when=asyncio.FIRST_COMPLETED)
     assert len(done) == 1, "exactly one of the parallel uploads is refused at once"
     (refusal,) = done
