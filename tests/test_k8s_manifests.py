@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import socket
 import textwrap
 from concurrent import futures
 from pathlib import Path
@@ -166,11 +167,15 @@ def example_secrets() -> dict[str, dict[str, str]]:
     return {name(doc): mapping(block(doc, "stringData")) for doc in documents(EXAMPLE) if kind(doc) == "Secret"}
 
 
-def probe_scripts(path: Path) -> list[str]:
-    """The ``python -c`` block scalars of the exec probes in ``path``."""
+def probe_scripts(path: Path) -> list[tuple[str, str]]:
+    """The ``python -c`` block scalars of the exec probes in ``path``, each with its kind
+    (``readinessProbe``, ``livenessProbe``)."""
     lines = path.read_text().splitlines()
     scripts = []
+    kind = ""
     for i, line in enumerate(lines):
+        if line.strip() in ("readinessProbe:", "livenessProbe:", "startupProbe:"):
+            kind = line.strip().rstrip(":")
         if line.strip() == "- -c" and lines[i + 1].strip() == "- |":
             start = _indent(lines[i + 1])
             body = []
@@ -178,7 +183,7 @@ def probe_scripts(path: Path) -> list[str]:
                 if rest.strip() and _indent(rest) <= start:
                     break
                 body.append(rest)
-            scripts.append(textwrap.dedent("\n".join(body)).strip() + "\n")
+            scripts.append((kind, textwrap.dedent("\n".join(body)).strip() + "\n"))
     return scripts
 
 
@@ -432,19 +437,37 @@ def health_server(tmp_path: Path):
     server.stop(None)
 
 
-def test_health_probe_checks_over_mutual_tls(health_server, monkeypatch: pytest.MonkeyPatch) -> None:
+def _probe(scripts: list[tuple[str, str]], kind: str) -> object:
+    found = {script for k, script in scripts if k == kind}
+    assert len(found) == 1, f"the {kind}s differ between services"
+    return compile(found.pop(), kind, "exec")
+
+
+def _exit_code(code: object) -> object:
+    with pytest.raises(SystemExit) as done:
+        exec(code, {})  # noqa: S102 - a probe from our own manifests
+    return done.value.code
+
+
+def test_health_probes_check_over_mutual_tls(health_server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Readiness follows the service's health (NOT_SERVING while PostgreSQL or S3 is unreachable: out of the
+    Service's endpoints); liveness only asks whether the process answers at all, so an outage of a store
+    takes replicas out of rotation without restarting every pod."""
     scripts = [script for path in DEPLOYMENTS.values() for script in probe_scripts(path)]
-    assert len(scripts) == 2 * len(DEPLOYMENTS), "one readiness and one liveness probe per service"
-    assert len(set(scripts)) == 1, "the probes differ"
-    code = compile(scripts[0], "probe", "exec")
+    kinds = sorted(k for k, _ in scripts)
+    assert kinds == sorted(["livenessProbe", "readinessProbe"] * len(DEPLOYMENTS)), kinds
+    readiness, liveness = _probe(scripts, "readinessProbe"), _probe(scripts, "livenessProbe")
     servicer, env = health_server
     for key, val in env.items():
         monkeypatch.setenv(key, val)
     servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-    with pytest.raises(SystemExit) as serving:
-        exec(code, {})  # noqa: S102 - the probe from our own manifests
-    assert not serving.value.code
-    servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
-    with pytest.raises(SystemExit) as not_serving:
-        exec(code, {})  # noqa: S102
-    assert not_serving.value.code
+    assert not _exit_code(readiness)
+    assert not _exit_code(liveness)
+    servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)  # PostgreSQL or S3 unreachable
+    assert _exit_code(readiness)
+    assert not _exit_code(liveness), "a store's outage must not restart the pod"
+    with socket.socket() as closed:  # a port nothing listens on: the process does not answer
+        closed.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("DINHDANH_LISTEN", f"127.0.0.1:{closed.getsockname()[1]}")
+        with pytest.raises(grpc.RpcError):
+            exec(liveness, {})  # noqa: S102
