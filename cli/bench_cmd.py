@@ -56,7 +56,9 @@ def _table(title: str, result: dict[str, Any]) -> None:
 @app.command("vault")
 def bench_vault(
     seconds: float = typer.Option(10.0, "--seconds", min=1.0, help="How long each phase runs."),
-    concurrency: int = typer.Option(4, "--concurrency", min=1, help="Uploads or downloads in flight."),
+    concurrency: int = typer.Option(
+        4, "--concurrency", min=1, max=4, help="Uploads or downloads in flight (one citizen may hold 4 uploads open)."
+    ),
     var: Path = VarOption,
     as_json: bool = JsonOption,
 ) -> None:
