@@ -1,29 +1,40 @@
 """Child processes the stack starts: logs to a file, dies with its parent, stops politely, and is started
-again (with back-off) when it dies on its own."""
+again (with back-off) when it dies on its own.
+
+Every child, first start or restart, is started the same way: through ``stack/launcher.py``, which switches to
+the child's user, ties the child to this process (``PR_SET_PDEATHSIG``) and executes the command. No Python of
+this process runs between fork and exec (no ``preexec_fn``, no ``user=``), so CPython starts it with ``vfork``:
+a fork while this process's gRPC channels are busy cannot abort the child before it executes."""
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
+import errno
 import os
 import pwd
+import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+LAUNCHER = Path(__file__).with_name("launcher.py")
 
 
 def primary_group(user: str | None) -> int | None:
     """Run a child under another user with that user's group alone (not root's groups)."""
     return pwd.getpwnam(user).pw_gid if user else None
+
+
+def launched(argv: Sequence[str], user: str | None) -> list[str]:
+    """``argv`` behind the launcher: as ``user`` (with its group alone), killed (SIGTERM) when this process dies.
+    The launcher runs isolated (``-I -S``): it needs the standard library only."""
+    uid, gid = ("-", "-")
+    if user:
+        entry = pwd.getpwnam(user)
+        uid, gid = str(entry.pw_uid), str(entry.pw_gid)
+    return [sys.executable, "-I", "-S", str(LAUNCHER), str(os.getpid()), uid, gid, "--", *argv]
 
 
 class ManagedProcess:
@@ -45,20 +56,24 @@ class ManagedProcess:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
+        """Start (or start again) the command; the same path for the first start and every restart."""
+        self._check_executable()
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log, "ab") as out:
             self.process = subprocess.Popen(
-                self.argv,
+                launched(self.argv, self.user),
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=self.env,
-                user=self.user,
-                group=primary_group(self.user),
-                extra_groups=[] if self.user else None,
-                preexec_fn=_die_with_parent,
                 start_new_session=True,  # Ctrl-C reaches the supervisor, which stops children in order
             )
+
+    def _check_executable(self) -> None:
+        """A command that cannot be found fails here, as Popen would (the launcher would only log it)."""
+        path = (self.env if self.env is not None else os.environ).get("PATH", os.defpath)
+        if shutil.which(self.argv[0], path=path) is None:
+            raise FileNotFoundError(errno.ENOENT, "no such executable", self.argv[0])
 
     @property
     def pid(self) -> int | None:

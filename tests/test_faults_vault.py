@@ -15,7 +15,6 @@ import hashlib
 import os
 import random
 import signal
-import subprocess
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -122,20 +121,6 @@ def _kill(process: ManagedProcess | None) -> None:
     assert process.process is not None
     process.process.send_signal(signal.SIGKILL)
     process.process.wait()
-
-
-def respawn(process: ManagedProcess | None) -> None:
-    """Start a killed process again, as it was started (argv, environment, log).
-
-    Not with ``ManagedProcess.start``: its ``preexec_fn`` makes Python fork and run code in the child, and a
-    fork while this process's gRPC channels are busy sometimes aborts the child before it execs (SIGABRT, grpc's
-    ``ev_epoll1_linux.cc: Check failed``). Without it, Popen uses posix_spawn: no Python in the child."""
-    assert process is not None
-    with open(process.log, "ab") as out:
-        process.process = subprocess.Popen(
-            process.argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=process.env,
-            close_fds=False,
-        )  # fmt: skip
 
 
 # Load: uploads and downloads that keep going through the fault.
@@ -340,7 +325,7 @@ async def test_s3_killed_under_load_is_unavailable_then_recovers(faulty: Stack, 
         await until_health(faulty, health_pb2.HealthCheckResponse.NOT_SERVING, timeout=20)
         await asyncio.sleep(3)
         failed = load.codes[grpc.StatusCode.UNAVAILABLE]
-        respawn(faulty.s3.process)
+        faulty.s3.start()  # through the launcher: no Python runs in the child, however busy our channels
         await faulty.s3.wait_ready()
         await until_health(faulty, health_pb2.HealthCheckResponse.SERVING, timeout=30)
         await load.until_acknowledged(len(load.acknowledged) + 4)
@@ -358,6 +343,6 @@ async def test_vault_killed_under_load_loses_nothing(faulty: Stack, tokens: list
         _kill(vault)
         await asyncio.sleep(1)
         if not vault.alive():  # a supervisor may have restarted it already
-            respawn(vault)
+            vault.start()
         await healthy(faulty)
     await nothing_lost(faulty, load)
