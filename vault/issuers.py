@@ -1,7 +1,8 @@
 """Issuing agencies as registered with their OAuth clients: the name, and the public JWKS they sign with.
 
 They live where the OpenID Provider keeps its clients (``oidc.clients.jwks``, the same PostgreSQL); the vault
-only reads them, and a disabled client's keys count as none.
+only reads them, and a disabled client's keys count as none. The read is on a delivery's path: it ends at the
+caller's deadline (db.bounded).
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import Any
 
 import asyncpg
 
+from db.bounded import BoundedPool
+
 
 @dataclass(frozen=True, slots=True)
 class Registered:
@@ -21,7 +24,7 @@ class Registered:
 
 class IssuerKeys:
     def __init__(self, pool: asyncpg.Pool) -> None:
-        self._pool = pool
+        self._pool = BoundedPool(pool)
 
     async def issuer(self, client_id: str) -> Registered | None:
         row = await self._pool.fetchrow(

@@ -13,9 +13,21 @@ consumer.
 Removal: ``delete`` (one object, best effort, for a failed upload) and ``remove`` (many, for the upkeep;
 it raises so that the rows stay).
 
+Deadline: every S3 request made for an RPC gets at most the caller's remaining time (core.deadline): each
+attempt's connect and read timeouts are ``min(configured, deadline.remaining())`` (:class:`_CallerBoundPool`; urllib3
+retries by opening again, so a retry gets only what is left), and once the deadline has passed no request starts.
+The deadline travels into minio's worker threads in their context (``asyncio.to_thread`` copies it; the upload
+executor runs each upload in ``contextvars.copy_context()``). A request cut so is logged
+``vault.s3_deadline_exceeded`` (method, whether an attempt started, the read timeout it got) and raised as
+:class:`S3DeadlineExceeded`, a ``TimeoutError``: the interceptor answers ``DEADLINE_EXCEEDED`` (the caller has
+usually gone already), and it is not logged as S3 unreachable. ``DELETE`` requests are cleanup (a failed upload's
+object, minio aborting a multipart upload) and must run to the end: they keep the configured timeouts. Within a
+request, a body read is bounded per read (the socket timeout), not in total.
+
 Failures: a missing object is :class:`ObjectMissing` (its row has no content: the caller says ``DATA_LOSS``);
-S3 unreachable or failing (connection refused, retries exhausted, a 5xx) is :class:`ObjectStoreUnavailable`
-(``UNAVAILABLE``), after at most two quick retries (:func:`s3_client`), never an unmapped urllib3 error.
+S3 unreachable or failing (connection refused, retries exhausted, a 5xx, a timeout with time left) is
+:class:`ObjectStoreUnavailable` (``UNAVAILABLE``), after at most two quick retries (:func:`s3_client`), never an
+unmapped urllib3 error.
 
 Object names are random UUIDs chosen by the caller: they reveal nothing about owner or content.
 """
@@ -23,7 +35,10 @@ Object names are random UUIDs chosen by the caller: they reveal nothing about ow
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import math
 import queue
+import threading
 from collections.abc import AsyncIterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -34,7 +49,7 @@ from minio import Minio
 from minio.deleteobjects import DeleteObject
 from minio.error import MinioException, S3Error
 
-from core import logs
+from core import deadline, logs
 from core.aio import uninterrupted
 from core.errors import Unavailable
 
@@ -58,10 +73,79 @@ class ObjectStoreUnavailable(Unavailable):
     """S3 cannot be reached or fails (``UNAVAILABLE``): the request may succeed later."""
 
 
+class S3DeadlineExceeded(TimeoutError):
+    """An S3 request cut short, or not started, because the caller's deadline passed (``DEADLINE_EXCEEDED``)."""
+
+
+class _DeadlinePassed(urllib3.exceptions.HTTPError):
+    """Raised instead of starting an attempt once the caller's deadline has passed."""
+
+
+_attempt = threading.local()  # per worker thread: the read timeout the current request's last attempt got
+
+
+def _within(limit: float | None, left: float) -> float:
+    return left if limit is None else min(limit, left)
+
+
+class _CallerBoundPool(urllib3.HTTPConnectionPool):
+    """Each attempt of a request (urllib3 retries by calling ``urlopen`` again) gets at most the caller's
+    remaining time, read from the context of the thread that makes it; none starts after the deadline."""
+
+    def urlopen(self, method: str, url: str, *args: Any, **kw: Any) -> Any:  # type: ignore[override]
+        left = deadline.remaining(math.inf)
+        if left == math.inf or method == "DELETE":  # no caller deadline, or cleanup: the configured timeouts
+            return super().urlopen(method, url, *args, **kw)
+        if deadline.expired():
+            raise _DeadlinePassed("the caller's deadline passed before the S3 request started")
+        given = self._get_timeout(kw.pop("timeout", urllib3.util.timeout._DEFAULT_TIMEOUT))
+        bound = urllib3.Timeout(connect=_within(given.connect_timeout, left), read=_within(given.read_timeout, left))
+        _attempt.read = bound.read_timeout
+        return super().urlopen(method, url, *args, timeout=bound, **kw)
+
+
+class _CallerBoundHTTPSPool(_CallerBoundPool, urllib3.HTTPSConnectionPool):
+    pass
+
+
+def _cut_by_deadline(error: BaseException) -> bool:
+    """The request failed because the caller's deadline passed: refused to start, or timed out (not a refused
+    connection, which urllib3 counts as a connect timeout) with the deadline gone."""
+    if isinstance(error, urllib3.exceptions.MaxRetryError) and error.reason is not None:
+        error = error.reason
+    if isinstance(error, _DeadlinePassed):
+        return True
+    timed_out = isinstance(error, urllib3.exceptions.TimeoutError) and not isinstance(
+        error, urllib3.exceptions.NewConnectionError
+    )
+    return timed_out and deadline.expired()
+
+
+class _DeadlinePoolManager(urllib3.PoolManager):
+    """urllib3's pool manager with :class:`_CallerBoundPool` pools: S3 requests end at the caller's deadline."""
+
+    def __init__(self, **kw: Any) -> None:
+        super().__init__(**kw)
+        self.pool_classes_by_scheme = {"http": _CallerBoundPool, "https": _CallerBoundHTTPSPool}
+
+    def urlopen(self, method: str, url: str, redirect: bool = True, **kw: Any) -> Any:  # type: ignore[override]
+        _attempt.read = None
+        try:
+            return super().urlopen(method, url, redirect, **kw)
+        except urllib3.exceptions.HTTPError as error:
+            if method == "DELETE" or not _cut_by_deadline(error):
+                raise
+            read = _attempt.read
+            log.info("vault.s3_deadline_exceeded", method=method, started=read is not None,
+                     read_timeout_ms=None if read is None else round(read * 1000))  # fmt: skip
+            raise S3DeadlineExceeded("the caller's deadline passed during an S3 request") from error
+
+
 def s3_client(endpoint: str, access_key: str, secret_key: str, secure: bool, probe: bool = False) -> Minio:
     """A minio client that gives up on an unreachable S3 within about a second (two retries, 0.2 s back-off;
-    minio's own default retries five times for ~12 s); ``probe``: no retry and 2 s timeouts (health checks)."""
-    http = urllib3.PoolManager(
+    minio's own default retries five times for ~12 s); ``probe``: no retry and 2 s timeouts (health checks).
+    Its requests end at the caller's deadline (see the module's docstring)."""
+    http = _DeadlinePoolManager(
         timeout=urllib3.Timeout(connect=2, read=2) if probe else urllib3.Timeout(connect=5, read=120),
         maxsize=UPLOAD_THREADS,
         cert_reqs="CERT_REQUIRED" if secure else "CERT_NONE",
@@ -75,6 +159,8 @@ def _failure(error: BaseException) -> BaseException:
     """What an S3 failure means to the vault (see the module's docstring); other errors unchanged."""
     if isinstance(error, S3Error) and error.code in MISSING:
         return ObjectMissing(error.code)
+    if isinstance(error, S3DeadlineExceeded):  # a TimeoutError (an OSError): the caller's deadline, not S3
+        return error
     if isinstance(error, (MinioException, urllib3.exceptions.HTTPError, OSError)):
         log.warning("vault.s3_unavailable", error_type=type(error).__name__)
         return ObjectStoreUnavailable(UNREACHABLE)
@@ -148,7 +234,8 @@ class ObjectStore:
     async def _put(self, name: str, pieces: AsyncIterator[bytes]) -> None:
         pipe = _Pipe()
         loop = asyncio.get_running_loop()
-        upload = loop.run_in_executor(self._uploads, self._put_blocking, name, pipe)
+        context = contextvars.copy_context()  # run_in_executor does not pass the caller's deadline on by itself
+        upload = loop.run_in_executor(self._uploads, context.run, self._put_blocking, name, pipe)
         try:
             async for piece in pieces:
                 await self._send(pipe, piece, upload)

@@ -5,6 +5,12 @@ document is scoped by its owner, so another citizen's id behaves exactly like an
 and issuer names are stored sealed (``sealed_names``, vault.crypto.names); documents read here carry the blob and
 their wrapped data key, for the use cases to open. A shredded KEK's row stays, emptied, with its version: the
 citizen's next KEK takes the next one, so no KEK version is ever used twice.
+
+Deadlines (core.deadline): the request path's one-statement reads and the KEK's creation go through
+``db.bounded.BoundedPool`` and end at the caller's deadline (cancelled in PostgreSQL). Not bounded, on purpose:
+the document's commit (``add_document``: once sent, its outcome is waited for, vault.service), the cleanup after a
+failed upload (``forget_object``), the pending name (``begin_object``) and every transaction on an acquired
+connection (``soft_delete``, ``shred``, ``rotate``): they keep the pool's ``command_timeout``.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from datetime import datetime, timedelta
 import asyncpg
 
 from core.errors import Aborted
+from db.bounded import BoundedPool
 from vault.crypto.envelope import WrappedDataKey, WrappedKek
 from vault.documents import Document, DocumentType
 
@@ -118,11 +125,12 @@ def _stored(row: asyncpg.Record) -> StoredObject:
 class VaultStore:
     def __init__(self, pool: asyncpg.Pool, retention: timedelta = RETENTION) -> None:
         self._pool = pool
+        self._bounded = BoundedPool(pool)  # the request path's reads: the caller's deadline
         self._retention = retention
 
     async def wrapped_kek(self, owner_ref: str) -> WrappedKek | None:
         """The owner's KEK, None if they have none (never had one, or it was shredded)."""
-        row = await self._pool.fetchrow(
+        row = await self._bounded.fetchrow(
             """SELECT kek_version, master_version, nonce, wrapped FROM vault.citizen_keys
                WHERE owner_ref = $1 AND shredded_at IS NULL""",
             owner_ref,
@@ -133,13 +141,17 @@ class VaultStore:
 
     async def last_kek_version(self, owner_ref: str) -> int:
         """The version of the owner's KEK, live or shredded; 0 if they never had one."""
-        found = await self._pool.fetchval("SELECT kek_version FROM vault.citizen_keys WHERE owner_ref = $1", owner_ref)
+        found = await self._bounded.fetchval(
+            "SELECT kek_version FROM vault.citizen_keys WHERE owner_ref = $1", owner_ref
+        )
         return int(found or 0)
 
     async def add_kek(self, owner_ref: str, wrapped: WrappedKek) -> WrappedKek:
         """Store ``wrapped`` unless the owner has a live KEK already (a shredded one, of a lower version, is
-        replaced); the owner's live KEK afterwards. Two racing uploads agree on one."""
-        await self._pool.execute(
+        replaced); the owner's live KEK afterwards. Two racing uploads agree on one. Bounded by the caller's
+        deadline: if it is cut, whether the KEK was stored is unknown, and harmless (no document uses it yet; the
+        next upload finds it or stores one)."""
+        await self._bounded.execute(
             """INSERT INTO vault.citizen_keys AS k (owner_ref, kek_version, master_version, nonce, wrapped)
                VALUES ($1, $2, $3, $4, $5)
                ON CONFLICT (owner_ref) DO UPDATE SET kek_version = EXCLUDED.kek_version,
@@ -223,7 +235,7 @@ class VaultStore:
 
     async def issued(self, issuer_client_id: str, issuer_document_id: str) -> tuple[str, Document] | None:
         """The owner and document an issuer delivered under its own document id, if any."""
-        row = await self._pool.fetchrow(
+        row = await self._bounded.fetchrow(
             f"""SELECT owner_ref, {_COLUMNS} FROM vault.documents
                 WHERE source = 'issued' AND issuer_client_id = $1 AND issuer_document_id = $2""",
             issuer_client_id,
@@ -233,7 +245,7 @@ class VaultStore:
 
     async def document(self, owner_ref: str, document_id: uuid.UUID, version: int = 0) -> StoredObject | None:
         """A visible document's latest version, or version ``version`` when > 0."""
-        row = await self._pool.fetchrow(
+        row = await self._bounded.fetchrow(
             f"""SELECT {_STORED} FROM vault.documents d
                 WHERE logical_id = $1 AND owner_ref = $2 AND deleted_at IS NULL
                   AND ($3::integer = 0 OR version = $3::integer)
@@ -245,7 +257,7 @@ class VaultStore:
         return None if row is None else _stored(row)
 
     async def versions(self, owner_ref: str, document_id: uuid.UUID) -> list[Document]:
-        rows = await self._pool.fetch(
+        rows = await self._bounded.fetch(
             f"""SELECT {_COLUMNS} FROM vault.documents
                 WHERE logical_id = $1 AND owner_ref = $2 AND deleted_at IS NULL ORDER BY version DESC""",
             document_id,
@@ -257,7 +269,7 @@ class VaultStore:
         self, owner_ref: str, document_type: DocumentType | None, after: Cursor | None, limit: int
     ) -> list[Document]:
         """Up to ``limit`` visible documents, newest first, after ``after``."""
-        rows = await self._pool.fetch(
+        rows = await self._bounded.fetch(
             f"""SELECT {_COLUMNS} FROM vault.documents d
                 WHERE owner_ref = $1 AND deleted_at IS NULL AND {_LATEST}
                   AND ($2::text IS NULL OR document_type = $2)
