@@ -18,7 +18,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from stack.info import StackInfo
-from stack.process import ManagedProcess
+from stack.process import LAUNCHER, ManagedProcess
 from stack.supervisor import SERVICES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,12 +83,13 @@ def test_no_python_of_the_supervisor_runs_in_a_new_child(tmp_path: Path, user: s
     assert child.process.wait(30) == 0, child.tail()
     assert child.tail() == "reached exec"
     assert counted == [0], "the child was forked to run Python before exec (preexec_fn)"
+    assert child.process.args[:4] == [sys.executable, "-I", "-S", str(LAUNCHER)]  # it switches users, not Popen
 
 
 PARENT = """
 import sys, time
 from pathlib import Path
-from stack.process import ManagedProcess
+from stack.process import LAUNCHER, ManagedProcess
 child = ManagedProcess("sleeper", ["sleep", "300"], Path(sys.argv[1]), user=sys.argv[2] or None)
 child.start()
 print(child.pid, flush=True)
@@ -174,3 +175,11 @@ async def test_restarts_while_grpc_channels_are_busy_all_reach_exec(info: StackI
     log = child.log.read_text(errors="replace")
     assert endings == [0] * restarts, f"exit codes {endings}; log:\n{log[-3000:]}"
     assert log.count("reached exec") == restarts
+
+
+def test_a_command_that_does_not_exist_fails_at_start(tmp_path: Path) -> None:
+    """As Popen would: the supervisor's restart loop says it and backs off (it catches OSError)."""
+    child = ManagedProcess("missing", ["no-such-command-dinhdanh"], tmp_path / "child.log")
+    with pytest.raises(FileNotFoundError):
+        child.start()
+    assert child.process is None
