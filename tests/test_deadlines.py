@@ -6,10 +6,7 @@ The downstream call is made slower than the deadline for real: a transaction hol
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import AsyncIterator, Callable
-from pathlib import Path
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -23,6 +20,7 @@ from protos.identity.v1 import identity_pb2_grpc as igrpc
 from registry.citizen import Citizen
 from stack.info import StackInfo
 from stack.supervisor import Stack
+from tests.waiting import log_events, until
 
 GET_CITIZEN = "/dinhdanh.registry.v1.PopulationRegistry/GetCitizen"
 ACTIVATE = "/dinhdanh.identity.v1.Identity/ActivateAccount"
@@ -39,32 +37,6 @@ def test_remaining_is_the_nearer_of_the_default_and_the_callers_deadline() -> No
             assert deadline.remaining(5.0) == deadline.SPENT
             assert deadline.expired()
     assert deadline.remaining(5.0) == 5.0
-
-
-def _events(log: Path, skip: int, event: str, method: str) -> list[dict[str, Any]]:
-    found = []
-    for line in log.read_text(errors="replace").splitlines()[skip:]:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if entry.get("event") == event and entry.get("method") == method:
-            found.append(entry)
-    return found
-
-
-async def _until(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    """A liveness wait (the bound only keeps a hang finite; nothing here measures speed)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while True:
-        value = condition()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        assert loop.time() < end, f"never happened: {what}"
-        await asyncio.sleep(0.1)
 
 
 @pytest.fixture
@@ -120,17 +92,18 @@ async def test_identity_gives_the_registry_only_its_callers_time(
             timeout=0.3,
         )
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-    seen = await _until(
-        lambda: _events(registry_log, skip_registry, "rpc.deadline_exceeded", GET_CITIZEN),
+    seen = await until(
+        lambda: log_events(registry_log, skip_registry, "rpc.deadline_exceeded", method=GET_CITIZEN),
         "the registry gave up on the caller's deadline",
     )
     assert all(0 < entry["budget_ms"] <= 300 for entry in seen), seen  # what identity passed on
-    mine = await _until(
-        lambda: _events(identity_log, skip_identity, "rpc.deadline_exceeded", ACTIVATE), "identity gave up too"
+    mine = await until(
+        lambda: log_events(identity_log, skip_identity, "rpc.deadline_exceeded", method=ACTIVATE),
+        "identity gave up too",
     )
     assert all(0 < entry["budget_ms"] <= 300 for entry in mine), mine
-    assert not _events(identity_log, skip_identity, "rpc.crashed", ACTIVATE)
-    await _until(
+    assert not log_events(identity_log, skip_identity, "rpc.crashed", method=ACTIVATE)
+    await until(
         lambda: _is_zero(_waiting_on_the_lock(info, registry_locked)),
         "the registry's statement no longer waits in PostgreSQL",
     )
@@ -153,7 +126,7 @@ async def test_a_statement_gets_only_the_time_the_caller_has_left(info: StackInf
                 )
             )
 
-        await _until(lambda: _is_zero(sleeping()), "the statement was cancelled in PostgreSQL")
+        await until(lambda: _is_zero(sleeping()), "the statement was cancelled in PostgreSQL")
         assert await pool.fetchval("SELECT 1") == 1  # no deadline: the default applies
     finally:
         await raw.close()

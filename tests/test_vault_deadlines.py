@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import signal
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -34,6 +32,7 @@ from stack.ports import Ports
 from stack.supervisor import Stack
 from tests.conftest import channel_as
 from tests.vault_helpers import bearer, citizen_token, pieces, stream, upload
+from tests.waiting import log_events, until
 from vault.issuers import IssuerKeys
 from vault.objects import ObjectStore, s3_client
 from vault.store import VaultStore
@@ -97,32 +96,6 @@ def _log_lines(stack: Stack) -> int:
     return len(stack.services["vault"].log.read_text(errors="replace").splitlines())
 
 
-def _events(log: Path, skip: int, event: str) -> list[dict[str, Any]]:
-    found = []
-    for line in log.read_text(errors="replace").splitlines()[skip:]:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if entry.get("event") == event:
-            found.append(entry)
-    return found
-
-
-async def _until(condition: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    """A liveness wait (the bound only keeps a hang finite, far below urllib3's 120 s; it measures no speed)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while True:
-        value = condition()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        assert loop.time() < end, f"never happened: {what}"
-        await asyncio.sleep(0.1)
-
-
 def _cut_within_budget(entries: list[dict[str, Any]], method: str) -> list[dict[str, Any]]:
     """The S3 requests of ``method`` that were sent with at most the caller's time and cut at its deadline."""
     return [
@@ -144,11 +117,11 @@ async def test_a_download_s_s3_request_ends_at_the_callers_deadline(
                                                timeout=BUDGET):  # fmt: skip
                 pass
         assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-        seen = await _until(lambda: _cut_within_budget(_events(log, skip, S3_CUT), "GET"),
+        seen = await until(lambda: _cut_within_budget(log_events(log, skip, S3_CUT), "GET"),
                             "the vault's S3 GET gave up at the caller's deadline")  # fmt: skip
     assert seen, seen
-    assert not _events(log, skip, "rpc.crashed")
-    assert not _events(log, skip, "vault.s3_unavailable")  # a deadline is not an unreachable S3
+    assert not log_events(log, skip, "rpc.crashed")
+    assert not log_events(log, skip, "vault.s3_unavailable")  # a deadline is not an unreachable S3
 
 
 async def test_an_upload_s_s3_request_ends_at_the_callers_deadline(
@@ -164,10 +137,10 @@ async def test_an_upload_s_s3_request_ends_at_the_callers_deadline(
             await vault.Upload(stream(pb.UploadRequest, meta, pieces(content)), metadata=bearer(token),
                                timeout=BUDGET)  # fmt: skip
         assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
-        seen = await _until(lambda: _cut_within_budget(_events(log, skip, S3_CUT), "PUT"),
+        seen = await until(lambda: _cut_within_budget(log_events(log, skip, S3_CUT), "PUT"),
                             "the vault's S3 PUT gave up at the caller's deadline")  # fmt: skip
     assert seen, seen
-    assert not _events(log, skip, "rpc.crashed")
+    assert not log_events(log, skip, "rpc.crashed")
     listed = await vault.ListDocuments(pb.ListDocumentsRequest(page_size=100), metadata=bearer(token), timeout=20)
     assert all(d.title != "Hạn chót" for d in listed.documents), "a cut upload must leave no document"
 
