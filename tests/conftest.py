@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -28,12 +29,25 @@ def var_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("var")
 
 
+@contextlib.asynccontextmanager
+async def own_stack(
+    folder: Path, seed_count: int = SEEDED, before_stop: Callable[[Stack], None] = lambda _s: None
+) -> AsyncIterator[Stack]:
+    """A whole stack in ``folder`` on free ports; ``before_stop`` undoes what a test did to its processes
+    (a module whose faults must not reach the session stack's tests has one of its own)."""
+    running = Stack(folder, Ports.free(), seed_count=seed_count, fast_unsafe=True, say=lambda _m: None)
+    await running.start()
+    try:
+        yield running
+    finally:
+        before_stop(running)
+        running.stop()
+
+
 @pytest.fixture(scope="session")
 async def stack(var_dir: Path) -> AsyncIterator[Stack]:
-    running = Stack(var_dir, Ports.free(), seed_count=SEEDED, fast_unsafe=True, say=lambda _m: None)
-    await running.start()
-    yield running
-    running.stop()
+    async with own_stack(var_dir) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -28,10 +28,9 @@ from protos.vault.v1 import vault_pb2 as pb
 from protos.vault.v1 import vault_pb2_grpc as pb_grpc
 from registry.generator import generate
 from stack.info import StackInfo
-from stack.ports import Ports
 from stack.process import ManagedProcess
 from stack.supervisor import Stack
-from tests.conftest import channel_as
+from tests.conftest import channel_as, own_stack
 from tests.test_cli import dinhdanh
 from tests.vault_helpers import CHUNK, bearer, citizen_token, download_digest, stream
 
@@ -47,14 +46,8 @@ DEADLINE = 2.0  # of each upload and download under load: shorter than a freeze,
 @pytest.fixture(scope="module")
 async def faulty(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     """A stack of this module's own: its faults must not reach the session stack's tests."""
-    running = Stack(tmp_path_factory.mktemp("faults"), Ports.free(), seed_count=SEEDED, fast_unsafe=True,
-                    say=lambda _m: None)  # fmt: skip
-    await running.start()
-    try:
+    async with own_stack(tmp_path_factory.mktemp("faults"), SEEDED, _thaw) as running:
         yield running
-    finally:
-        _thaw(running)
-        running.stop()
 
 
 @pytest.fixture(scope="module")

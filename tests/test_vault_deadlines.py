@@ -28,9 +28,8 @@ from protos.vault.v1 import vault_pb2 as pb
 from protos.vault.v1 import vault_pb2_grpc as pb_grpc
 from registry.generator import generate
 from stack.info import StackInfo
-from stack.ports import Ports
 from stack.supervisor import Stack
-from tests.conftest import channel_as
+from tests.conftest import channel_as, own_stack
 from tests.vault_helpers import bearer, citizen_token, pieces, stream, upload
 from tests.waiting import log_events, until
 from vault.issuers import IssuerKeys
@@ -47,14 +46,8 @@ SLACK_MS = 50  # grpc-timeout is sent rounded (the server's budget may read a fe
 
 @pytest.fixture(scope="module")
 async def deadlined(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
-    running = Stack(tmp_path_factory.mktemp("vault-deadlines"), Ports.free(), seed_count=SEEDED, fast_unsafe=True,
-                    say=lambda _m: None)  # fmt: skip
-    await running.start()
-    try:
+    async with own_stack(tmp_path_factory.mktemp("vault-deadlines"), SEEDED, _continue) as running:
         yield running
-    finally:
-        _continue(running)
-        running.stop()
 
 
 @pytest.fixture(scope="module")
