@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import random
 
 import pytest
 
@@ -284,3 +285,22 @@ def test_memory_node_source_refuses_a_subtree_it_does_not_hold() -> None:
         merkle.nodes_from_leaves(LEAVES[:5])(1, 2)
     with pytest.raises(merkle.ProofError, match="tree size -1"):
         merkle.root_at(-1, NODE)
+
+
+def test_larger_trees_match_reference_on_sampled_proofs() -> None:
+    """Beyond 64 leaves (several tile-sized levels), a fixed sample of proofs against the reference."""
+    rng = random.Random(9162)
+    entries = [f"big {i}".encode() for i in range(600)]
+    node = merkle.nodes_from_leaves([merkle.leaf_hash(e) for e in entries])
+    for _ in range(40):
+        n = rng.randint(65, 600)
+        m = rng.randrange(n)
+        old = rng.randint(1, n)
+        new_root = ref_mth(entries[:n])
+        assert merkle.root_at(n, node) == new_root
+        proof = merkle.inclusion_proof(m, n, node)
+        assert proof == ref_path(m, entries[:n])
+        assert merkle.verify_inclusion(merkle.leaf_hash(entries[m]), m, n, proof, new_root)
+        consistency = merkle.consistency_proof(old, n, node)
+        assert consistency == (ref_proof(old, entries[:n]) if old < n else [])
+        assert merkle.verify_consistency(old, n, ref_mth(entries[:old]), new_root, consistency)
