@@ -314,3 +314,38 @@ def test_a_signed_but_not_canonical_or_unapproved_payload_is_refused() -> None:
         verify(_signed(header, b"\xff not json"), KEY)
     with pytest.raises(InvalidArgument, match="malformed"):
         verify(_signed(header, canonical_json({"v": 1})), KEY)
+
+
+def _jcs(value: Any) -> str:
+    """A naive RFC 8785 serializer for strings, integers, arrays and objects, written from the RFC's rules:
+    members sorted by their names' UTF-16 code units (§3.2.3), strings escaped as ECMAScript's JSON.stringify
+    (§3.2.2.2), integers as ECMAScript prints them (§3.2.2.3)."""
+    if isinstance(value, dict):
+        names = sorted(value, key=lambda name: name.encode("utf-16-be"))
+        return "{" + ",".join(_jcs(name) + ":" + _jcs(value[name]) for name in names) + "}"
+    if isinstance(value, list):
+        return "[" + ",".join(_jcs(item) for item in value) + "]"
+    if isinstance(value, int):
+        return str(value)
+    short = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\f": "\\f", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    return '"' + "".join(short.get(c) or (f"\\u{ord(c):04x}" if ord(c) < 0x20 else c) for c in value) + '"'
+
+
+def test_canonical_json_equals_a_naive_rfc8785_serializer() -> None:
+    rng = random.Random(8785)
+    alphabet = 'aZ09 _-/"\\\b\f\n\r\t\x00\x01\x1f\x7f\u2028\u00e9ĐđảẫỹươÀ€😀'
+    for _ in range(300):
+        value = {
+            "".join(rng.choice("abcXYZ_09") for _ in range(rng.randint(1, 6))): rng.choice(
+                [
+                    "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12))),
+                    rng.randint(0, 2**53 - 1),
+                    [rng.randint(0, 99), "Hà Nội"],
+                    {"z": "ý", "A": 1},
+                ]
+            )
+            for _ in range(rng.randint(1, 6))
+        }
+        assert canonical_json(value) == _jcs(value).encode("utf-8")
+    for one in (artefact(), artefact(approved_at=None, documents=())):
+        assert canonical(one) == _jcs(to_json_value(one)).encode("utf-8")
