@@ -428,9 +428,11 @@ async def test_a_key_dropped_from_the_jwks_stops_verifying(info: StackInfo, sign
 async def test_a_cached_token_still_expires(info: StackInfo, jwks: JwksServer, signer: Signer) -> None:
     checking = TokenVerifier(ISSUER, AUDIENCE, jwks.url, info.postgres_dsn, leeway=0, key_states=False)
     try:
-        token = signer.mint(citizen_claims(exp=int(time.time()) + 1))
+        await checking.verify(signer.mint(citizen_claims()))  # the JWKS is loaded before the clock matters
+        # 2 s of life, whole seconds: at least 1 s left for the first verify whatever the fraction of now.
+        token = signer.mint(citizen_claims(exp=int(time.time()) + 2))
         assert (await checking.verify(token)).subject == CITIZEN
-        deadline = time.monotonic() + 3
+        deadline = time.monotonic() + 4
         while (await _outcome(checking, token)) == "ok":
             assert time.monotonic() < deadline
             await asyncio.sleep(0.1)
