@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import asyncpg
@@ -29,6 +29,7 @@ from stack.postgres import StackError
 from stack.process import Backoff
 from stack.seaweed import SeaweedS3
 from stack.supervisor import Stack
+from tests.waiting import until
 
 KEYS = {"services", "tls", "postgres_dsn", "s3_endpoint", "demo_citizen"}
 
@@ -103,23 +104,6 @@ async def test_data_survives_a_restart(tmp_path: Path) -> None:
         second.stop()
 
 
-async def _until(condition: Callable[[], bool], what: str, timeout: float = 90.0) -> None:
-    """Wait for ``condition`` (a liveness wait, not a speed assert: the bound only keeps a hang finite)."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not condition():
-        assert loop.time() < end, f"never happened: {what}"
-        await asyncio.sleep(0.1)
-
-
-async def _until_async(condition: Callable[[], Awaitable[bool]], what: str, timeout: float = 90.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + timeout
-    while not await condition():
-        assert loop.time() < end, f"never happened: {what}"
-        await asyncio.sleep(0.2)
-
-
 def _said(messages: list[str], *words: str) -> bool:
     return any(all(word in message for word in words) for message in messages)
 
@@ -145,8 +129,8 @@ async def test_a_crashed_process_is_restarted_and_said(tmp_path: Path) -> None:
         old = stack.services["identity"].pid
         assert old is not None
         os.kill(old, signal.SIGKILL)
-        await _until(lambda: _said(said, "identity", "died"), "the death of identity said")
-        await _until(lambda: _said(said, "identity", "answers again"), "identity restarted")
+        await until(lambda: _said(said, "identity", "died"), "the death of identity said", timeout=90.0)
+        await until(lambda: _said(said, "identity", "answers again"), "identity restarted", timeout=90.0)
         assert stack.services["identity"].pid != old
         assert _said(said, "identity", "restarting in")
         async with info.channel("identity") as channel:
@@ -159,23 +143,23 @@ async def test_a_crashed_process_is_restarted_and_said(tmp_path: Path) -> None:
         assert stack.s3 is not None
         assert stack.s3.process is not None
         os.kill(stack.s3.process.pid or 0, signal.SIGKILL)
-        await _until(lambda: _said(said, "SeaweedFS", "died"), "the death of SeaweedFS said")
-        await _until(lambda: _said(said, "SeaweedFS", "answers again"), "SeaweedFS restarted")
+        await until(lambda: _said(said, "SeaweedFS", "died"), "the death of SeaweedFS said", timeout=90.0)
+        await until(lambda: _said(said, "SeaweedFS", "answers again"), "SeaweedFS restarted", timeout=90.0)
         client = info.s3_client()
         assert await asyncio.to_thread(client.bucket_exists, "vault")
 
         assert stack.postgres is not None
         assert stack.postgres.process is not None
         os.kill(stack.postgres.process.pid or 0, signal.SIGKILL)
-        await _until(lambda: _said(said, "PostgreSQL", "died"), "the death of PostgreSQL said")
-        await _until(lambda: _said(said, "PostgreSQL", "answers again"), "PostgreSQL restarted")
+        await until(lambda: _said(said, "PostgreSQL", "died"), "the death of PostgreSQL said", timeout=90.0)
+        await until(lambda: _said(said, "PostgreSQL", "answers again"), "PostgreSQL restarted", timeout=90.0)
         conn = await asyncpg.connect(info.postgres_dsn)
         try:
             assert await conn.fetchval("SELECT count(*) FROM identity.accounts") == 1
         finally:
             await conn.close()
         for name in info.services:  # their health follows PostgreSQL: SERVING again by themselves
-            await _until_async(lambda name=name: _answers(info, name), f"{name} serving again")
+            await until(lambda name=name: _answers(info, name), f"{name} serving again", timeout=90.0, every=0.2)
     finally:
         stop.set()
         await supervisor
