@@ -30,6 +30,7 @@ from core.errors import PermissionDenied, Unauthenticated
 
 SERVICE_URI_PREFIX = "spiffe://dinhdanh.gov.vn/service/"
 OPERATOR_URI_PREFIX = "spiffe://dinhdanh.gov.vn/operator/"
+AGENCY_URI_PREFIX = "spiffe://dinhdanh.gov.vn/agency/"  # an agency's client certificate: …/agency/<client_id>
 SERVICE_AUDIENCE_PREFIX = "urn:dinhdanh:service:"
 REALM = "dinhdanh"
 
@@ -105,15 +106,18 @@ class Principal:
 
 @dataclass(frozen=True, slots=True)
 class Caller:
-    """An authenticated peer. ``kind`` is ``service`` or ``operator``; ``name`` is its certificate name.
+    """An authenticated peer. ``kind`` is ``service``, ``operator`` or ``agency``; ``name`` is its certificate
+    name (an agency's: its OAuth client id).
 
     ``principal`` is the verified bearer token's subject when the call carried one and its method
-    admits tokens; ``None`` otherwise.
+    admits tokens; ``None`` otherwise. ``cert_sha256`` is the base64url SHA-256 thumbprint of the peer's DER
+    certificate (RFC 8705 §3.1 ``x5t#S256``), what a certificate-bound token must name.
     """
 
     kind: str
     name: str
     principal: Principal | None = None
+    cert_sha256: str = ""
 
     @property
     def label(self) -> str:
@@ -122,7 +126,8 @@ class Caller:
     @classmethod
     def from_uri(cls, uri: str) -> Caller | None:
         """Parse the SPIFFE-style URI SAN the platform CA writes into every certificate."""
-        for kind, prefix in (("service", SERVICE_URI_PREFIX), ("operator", OPERATOR_URI_PREFIX)):
+        prefixes = (("service", SERVICE_URI_PREFIX), ("operator", OPERATOR_URI_PREFIX), ("agency", AGENCY_URI_PREFIX))
+        for kind, prefix in prefixes:
             if uri.startswith(prefix) and len(uri) > len(prefix):
                 return cls(kind, uri[len(prefix) :])
         return None
@@ -130,7 +135,8 @@ class Caller:
 
 @dataclass(frozen=True, slots=True)
 class Allow:
-    """Who may call one RPC: named services, operators when ``operators`` is true, and bearer-token
+    """Who may call one RPC: named services, operators when ``operators`` is true, agencies (by their client
+    certificate alone) when ``agencies`` is true, and bearer-token
     holders: citizens when ``citizens``, OAuth clients (``client_credentials``) when ``clients``. A token
     must carry every scope in ``scopes``; a citizen token must have an assurance level ≥ ``min_acr``.
     See the module docstring for how peer and token combine."""
@@ -141,6 +147,7 @@ class Allow:
     clients: bool = False
     scopes: frozenset[str] = frozenset()
     min_acr: int = 0
+    agencies: bool = False
 
     @classmethod
     def of(
@@ -152,8 +159,9 @@ class Allow:
         clients: bool = False,
         scopes: Iterable[str] = (),
         min_acr: int = 0,
+        agencies: bool = False,
     ) -> Allow:
-        return cls(frozenset(services), operators, citizens, clients, frozenset(scopes), min_acr)
+        return cls(frozenset(services), operators, citizens, clients, frozenset(scopes), min_acr, agencies)
 
     @property
     def accepts_tokens(self) -> bool:
@@ -170,6 +178,8 @@ class Allow:
         if caller.kind == "operator" and self.operators:
             return caller
         if caller.kind == "service" and caller.name in self.services:
+            return caller
+        if caller.kind == "agency" and self.agencies:
             return caller
         if self.accepts_tokens:
             raise TokenRejected("this method needs a bearer access token", error=None)

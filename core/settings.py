@@ -24,6 +24,8 @@ class Settings(BaseSettings):
     tls_key: Path = Path("var/pki/service.key")
     registry_address: str = ""
     identity_address: str = ""
+    consent_address: str = ""
+    log_address: str = ""
     issuer: str = ""  # the OpenID Provider's public URL (the HTTP edge)
     keys_dir: Path | None = None  # this process's keys, one file per purpose (core.keys.files)
     argon2_workers: int = Field(default=0, ge=0)  # 0: one per core

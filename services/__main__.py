@@ -14,13 +14,15 @@ import uvloop
 
 from core import logs
 from core.settings import Settings
-from services import identity_server, registry_server, vault_server
+from services import consent_server, identity_server, log_server, registry_server, vault_server
 from services.server import ServiceSpec, serve
 
 BUILDERS: dict[str, Callable[[Settings], Awaitable[ServiceSpec]]] = {
     "registry": registry_server.build,
     "identity": identity_server.build,
     "vault": vault_server.build,
+    "consent": consent_server.build,
+    "log": log_server.build,
 }
 
 

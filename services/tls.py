@@ -9,11 +9,15 @@ refused whatever address the client dialled. Operator certificates name no host 
 
 from __future__ import annotations
 
+import base64
+import hashlib
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
 import grpc
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from core.callers import Caller
 
@@ -64,5 +68,11 @@ def _caller_from_pem(pem: bytes) -> Caller | None:
     for uri in san.get_values_for_type(x509.UniformResourceIdentifier):
         caller = Caller.from_uri(uri)
         if caller is not None:
-            return caller
+            return replace(caller, cert_sha256=thumbprint(cert))
     return None
+
+
+def thumbprint(cert: x509.Certificate) -> str:
+    """RFC 8705 §3.1 ``x5t#S256``: base64url (no padding) of the SHA-256 of the DER certificate."""
+    digest = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()

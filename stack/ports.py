@@ -22,6 +22,8 @@ class Ports:
     registry: int = 50051
     identity: int = 50052
     vault: int = 50053
+    consent: int = 50054
+    log: int = 50055
     edge: int = 18000
     portal: int = 18001
     portal_2: int = 18002

@@ -24,6 +24,8 @@ PROCESS_KEYS: dict[str, tuple[str, ...]] = {
     "registry": (p.OIDC_SUBJECT,),  # GetMyRecord: the token's sub back to the ID number
     "identity": (p.TOTP_SECRET, p.LOGIN_TICKET, p.AUDIT_PSEUDONYM),
     "vault": (p.OIDC_SUBJECT, p.AUDIT_PSEUDONYM, p.VAULT_OWNER, p.VAULT_MASTER),
+    "consent": (p.OIDC_SUBJECT, p.AUDIT_PSEUDONYM, p.CONSENT_SIGNING),  # citizens by sub or ID number; signing
+    "log": (p.OIDC_SUBJECT, p.AUDIT_PSEUDONYM, p.LOG_SIGNING),  # a citizen's own entries; checkpoints
 }
 LEGACY_MASTER = "identity.key"
 

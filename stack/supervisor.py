@@ -39,7 +39,7 @@ from stack.seaweed import SeaweedS3
 from stack.secrets import SecretStore
 
 LAYOUT = "1"
-SERVICES = ("registry", "identity", "vault")
+SERVICES = ("registry", "identity", "vault", "consent", "log")
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VAR = Path("var")
 
@@ -248,10 +248,12 @@ class Stack:
             "DINHDANH_TLS_CERT": str(paths.cert),
             "DINHDANH_TLS_KEY": str(paths.key),
             "DINHDANH_REGISTRY_ADDRESS": f"{HOST}:{self.ports.registry}",
+            "DINHDANH_CONSENT_ADDRESS": f"{HOST}:{self.ports.consent}",
+            "DINHDANH_LOG_ADDRESS": f"{HOST}:{self.ports.log}",
             "DINHDANH_KEYS_DIR": str(self.secrets.keys_dir(name)),
             "DINHDANH_ISSUER": web.issuer(self.ports),
         }
-        if name == "vault":
+        if name in ("vault", "log"):  # the vault's documents; the log's tiles
             assert self.s3 is not None
             env |= {
                 "DINHDANH_S3_ENDPOINT": self.s3.endpoint,

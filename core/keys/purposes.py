@@ -17,6 +17,8 @@ AUTHORIZATION_CODE = "authorization-code"  # sealed authorization codes (edge)
 DEVICE_ID = "device-id"  # device ids the edge mints and seals (services/edge/sources.py)
 VAULT_OWNER = "vault-owner"  # HMAC owner references (vault)
 VAULT_MASTER = "vault-master"  # wraps every citizen's KEK (vault)
+CONSENT_SIGNING = "consent-signing"  # the P-256 scalar seed of the key signing consent artefacts and statuses (consent)
+LOG_SIGNING = "log-signing"  # the Ed25519 seed of the transparency log's checkpoint key (log)
 
 SIZES: dict[str, int] = {
     TOTP_SECRET: 32,
@@ -30,4 +32,6 @@ SIZES: dict[str, int] = {
     DEVICE_ID: 32,
     VAULT_OWNER: 32,
     VAULT_MASTER: 32,
+    CONSENT_SIGNING: 32,
+    LOG_SIGNING: 32,
 }
