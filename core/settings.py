@@ -27,6 +27,7 @@ class Settings(BaseSettings):
     consent_address: str = ""
     log_address: str = ""
     issuer: str = ""  # the OpenID Provider's public URL (the HTTP edge)
+    mtls_listen: str = ""  # the edge: host:port of its mutual-TLS endpoints for agencies (RFC 8705 §5); "" none
     keys_dir: Path | None = None  # this process's keys, one file per purpose (core.keys.files)
     argon2_workers: int = Field(default=0, ge=0)  # 0: one per core
     db_pool_size: int = Field(default=10, ge=1)

@@ -24,6 +24,8 @@ class PortalSettings(BaseSettings):
     log_level: str = "info"
     # The vault's address and this portal's platform certificate (mutual TLS); with no address, no vault pages.
     vault_address: str = ""
+    consent_address: str = ""  # the consent service (the citizen's consent pages); "" no such pages
+    log_address: str = ""  # the transparency log (the access history with its proofs)
     tls_ca: str = ""
     tls_cert: str = ""
     tls_key: str = ""

@@ -25,6 +25,7 @@ class Ports:
     consent: int = 50054
     log: int = 50055
     edge: int = 18000
+    edge_mtls: int = 18443
     portal: int = 18001
     portal_2: int = 18002
 

@@ -24,8 +24,9 @@ PORTALS = (
     ("portal_2", "Cổng thông tin Bộ Y tế (demo)"),
 )
 # What the demo portals ask for: the claims they show, and the vault pages (portal/vault.py).
-DEMO_SCOPES = ("address", "phone", "national_id", "offline_access", "vault.read", "vault.write")
-DEMO_RESOURCES = ("urn:dinhdanh:service:vault",)
+DEMO_SCOPES = ("address", "phone", "national_id", "offline_access", "vault.read", "vault.write", "consent.manage",
+               "log.read")  # fmt: skip
+DEMO_RESOURCES = ("urn:dinhdanh:service:vault", "urn:dinhdanh:service:consent", "urn:dinhdanh:service:log")
 
 
 def issuer(ports: Ports) -> str:
@@ -42,6 +43,7 @@ def start_edge(ca: PlatformCA, secrets: SecretStore, ports: Ports, dsn: str, var
     env = {
         **os.environ,
         "DINHDANH_LISTEN": f"{HOST}:{ports.edge}",
+        "DINHDANH_MTLS_LISTEN": f"{HOST}:{ports.edge_mtls}",  # the mTLS token endpoint alias (RFC 8705 §5)
         "DINHDANH_ISSUER": issuer(ports),
         "DINHDANH_POSTGRES_DSN": dsn,
         "DINHDANH_TLS_CA": str(paths.ca),
@@ -100,6 +102,8 @@ def start_portal(name: str, title: str, client: dict[str, Any], secrets: SecretS
         paths = ca.issue("portal")
         env |= {
             "DINHDANH_PORTAL_VAULT_ADDRESS": f"{HOST}:{ports.vault}",
+            "DINHDANH_PORTAL_CONSENT_ADDRESS": f"{HOST}:{ports.consent}",
+            "DINHDANH_PORTAL_LOG_ADDRESS": f"{HOST}:{ports.log}",
             "DINHDANH_PORTAL_TLS_CA": str(paths.ca),
             "DINHDANH_PORTAL_TLS_CERT": str(paths.cert),
             "DINHDANH_PORTAL_TLS_KEY": str(paths.key),
