@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from core.callers import OPERATOR_URI_PREFIX, SERVICE_URI_PREFIX
+from core.callers import AGENCY_URI_PREFIX, OPERATOR_URI_PREFIX, SERVICE_URI_PREFIX
 
 CA_NAME = "Dinhdanh Platform CA"
 VALIDITY = dt.timedelta(days=825)
@@ -105,6 +105,36 @@ class PlatformCA:
         _write_key(paths.key, key)
         paths.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
         return paths
+
+    def sign_agency_csr(self, client_id: str, csr_pem: bytes, validity: dt.timedelta = VALIDITY) -> bytes:
+        """An agency's client certificate (PEM) for the key of ``csr_pem``: URI SAN
+        ``spiffe://dinhdanh.gov.vn/agency/<client_id>``, client authentication only (it can never serve). The
+        CSR's signature must verify (proof of possession); its requested names are ignored: the CA decides."""
+        csr = x509.load_pem_x509_csr(csr_pem)
+        if not csr.is_signature_valid:
+            raise ValueError("the CSR's signature does not verify")
+        public = csr.public_key()
+        if not isinstance(public, ec.EllipticCurvePublicKey) or public.curve.name not in ("secp256r1", "secp384r1"):
+            raise ValueError("the CSR's key must be ECDSA P-256 or P-384")
+        ca_key = serialization.load_pem_private_key((self.folder / "ca.key").read_bytes(), None)
+        assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+        ca_cert = x509.load_pem_x509_certificate(self.ca_cert_path.read_bytes())
+        now = dt.datetime.now(dt.UTC)
+        san = x509.SubjectAlternativeName([x509.UniformResourceIdentifier(AGENCY_URI_PREFIX + client_id)])
+        cert = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, client_id)]))
+            .issuer_name(ca_cert.subject)
+            .public_key(public)
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + validity)
+            .add_extension(san, critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
