@@ -28,7 +28,7 @@ BASE = K8S / "base"
 MIGRATE = K8S / "migrate"
 KUSTOMIZATIONS = (BASE, MIGRATE)
 EXAMPLE = BASE / "secrets.example.yaml"
-DEPLOYMENTS = {name: BASE / f"{name}-deployment.yaml" for name in ("registry", "identity", "vault")}
+DEPLOYMENTS = {name: BASE / f"{name}-deployment.yaml" for name in ("registry", "identity", "vault", "consent", "log")}
 JOB = MIGRATE / "job.yaml"
 POD_MANIFESTS = (*DEPLOYMENTS.values(), JOB)
 SETTINGS_ENV = BASE / "settings.env"
@@ -48,6 +48,19 @@ REQUIRED = {
         "ARGON2_WORKERS",
     },
     "vault": {
+        "LISTEN",
+        "POSTGRES_DSN",
+        "TLS_CA",
+        "TLS_CERT",
+        "TLS_KEY",
+        "KEYS_DIR",
+        "ISSUER",
+        "S3_ENDPOINT",
+        "S3_ACCESS_KEY",
+        "S3_SECRET_KEY",
+    },
+    "consent": {"LISTEN", "POSTGRES_DSN", "TLS_CA", "TLS_CERT", "TLS_KEY", "KEYS_DIR", "ISSUER"},
+    "log": {
         "LISTEN",
         "POSTGRES_DSN",
         "TLS_CA",
