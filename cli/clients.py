@@ -13,10 +13,11 @@ import typer
 
 from cli import views
 from cli.output import JsonOption, VarOption, console, emit, fail, run, stack_info
-from core.errors import InvalidArgument
+from core.errors import DomainError, InvalidArgument
 from identity.oidc import registration
 from identity.oidc.clients import Client, new_secret
 from identity.oidc.store import ClientStore
+from stack.pki import PlatformCA
 from vault.signatures import check_public_jwks
 
 app = typer.Typer(help="OAuth clients: government portals and agencies.", no_args_is_help=True)
@@ -51,6 +52,8 @@ def describe(client: Client) -> dict[str, Any]:
         "id_token_alg": client.id_token_alg,
         "signing_keys": [key.get("kid") for key in (client.jwks or {}).get("keys", [])],
         "disabled": client.disabled,
+        "tls_client_auth_san_uri": client.tls_client_auth_san_uri,
+        "cert_sha256": client.cert_sha256,
     }
 
 
@@ -125,6 +128,55 @@ def _json_file(path: Path) -> Any:
         return json.loads(path.read_text())
     except (OSError, ValueError) as error:
         raise InvalidArgument(f"cannot read {path}: {type(error).__name__}") from None
+
+
+@app.command("issue-cert")
+def issue_cert(
+    client_id: str,
+    csr: Path = typer.Option(..., "--csr", help="The agency's certificate signing request (PEM, ECDSA P-256/P-384)."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Where to write the certificate (default: the CSR's name, .pem)."
+    ),
+    var: Path = VarOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Issue an agency its X.509 client certificate from the platform CA (RFC 8705 §2.1.2): the CSR's signature
+    must verify (proof of possession of the key); the certificate names only
+    spiffe://dinhdanh.gov.vn/agency/CLIENT_ID and is for client authentication. It is recorded on the client, which
+    may then authenticate with tls_client_auth and get certificate-bound tokens on the edge's mTLS port."""
+    info = stack_info(var, as_json)
+    ca = PlatformCA(Path(info.tls["ca"]).parent)
+    if not (ca.folder / "ca.key").exists():
+        fail(f"the platform CA's key is not in {ca.folder}: run this where the CA lives", as_json)
+    try:
+        csr_pem = csr.read_bytes()
+    except OSError as error:
+        fail(f"cannot read {csr}: {type(error).__name__}", as_json)
+        raise
+    target = out or csr.with_suffix(".pem")
+
+    async def issue(store: ClientStore) -> registration.IssuedCertificate | str:
+        try:
+            return await registration.issue_certificate(store, ca.sign_agency_csr, client_id, csr_pem)
+        except DomainError as error:
+            return error.message
+
+    issued = _with_store(var, as_json, issue)
+    if isinstance(issued, str):
+        fail(issued, as_json)
+        raise AssertionError  # fail() exits
+    target.write_bytes(issued.pem)
+    data = {
+        "client_id": client_id,
+        "cert": str(target),
+        "tls_client_auth_san_uri": issued.san_uri,
+        "x5t#S256": issued.sha256,
+        "serial": issued.serial,
+        "not_after": issued.not_after.isoformat(),
+    }
+    emit(data, as_json, lambda: console.print(
+        f"certificate of {client_id} ({issued.san_uri}, until {issued.not_after:%Y-%m-%d}) written to "
+        f"[bold]{target}[/]", soft_wrap=True))  # fmt: skip
 
 
 @app.command("list")

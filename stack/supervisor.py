@@ -174,6 +174,7 @@ class Stack:
             }
             for name, c in clients.items()
         }
+        info.clients["agency_demo"] = await web.demo_agency(self.ca, self.secrets, dsn)
 
     def _prepare_var(self) -> None:
         self.var.mkdir(parents=True, exist_ok=True)

@@ -10,6 +10,10 @@ from typing import Any
 
 import asyncpg
 import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from identity.oidc import registration
 from identity.oidc.store import ClientStore
@@ -27,6 +31,12 @@ PORTALS = (
 DEMO_SCOPES = ("address", "phone", "national_id", "offline_access", "vault.read", "vault.write", "consent.manage",
                "log.read")  # fmt: skip
 DEMO_RESOURCES = ("urn:dinhdanh:service:vault", "urn:dinhdanh:service:consent", "urn:dinhdanh:service:log")
+# The demo agency: an employer-vetting office that asks citizens for their papers (issue 10).
+DEMO_AGENCY = "Sở Lao động - Thương binh và Xã hội (demo)"
+DEMO_AGENCY_PURPOSES = ("EMPLOYMENT_BACKGROUND_CHECK", "PUBLIC_SERVICE_DOSSIER", "SOCIAL_INSURANCE_BENEFIT",
+                        "HEALTH_INSURANCE_CLAIM")  # fmt: skip
+DEMO_AGENCY_SCOPES = ("vault.read", "vault.issue", "registry.read")
+DEMO_AGENCY_RESOURCES = ("urn:dinhdanh:service:vault", "urn:dinhdanh:service:consent", "urn:dinhdanh:service:registry")
 
 
 def issuer(ports: Ports) -> str:
@@ -81,6 +91,41 @@ async def demo_clients(secrets: SecretStore, ports: Ports, dsn: str) -> dict[str
     if missing:
         secrets.put_json("clients.json", known)
     return known
+
+
+async def demo_agency(ca: PlatformCA, secrets: SecretStore, dsn: str) -> dict[str, Any]:
+    """The demo agency, registered once as `dinhdanh clients add-agency` would, with its client certificate: a key
+    made here (``var/pki/agency-demo.key``), a CSR for it signed by the platform CA through the same function as
+    `dinhdanh clients issue-cert` (``var/pki/agency-demo.pem``). Returns what ``stack.json`` lists as
+    ``clients["agency_demo"]``: client_id, client_secret (``client_secret_basic``), cert, key and ca paths."""
+    known = secrets.json("agency-demo.json")
+    key_path, cert_path = ca.folder / "agency-demo.key", ca.folder / "agency-demo.pem"
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    try:
+        store = ClientStore(pool)
+        registered = known is not None and await store.get(known["client_id"]) is not None
+        if not registered:
+            client, secret = registration.agency(DEMO_AGENCY, list(DEMO_AGENCY_PURPOSES), list(DEMO_AGENCY_SCOPES),
+                                                 list(DEMO_AGENCY_RESOURCES))  # fmt: skip
+            await store.add(client)
+            known = {"client_id": client.client_id, "client_secret": secret}
+            secrets.put_json("agency-demo.json", known)
+        assert known is not None
+        if not registered or not (key_path.exists() and cert_path.exists()):
+            key = ec.generate_private_key(ec.SECP256R1())
+            name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, DEMO_AGENCY)])
+            csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
+            pem = csr.public_bytes(serialization.Encoding.PEM)
+            issued = await registration.issue_certificate(store, ca.sign_agency_csr, known["client_id"], pem)
+            private = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption())  # fmt: skip
+            fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as f:
+                f.write(private)
+            cert_path.write_bytes(issued.pem)
+    finally:
+        await pool.close()
+    return {**known, "cert": str(cert_path), "key": str(key_path), "ca": str(ca.ca_cert_path)}
 
 
 def start_portal(name: str, title: str, client: dict[str, Any], secrets: SecretStore, ports: Ports,

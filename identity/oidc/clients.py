@@ -32,6 +32,7 @@ CLIENT_SCOPES_SUPPORTED = tuple(dict.fromkeys(PORTAL_SCOPES + AGENCY_SCOPES))
 RESOURCES = tuple(f"urn:dinhdanh:service:{s}" for s in ("vault", "consent", "issuance", "registry", "log"))
 SECRET_AUTH = "client_secret_basic"  # noqa: S105 - a method name
 KEY_AUTH = "private_key_jwt"
+TLS_AUTH = "tls_client_auth"  # RFC 8705 §2.1: PKI mutual-TLS client authentication
 
 
 def new_client_id(prefix: str) -> str:
@@ -66,6 +67,8 @@ class Client(ClientMixin):  # type: ignore[misc]
     resources: tuple[str, ...] = ()  # RFC 8707 resource indicators this client may ask for
     min_acr: int = 1  # the assurance level every sign-in of this client needs (Core §2 acr; 2: verified in person)
     disabled: bool = False
+    tls_client_auth_san_uri: str | None = None  # RFC 8705 §2.1.2: the URI SAN of its platform-issued certificate
+    cert_sha256: str | None = None  # x5t#S256 (RFC 8705 §3.1) of the certificate issued last
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     # -- authlib ClientMixin ---------------------------------------------------------------
@@ -91,7 +94,12 @@ class Client(ClientMixin):  # type: ignore[misc]
         return hmac.compare_digest(digest(client_secret), self.secret_hash)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        return not self.disabled and method == self.auth_method
+        """The registered method; and ``tls_client_auth`` (RFC 8705 §2.1) besides it once the platform CA issued
+        the client a certificate (``tls_client_auth_san_uri``): possession of that certificate's key is as strong
+        a credential as the registered one, and the agency need not pick one for every use."""
+        if self.disabled:
+            return False
+        return method == self.auth_method or (method == TLS_AUTH and self.tls_client_auth_san_uri is not None)
 
     def check_response_type(self, response_type: str) -> bool:
         return response_type == "code" and "authorization_code" in self.grant_types

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from core.errors import InvalidArgument
+from cryptography import x509
+
+from core.callers import AGENCY_URI_PREFIX
+from core.errors import InvalidArgument, NotFound
 from identity.oidc.clients import (
     AGENCY_SCOPES,
     PORTAL_DEFAULT_SCOPES,
@@ -15,6 +21,8 @@ from identity.oidc.clients import (
     new_client_id,
     new_secret,
 )
+from identity.oidc.store import ClientStore
+from services.tls import thumbprint
 
 LOOPBACK = ("localhost", "127.0.0.1", "[::1]")
 MAX_NAME = 200
@@ -114,3 +122,45 @@ def agency(
         purposes=tuple(p.strip() for p in purposes if p.strip()),
     )
     return client, secret
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    """An agency's client certificate as issued and recorded (RFC 8705 §2.1.2, §3.1)."""
+
+    client_id: str
+    pem: bytes
+    san_uri: str
+    sha256: str  # x5t#S256
+    serial: str  # hex
+    not_after: dt.datetime
+
+
+async def issue_certificate(
+    store: ClientStore, sign: Callable[[str, bytes], bytes], client_id: str, csr_pem: bytes
+) -> IssuedCertificate:
+    """Have the platform CA sign an agency's CSR (``sign``: ``stack.pki.PlatformCA.sign_agency_csr``, which checks
+    the CSR's proof of possession and writes only the URI SAN ``spiffe://dinhdanh.gov.vn/agency/<client_id>``) and
+    record it on the client as its ``tls_client_auth_san_uri`` (RFC 8705 §2.1.2) with the certificate's
+    thumbprint, serial and expiry. Only for an agency: another client is ``InvalidArgument``, none ``NotFound``."""
+    client = await store.get(client_id)
+    if client is None:
+        raise NotFound(f"no client {client_id}")
+    if client.kind != "agency":
+        raise InvalidArgument(f"{client_id} is a {client.kind}: only an agency gets a client certificate")
+    try:
+        pem = sign(client_id, csr_pem)
+    except ValueError as error:
+        raise InvalidArgument(f"the CSR was refused: {error}") from None
+    cert = x509.load_pem_x509_certificate(pem)
+    issued = IssuedCertificate(
+        client_id=client_id,
+        pem=pem,
+        san_uri=AGENCY_URI_PREFIX + client_id,
+        sha256=thumbprint(cert),
+        serial=format(cert.serial_number, "x"),
+        not_after=cert.not_valid_after_utc,
+    )
+    if not await store.set_certificate(client_id, issued.san_uri, issued.sha256, issued.serial, issued.not_after):
+        raise NotFound(f"no agency {client_id}")
+    return issued

@@ -15,7 +15,8 @@ from identity.oidc.keys import StoredKey
 
 _CLIENT_COLUMNS = (
     "client_id, name, kind, grant_types, scopes, auth_method, secret_hash, redirect_uris,"
-    " post_logout_redirect_uris, jwks, id_token_alg, purposes, refresh_policy, disabled, resources, min_acr"
+    " post_logout_redirect_uris, jwks, id_token_alg, purposes, refresh_policy, disabled, resources, min_acr,"
+    " tls_client_auth_san_uri, cert_sha256"
 )
 
 
@@ -37,6 +38,8 @@ def _client(row: asyncpg.Record) -> Client:
         disabled=row["disabled"],
         resources=tuple(row["resources"]),
         min_acr=row["min_acr"],
+        tls_client_auth_san_uri=row["tls_client_auth_san_uri"],
+        cert_sha256=row["cert_sha256"],
     )
 
 
@@ -75,6 +78,18 @@ class ClientStore:
         status = await self._pool.execute(
             "UPDATE oidc.clients SET secret_hash = $2, updated_at = now() WHERE client_id = $1", client_id, secret_hash
         )
+        return status == "UPDATE 1"
+
+    async def set_certificate(
+        self, client_id: str, san_uri: str, sha256: str, serial: str, not_after: dt.datetime
+    ) -> bool:
+        """Record the client certificate the platform CA issued (RFC 8705 §2.1.2 ``tls_client_auth_san_uri``);
+        an agency only (False for another client or none)."""
+        status = await self._pool.execute(
+            "UPDATE oidc.clients SET tls_client_auth_san_uri = $2, cert_sha256 = $3, cert_serial = $4,"
+            " cert_not_after = $5, updated_at = now() WHERE client_id = $1 AND kind = 'agency'",
+            client_id, san_uri, sha256, serial, not_after,
+        )  # fmt: skip
         return status == "UPDATE 1"
 
     async def set_disabled(self, client_id: str, disabled: bool) -> bool:

@@ -1,6 +1,18 @@
 """Agencies' client certificates (RFC 8705).
 
-(Skeleton: filled in with the agency certificate work.)
+An agency's X.509 client certificate is issued by the platform CA for the agency's own key
+(``dinhdanh clients issue-cert``); the client's registration records what it was issued:
+
+- ``oidc.clients.tls_client_auth_san_uri``: the certificate's URI SAN ``spiffe://dinhdanh.gov.vn/agency/<client_id>``,
+  the registration metadata of RFC 8705 §2.1.2; a client that has one may authenticate with ``tls_client_auth``
+  (a certificate from the platform CA naming exactly this URI, over the edge's mutual-TLS port). Unique: one
+  URI names one client.
+- ``cert_sha256``: the last issued certificate's RFC 8705 §3.1 ``x5t#S256`` (base64url SHA-256 of its DER),
+  ``cert_serial`` (hex) and ``cert_not_after``: what the operator sees in ``dinhdanh clients list``.
+
+The column-level SELECT grants other roles hold on ``oidc.clients`` (the vault's and the consent service's
+``client_id, name, kind, jwks, disabled``, the log's ``client_id, name, kind``) name their columns, so new
+columns change nothing for them; the edge has the whole ``oidc`` schema.
 
 Revision ID: 0015
 Revises: 0014
@@ -9,6 +21,8 @@ Create Date: 2026-12-01
 
 from __future__ import annotations
 
+from alembic import op
+
 revision = "0015"
 down_revision = "0014"
 branch_labels = None
@@ -16,8 +30,19 @@ depends_on = None
 
 
 def upgrade() -> None:
-    pass
+    op.execute(
+        "ALTER TABLE oidc.clients"
+        " ADD COLUMN tls_client_auth_san_uri text UNIQUE"
+        " CHECK (tls_client_auth_san_uri IS NULL OR tls_client_auth_san_uri = 'spiffe://dinhdanh.gov.vn/agency/'"
+        " || client_id),"
+        " ADD COLUMN cert_sha256 text,"
+        " ADD COLUMN cert_serial text,"
+        " ADD COLUMN cert_not_after timestamptz"
+    )
 
 
 def downgrade() -> None:
-    pass
+    op.execute(
+        "ALTER TABLE oidc.clients DROP COLUMN cert_not_after, DROP COLUMN cert_serial, DROP COLUMN cert_sha256,"
+        " DROP COLUMN tls_client_auth_san_uri"
+    )
