@@ -27,19 +27,32 @@ class StoredConsent:
     status: Status
     counters: Counters
     signature: str = ""  # the compact JWS of the approved artefact (consent.artefact.sign)
+    citizen_sub: str = ""  # the citizen's opaque OpenID Connect ``sub`` (identity.oidc.subjects), for the vault
+    status_changed_at: datetime | None = None
+    canonical: bytes = b""  # the stored canonical JSON bytes of the artefact (what ``signature`` signs)
+
+
+Cursor = tuple[datetime, uuid.UUID]  # (created_at, id) of the last consent of a page: the next page starts after it
 
 
 class ConsentCreator(Protocol):
-    async def create(self, artefact: ConsentArtefact) -> None:
-        """Insert a PENDING artefact with zero counters (``AlreadyExists`` if its id is taken)."""
+    async def create(
+        self, artefact: ConsentArtefact, citizen_sub: str = "", approved: tuple[ConsentArtefact, str] | None = None
+    ) -> None:
+        """Insert a PENDING artefact with zero counters (``AlreadyExists`` if its id is taken); with ``approved``
+        (a citizen's grant on their own initiative: the approved artefact and its JWS) insert it ACTIVE at once,
+        in the same transaction."""
 
 
 class ConsentReader(Protocol):
     async def get(self, artefact_id: uuid.UUID) -> StoredConsent:
         """The artefact, its status and counters (``NotFound`` if none)."""
 
-    async def list_for_subject(self, subject: str, status: Status | None, limit: int) -> list[StoredConsent]:
-        """A citizen's consents, newest first (the portal's pages), optionally of one status."""
+    async def list_for_subject(
+        self, subject: str, status: Status | None, limit: int, after: Cursor | None = None
+    ) -> list[StoredConsent]:
+        """A citizen's consents, newest first (the portal's pages), optionally of one status, starting after
+        ``after`` (keyset paging)."""
 
 
 class ConsentTransitions(Protocol):
@@ -68,3 +81,12 @@ class ConsentExpiry(Protocol):
     async def expire_due(self, now: datetime, limit: int) -> list[uuid.UUID]:
         """Move up to ``limit`` PENDING, ACTIVE or PAUSED consents whose expiry is at or before ``now`` to
         EXPIRED (event EXPIRE, actor SYSTEM); the ids changed (each one an entry for the access log)."""
+
+
+class NotificationUrls(Protocol):
+    async def set_notification_url(self, client_id: str, url: str) -> None:
+        """Register (or with ``url`` '' remove) the agency's notification URL; status changes of its consents
+        are queued for it in the transaction of the change from then on."""
+
+    async def notification_url(self, client_id: str) -> str:
+        """The agency's notification URL, '' when none."""

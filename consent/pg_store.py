@@ -1,0 +1,371 @@
+"""PostgreSQL storage of consents (``consent.consents``, migration 0013): every Protocol of ``consent.storage``.
+
+The store decides nothing: each change locks the consent's row (``SELECT … FOR UPDATE``), runs the domain's
+rule on what is stored (``consent.states.transition``, ``consent.fetch_policy.decide``) and writes what it
+returns in the same transaction, so concurrent calls serialise on the row (ReBIT's consent artefact keeps its
+status and counters beside the signed terms the same way).
+
+Whatever it reads it checks: the canonical JSON bytes must parse back to the same bytes, and an approved
+artefact's JWS (``consent.artefact.verify``) must verify against the platform's public consent key named by
+its ``kid`` (read from ``consent.signing_keys``, or given) and sign exactly the stored bytes; anything else is
+``DataLoss`` (the row was altered outside the platform). Verified artefacts are cached by their bytes and
+signature (an approved artefact never changes).
+
+A status change of an agency's consent that registered a notification URL queues an outbox row
+(``consent.notifications``) in the transaction of the change (the transactional outbox pattern): a
+notification is sent if and only if the change committed (``consent.notifications.Sender``).
+
+Used by three processes, each with its own pool and role: the consent service (everything), the vault
+(``get``, ``charge_fetch``: its role may update the counters only) and the edge (``get``: read only).
+PostgreSQL that cannot be reached is ``Unavailable``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+from joserfc.jwk import ECKey
+
+from consent import states
+from consent.artefact import ConsentArtefact, canonical, from_json_value, verify
+from consent.fetch_policy import Allowed, Counters, Decision, FetchRequest, decide
+from consent.signing import ConsentKey, kid_of, public_key
+from consent.states import Actor, Event, Status
+from consent.storage import Cursor, StoredConsent
+from core.errors import AlreadyExists, DataLoss, DomainError, InvalidArgument, NotFound, Unavailable
+
+COLUMNS = (
+    "id, subject, citizen_sub, client_id, artefact, signature, status, status_changed_at, fetches, window_fetches,"
+    " last_fetch"
+)
+# SQL built from these module-level column lists, never from input
+SELECT_ONE = f"SELECT {COLUMNS} FROM consent.consents WHERE id = $1"  # noqa: S608
+LOCK_ONE = SELECT_ONE + " FOR UPDATE"
+SELECT_SUBJECT = (
+    f"SELECT {COLUMNS} FROM consent.consents WHERE subject = $1 AND ($2::text IS NULL OR status = $2)"  # noqa: S608
+    " AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid)) ORDER BY created_at DESC, id DESC LIMIT $5"
+)
+OPEN = tuple(sorted(source.value for source, event in states.TRANSITIONS if event is Event.EXPIRE))
+SIGNED = frozenset({Status.ACTIVE, Status.PAUSED, Status.REVOKED})  # reachable only through APPROVE
+CACHE_SIZE = 10_000
+UNREACHABLE_MESSAGE = "the consent database cannot be reached; try again"
+QUEUE_NOTIFICATION = (
+    "INSERT INTO consent.notifications (id, consent_id, client_id, status, fetches, created_at, next_attempt_at)"
+    " SELECT $1, $2, client_id, $3, $4, $5, $5 FROM consent.notification_urls WHERE client_id = $6"
+)
+
+
+class ConsentDatabaseUnavailable(Unavailable):
+    """PostgreSQL cannot be reached now (UNAVAILABLE: the same request may succeed later)."""
+
+
+def _unreachable(error: BaseException) -> bool:
+    if isinstance(error, TimeoutError):  # the caller's deadline or a statement timeout: not an outage
+        return False
+    if isinstance(error, (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, OSError)):
+        return True
+    if isinstance(error, (asyncpg.AdminShutdownError, asyncpg.CrashShutdownError)):
+        return True
+    return isinstance(error, asyncpg.InterfaceError) and "closed" in str(error)
+
+
+@contextlib.asynccontextmanager
+async def reachable() -> AsyncIterator[None]:
+    """Map a lost or refused PostgreSQL connection to ``Unavailable`` (domain errors pass unchanged)."""
+    try:
+        yield
+    except DomainError:
+        raise
+    except Exception as error:
+        if _unreachable(error):
+            raise ConsentDatabaseUnavailable(UNREACHABLE_MESSAGE) from None
+        raise
+
+
+@dataclass(frozen=True, slots=True)
+class Agency:
+    """A registered agency client as the consent service needs it (``oidc.clients``)."""
+
+    client_id: str
+    name: str
+    purposes: tuple[str, ...]
+    disabled: bool
+
+
+class PostgresAgencies:
+    """Agencies' registrations (``oidc.clients`` of kind ``agency``: name, purposes, disabled)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def get(self, client_id: str) -> Agency | None:
+        async with reachable():
+            row = await self._pool.fetchrow(
+                "SELECT client_id, name, purposes, disabled FROM oidc.clients WHERE client_id = $1 AND kind = 'agency'",
+                client_id,
+            )
+        return Agency(row["client_id"], row["name"], tuple(row["purposes"]), row["disabled"]) if row else None
+
+    async def names(self, client_ids: set[str]) -> dict[str, str]:
+        if not client_ids:
+            return {}
+        async with reachable():
+            rows = await self._pool.fetch(
+                "SELECT client_id, name FROM oidc.clients WHERE client_id = ANY($1::text[])", sorted(client_ids)
+            )
+        return {row["client_id"]: row["name"] for row in rows}
+
+
+class PostgresConsentStore:
+    """``consent.storage``'s Protocols on PostgreSQL (see the module docstring).
+
+    ``keys``: the public consent keys by ``kid`` to check stored JWSs with; when not given (the vault, the
+    edge) they are read from ``consent.signing_keys`` on first sight of a ``kid`` (a key id is a thumbprint,
+    so a ``kid`` never names another key)."""
+
+    def __init__(self, pool: asyncpg.Pool, keys: Mapping[str, ECKey] | None = None) -> None:
+        self._pool = pool
+        self._keys: dict[str, ECKey] = dict(keys or {})
+        self._read_keys = keys is None
+        self._verified: dict[tuple[bytes, str], ConsentArtefact] = {}
+
+    # --- keys -------------------------------------------------------------------------------------------
+
+    async def publish_key(self, key: ConsentKey) -> None:
+        """Store the public half of the platform's consent key (the consent service, on start)."""
+        async with reachable():
+            await self._pool.execute(
+                "INSERT INTO consent.signing_keys (kid, public_jwk) VALUES ($1, $2::jsonb) ON CONFLICT DO NOTHING",
+                key.kid, json.dumps(key.public_jwk),
+            )  # fmt: skip
+        self._keys.setdefault(key.kid, key.public)
+
+    async def _key(self, connection: asyncpg.Connection, kid: str) -> ECKey | None:
+        if kid not in self._keys and self._read_keys and kid:
+            jwk = await connection.fetchval("SELECT public_jwk FROM consent.signing_keys WHERE kid = $1", kid)
+            if jwk is not None:
+                self._keys[kid] = public_key(json.loads(jwk) if isinstance(jwk, str) else jwk)
+        return self._keys.get(kid)
+
+    # --- reading ----------------------------------------------------------------------------------------
+
+    async def _stored(self, connection: asyncpg.Connection, row: asyncpg.Record) -> StoredConsent:
+        raw, signature, status = bytes(row["artefact"]), row["signature"], Status(row["status"])
+        artefact = self._verified.get((raw, signature))
+        if artefact is None:
+            artefact = await self._check(connection, row["id"], raw, signature, status)
+            if len(self._verified) >= CACHE_SIZE:
+                self._verified.clear()
+            self._verified[raw, signature] = artefact
+        elif status in SIGNED and not signature:
+            raise DataLoss(f"consent {row['id']} is {status.value} but carries no signature")
+        return StoredConsent(
+            artefact=artefact,
+            status=status,
+            counters=Counters(row["fetches"], row["window_fetches"], row["last_fetch"]),
+            signature=signature,
+            citizen_sub=row["citizen_sub"],
+            status_changed_at=row["status_changed_at"],
+            canonical=raw,
+        )
+
+    async def _check(
+        self, connection: asyncpg.Connection, consent_id: uuid.UUID, raw: bytes, signature: str, status: Status
+    ) -> ConsentArtefact:
+        try:
+            artefact = from_json_value(json.loads(raw))
+            if canonical(artefact) != raw:
+                raise InvalidArgument("not in canonical form")
+        except (InvalidArgument, ValueError, UnicodeDecodeError):
+            raise DataLoss(f"the stored artefact of consent {consent_id} does not parse") from None
+        if artefact.id != consent_id:
+            raise DataLoss(f"the stored artefact of consent {consent_id} names another id")
+        if not signature:
+            if status in SIGNED or artefact.approved_at is not None:
+                raise DataLoss(f"consent {consent_id} is approved but carries no signature")
+            return artefact
+        key = await self._key(connection, kid_of(signature))
+        if key is None:
+            raise DataLoss(f"consent {consent_id} is signed under a key the platform does not know")
+        try:
+            signed = verify(signature, key)
+        except InvalidArgument:
+            raise DataLoss(f"the signature of consent {consent_id} does not verify") from None
+        if canonical(signed) != raw:
+            raise DataLoss(f"the signature of consent {consent_id} signs another artefact")
+        return artefact
+
+    async def get(self, artefact_id: uuid.UUID) -> StoredConsent:
+        """The artefact, its status and counters (``NotFound`` if none; ``DataLoss`` if it does not verify)."""
+        async with reachable(), self._pool.acquire() as connection:
+            row = await connection.fetchrow(SELECT_ONE, artefact_id)
+            if row is None:
+                raise NotFound("no such consent")
+            return await self._stored(connection, row)
+
+    async def list_for_subject(
+        self, subject: str, status: Status | None, limit: int, after: Cursor | None = None
+    ) -> list[StoredConsent]:
+        """A citizen's consents, newest first (``created_at``, then ``id``), optionally of one status."""
+        created, last = after if after else (None, None)
+        async with reachable(), self._pool.acquire() as connection:
+            rows = await connection.fetch(
+                SELECT_SUBJECT, subject, status.value if status else None, created, last, limit,
+            )  # fmt: skip
+            return [await self._stored(connection, row) for row in rows]
+
+    # --- writing ----------------------------------------------------------------------------------------
+
+    async def create(
+        self, artefact: ConsentArtefact, citizen_sub: str = "", approved: tuple[ConsentArtefact, str] | None = None
+    ) -> None:
+        """Insert a PENDING artefact with zero counters, or with ``approved`` (a citizen's own grant) its approved
+        form ACTIVE, notification queued, in one transaction (``AlreadyExists`` if the id is taken)."""
+        status, stored, signature = Status.PENDING, artefact, ""
+        if approved is not None:
+            status = states.transition(Status.PENDING, Event.APPROVE, Actor.CITIZEN)
+            stored, signature = approved
+        raw = canonical(stored)
+        async with reachable(), self._pool.acquire() as connection, connection.transaction():
+            if approved is not None:
+                await self._check_approval(connection, artefact, approved)
+            try:
+                await connection.execute(
+                    "INSERT INTO consent.consents (id, subject, citizen_sub, client_id, purpose, artefact, signature,"
+                    " status, status_changed_at, created_at, expiry) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
+                    " $11)",
+                    artefact.id, artefact.subject, citizen_sub, artefact.client_id, artefact.purpose, raw, signature,
+                    status.value, stored.approved_at or artefact.created_at, artefact.created_at, artefact.expiry,
+                )  # fmt: skip
+            except asyncpg.UniqueViolationError:
+                raise AlreadyExists("a consent with this id exists already") from None
+            if status is not Status.PENDING:
+                await self._queue(connection, artefact, status, 0, stored.approved_at or artefact.created_at)
+
+    async def _check_approval(
+        self, connection: asyncpg.Connection, pending: ConsentArtefact, approved: tuple[ConsentArtefact, str]
+    ) -> None:
+        artefact, signature = approved
+        if artefact.approved_at is None or pending.approved(artefact.approved_at) != artefact:
+            raise InvalidArgument("the approved artefact must be the pending one with approved_at set")
+        key = await self._key(connection, kid_of(signature))
+        if key is None:
+            raise InvalidArgument("the approval is signed under a key the platform does not know")
+        if canonical(verify(signature, key)) != canonical(artefact):
+            raise InvalidArgument("the approval's signature signs another artefact")
+
+    async def _queue(
+        self, connection: asyncpg.Connection, artefact: ConsentArtefact, status: Status, fetches: int, at: datetime
+    ) -> None:
+        await connection.execute(
+            QUEUE_NOTIFICATION, uuid.uuid4(), artefact.id, status.value, fetches, at, artefact.client_id
+        )
+
+    async def transition(
+        self,
+        artefact_id: uuid.UUID,
+        event: Event,
+        actor: Actor,
+        at: datetime,
+        approved: tuple[ConsentArtefact, str] | None = None,
+    ) -> Status:
+        """Lock the row, ``consent.states.transition`` (its errors pass unchanged), write the new status (for
+        APPROVE also the approved artefact and its JWS) and queue the agency's notification; one transaction."""
+        if event is Event.APPROVE and approved is None:
+            raise InvalidArgument("an approval stores the approved artefact and its signature")
+        async with reachable(), self._pool.acquire() as connection, connection.transaction():
+            row = await connection.fetchrow(LOCK_ONE, artefact_id)
+            if row is None:
+                raise NotFound("no such consent")
+            stored = await self._stored(connection, row)
+            target = states.transition(stored.status, event, actor)
+            if event is Event.APPROVE:
+                assert approved is not None
+                await self._check_approval(connection, stored.artefact, approved)
+                await connection.execute(
+                    "UPDATE consent.consents SET artefact = $2, signature = $3, status = $4, status_changed_at = $5"
+                    " WHERE id = $1",
+                    artefact_id, canonical(approved[0]), approved[1], target.value, at,
+                )  # fmt: skip
+            else:
+                await connection.execute(
+                    "UPDATE consent.consents SET status = $2, status_changed_at = $3 WHERE id = $1",
+                    artefact_id, target.value, at,
+                )  # fmt: skip
+            await self._queue(connection, stored.artefact, target, stored.counters.fetches, at)
+        return target
+
+    async def charge_fetch(self, artefact_id: uuid.UUID, request: FetchRequest, now: datetime) -> Decision:
+        """Lock the row, ``consent.fetch_policy.decide`` on what is stored, write the counters on ``Allowed``
+        (a ``Denied`` writes nothing); one transaction, so concurrent fetches never overspend a grant."""
+        async with reachable(), self._pool.acquire() as connection, connection.transaction():
+            row = await connection.fetchrow(LOCK_ONE, artefact_id)
+            if row is None:
+                raise NotFound("no such consent")
+            stored = await self._stored(connection, row)
+            decision = decide(stored.artefact, stored.status, stored.counters, request, now)
+            if isinstance(decision, Allowed):
+                after = decision.counters
+                await connection.execute(
+                    "UPDATE consent.consents SET fetches = $2, window_fetches = $3, last_fetch = $4 WHERE id = $1",
+                    artefact_id, after.fetches, after.window_fetches, after.last_fetch,
+                )  # fmt: skip
+            return decision
+
+    async def expire_due(self, now: datetime, limit: int) -> list[uuid.UUID]:
+        """Up to ``limit`` PENDING/ACTIVE/PAUSED consents with ``expiry <= now`` → EXPIRED (EXPIRE by SYSTEM),
+        notifications queued; rows another replica holds are skipped (``SKIP LOCKED``). The ids changed."""
+        async with reachable(), self._pool.acquire() as connection, connection.transaction():
+            rows = await connection.fetch(
+                "SELECT id, client_id, status, fetches FROM consent.consents"
+                " WHERE status = ANY($1::text[]) AND expiry <= $2 ORDER BY expiry LIMIT $3 FOR UPDATE SKIP LOCKED",
+                list(OPEN), now, limit,
+            )  # fmt: skip
+            changed: list[tuple[uuid.UUID, str, Status, int]] = []
+            for row in rows:
+                target = states.transition(Status(row["status"]), Event.EXPIRE, Actor.SYSTEM)
+                changed.append((row["id"], row["client_id"], target, row["fetches"]))
+            if not changed:
+                return []
+            await connection.execute(
+                "UPDATE consent.consents c SET status = u.status, status_changed_at = $3"
+                " FROM unnest($1::uuid[], $2::text[]) AS u(id, status) WHERE c.id = u.id",
+                [c[0] for c in changed], [c[2].value for c in changed], now,
+            )  # fmt: skip
+            await connection.execute(
+                "INSERT INTO consent.notifications (id, consent_id, client_id, status, fetches, created_at,"
+                " next_attempt_at) SELECT n.jti, n.consent_id, n.client_id, n.status, n.fetches, $6, $6"
+                " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int[])"
+                " AS n(jti, consent_id, client_id, status, fetches)"
+                " JOIN consent.notification_urls u ON u.client_id = n.client_id",
+                [uuid.uuid4() for _ in changed], [c[0] for c in changed], [c[1] for c in changed],
+                [c[2].value for c in changed], [c[3] for c in changed], now,
+            )  # fmt: skip
+            return [c[0] for c in changed]
+
+    # --- notification URLs ------------------------------------------------------------------------------
+
+    async def set_notification_url(self, client_id: str, url: str) -> None:
+        async with reachable():
+            if url:
+                await self._pool.execute(
+                    "INSERT INTO consent.notification_urls (client_id, url) VALUES ($1, $2)"
+                    " ON CONFLICT (client_id) DO UPDATE SET url = excluded.url, updated_at = now()",
+                    client_id, url,
+                )  # fmt: skip
+            else:
+                await self._pool.execute("DELETE FROM consent.notification_urls WHERE client_id = $1", client_id)
+
+    async def notification_url(self, client_id: str) -> str:
+        async with reachable():
+            url: Any = await self._pool.fetchval(
+                "SELECT url FROM consent.notification_urls WHERE client_id = $1", client_id
+            )
+        return str(url or "")
