@@ -7,7 +7,10 @@ checked before the code is redeemed. The signed session cookie holds only the pe
 nonce, PKCE verifier) and a random session id: the claims, the ID token and the access token stay in this
 process's memory, so personal data never travels in a cookie. One worker; a restart signs everyone out.
 With a vault configured, sign-in also asks for the vault as the access token's audience (RFC 8707) and
-``portal.vault`` serves the personal data store pages with that token.
+``portal.vault`` serves the personal data store pages with that token. With the consent service and the
+transparency log configured, the same token also names them as audiences (several ``resource`` parameters,
+RFC 8707 §2) with the scopes ``consent.manage`` and ``log.read``: ``portal.consent`` serves the citizen's
+consent pages and ``portal.history`` the access history, each entry's inclusion proof verified here.
 """
 
 from __future__ import annotations
@@ -33,8 +36,10 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import logs
-from portal import claims
+from portal import claims, consent, history
+from portal.consent import ConsentPages
 from portal.errors import PageError
+from portal.history import HistoryPages
 from portal.settings import PortalSettings
 from portal.vault import AFTER_LOGIN, RESOURCE, VAULT_SCOPES, VaultPages
 
@@ -77,6 +82,20 @@ PAGE_HEADERS = {
 }
 
 
+# Where the callback may send a citizen who was sent to sign in from a page (never a URL from the request).
+RETURN_PAGES = ("/vault", consent.PAGE, history.PAGE)
+
+
+def audiences(settings: PortalSettings) -> list[tuple[str, str]]:
+    """(scopes, resource) of each platform service this portal is configured for: what sign-in asks for."""
+    wanted = [
+        (settings.vault_address, VAULT_SCOPES, RESOURCE),
+        (settings.consent_address, consent.SCOPES, consent.RESOURCE),
+        (settings.log_address, history.SCOPES, history.RESOURCE),
+    ]
+    return [(scopes, resource) for address, scopes, resource in wanted if address]
+
+
 class Sessions:
     """Signed-in sessions by random id, in memory, dropped after ``max_age`` seconds."""
 
@@ -116,7 +135,7 @@ class Portal:
             client_secret=settings.client_secret.get_secret_value(),
             server_metadata_url=settings.metadata_url,
             client_kwargs={
-                "scope": settings.scope + (f" {VAULT_SCOPES}" if settings.vault_address else ""),
+                "scope": " ".join([settings.scope, *(scope for scope, _ in audiences(settings))]),
                 "code_challenge_method": "S256",
                 "token_endpoint_auth_method": "client_secret_basic",
                 "timeout": settings.http_timeout,
@@ -154,11 +173,14 @@ class Portal:
         if data is None and "sid" in request.session:
             del request.session["sid"]
         rows = claims.shown(data["claims"]) if data else None
-        return self.page(request, "home.html", rows=rows, vault=bool(self.settings.vault_address))
+        shown = {"vault": self.settings.vault_address, "consents": self.settings.consent_address,
+                 "history": self.settings.log_address}  # fmt: skip
+        return self.page(request, "home.html", rows=rows, **{page: bool(address) for page, address in shown.items()})
 
     async def login(self, request: Request) -> Response:
         await self.metadata()
-        extra = {"resource": RESOURCE} if self.settings.vault_address else {}  # RFC 8707: the vault is an audience
+        resources = [resource for _, resource in audiences(self.settings)]  # RFC 8707 §2: one parameter each
+        extra = {"resource": resources} if resources else {}
         return await self.client.authorize_redirect(request, self.settings.redirect_uri, **extra)
 
     async def callback(self, request: Request) -> Response:
@@ -193,7 +215,8 @@ class Portal:
                    "expires_at": token.get("expires_at")}  # fmt: skip
         request.session["sid"] = self.sessions.put(session)
         log.info("signed in", client_id=self.settings.client_id, acr=found.get("acr"))
-        target = "/vault" if request.session.pop(AFTER_LOGIN, None) == "/vault" else "/"
+        after = request.session.pop(AFTER_LOGIN, None)
+        target = after if after in RETURN_PAGES else "/"
         return RedirectResponse(target, status_code=303)
 
     async def redeem(self, request: Request) -> dict[str, Any]:
@@ -247,7 +270,7 @@ class Portal:
         assert isinstance(exc, PageError)
         log.warning("refused", path=request.url.path, status=exc.status, reason=exc.reason)
         return self.page(request, "error.html", exc.status, message=exc.message, heading=exc.heading,
-                         relogin=exc.relogin)  # fmt: skip
+                         relogin=exc.relogin, back=exc.back)  # fmt: skip
 
     async def server_error(self, request: Request, _exc: Exception) -> Response:
         message = "Lỗi hệ thống, vui lòng thử lại sau. (Internal error; please try again later.)"
@@ -286,6 +309,8 @@ def create_app(settings: PortalSettings | None = None) -> Starlette:
     settings = settings or PortalSettings()
     portal = Portal(settings)
     vault = VaultPages(portal)  # its pages only when a vault is configured
+    consents = ConsentPages(portal, vault)  # and the consent and history pages with their services
+    accesses = HistoryPages(portal, vault, consents)
     session_key = settings.session_key.get_secret_value()
     if not session_key:
         session_key = secrets.token_urlsafe(32)
@@ -298,6 +323,8 @@ def create_app(settings: PortalSettings | None = None) -> Starlette:
             yield
         finally:
             await vault.close()
+            await consents.close()
+            await accesses.close()
 
     async def health(_request: Request) -> Response:
         return PlainTextResponse("ok")
@@ -309,6 +336,8 @@ def create_app(settings: PortalSettings | None = None) -> Starlette:
         Route("/logout", portal.logout, methods=["GET", "POST"]),
         Route("/healthz", health),
         *vault.routes(),
+        *consents.routes(),
+        *accesses.routes(),
     ]
     middleware = [
         Middleware(RequestLog),

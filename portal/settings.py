@@ -26,6 +26,10 @@ class PortalSettings(BaseSettings):
     vault_address: str = ""
     consent_address: str = ""  # the consent service (the citizen's consent pages); "" no such pages
     log_address: str = ""  # the transparency log (the access history with its proofs)
+    # The log's verifier key (C2SP signed-note "<name>+<hex id>+<base64 key>"); "" fetches it once from the
+    # edge's /log/key. ``log_origin``: the checkpoints' expected origin line ("" accepts the key's checkpoints).
+    log_key: str = ""
+    log_origin: str = ""
     tls_ca: str = ""
     tls_cert: str = ""
     tls_key: str = ""

@@ -132,6 +132,8 @@ class VaultPages:
             next_page=reply.next_page_token,
             csrf=_csrf(data),
             notice=NOTICES.get(request.query_params.get("done", "")),
+            consents=bool(self.settings.consent_address),
+            history=bool(self.settings.log_address),
         )
 
     async def upload(self, request: Request) -> Response:
