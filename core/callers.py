@@ -71,6 +71,19 @@ class TokenForbidden(PermissionDenied):
 
 
 @dataclass(frozen=True, slots=True)
+class AuthorizationDetail:
+    """One RFC 9396 §2 authorization detail of a verified token: its ``type`` and, for type ``consent`` (the
+    platform's consent tokens), the artefact it names and the purpose granted; other members are not kept."""
+
+    type: str
+    consent_id: str = ""
+    purpose: str = ""
+
+
+CONSENT_DETAIL = "consent"  # the authorization_details type of an agency's consent token
+
+
+@dataclass(frozen=True, slots=True)
 class Principal:
     """The subject of a verified access token (RFC 9068).
 
@@ -78,6 +91,10 @@ class Principal:
     or ``client``
     (a ``client_credentials`` token: ``sub == client_id``). ``acr`` is ``"1"`` or ``"2"`` for citizens
     and ``None`` for clients; ``expires_at`` and ``auth_time`` are Unix times.
+
+    ``cnf_x5t`` is the ``cnf.x5t#S256`` confirmation of a certificate-bound token (RFC 8705 §3.1: the base64url
+    SHA-256 thumbprint of the only client certificate it may be presented with), ``""`` for a plain bearer token;
+    ``authorization_details`` the token's RFC 9396 details (§9.1: the ``authorization_details`` claim).
     """
 
     kind: str
@@ -89,6 +106,13 @@ class Principal:
     jti: str
     expires_at: int
     auth_time: int | None = None
+    cnf_x5t: str = ""
+    authorization_details: tuple[AuthorizationDetail, ...] = ()
+
+    @property
+    def bound(self) -> bool:
+        """Is the token certificate-bound (RFC 8705 §3)?"""
+        return bool(self.cnf_x5t)
 
     @property
     def assurance_level(self) -> int:
@@ -139,6 +163,8 @@ class Allow:
     certificate alone) when ``agencies`` is true, and bearer-token
     holders: citizens when ``citizens``, OAuth clients (``client_credentials``) when ``clients``. A token
     must carry every scope in ``scopes``; a citizen token must have an assurance level ≥ ``min_acr``.
+    ``bound_agency`` (RFC 8705 §3): a client token is admitted only when certificate-bound and presented by the
+    agency it was issued to, over that agency's own certificate (the transport checked the thumbprint).
     See the module docstring for how peer and token combine."""
 
     services: frozenset[str] = frozenset()
@@ -148,6 +174,7 @@ class Allow:
     scopes: frozenset[str] = frozenset()
     min_acr: int = 0
     agencies: bool = False
+    bound_agency: bool = False
 
     @classmethod
     def of(
@@ -160,8 +187,11 @@ class Allow:
         scopes: Iterable[str] = (),
         min_acr: int = 0,
         agencies: bool = False,
+        bound_agency: bool = False,
     ) -> Allow:
-        return cls(frozenset(services), operators, citizens, clients, frozenset(scopes), min_acr, agencies)
+        return cls(
+            frozenset(services), operators, citizens, clients, frozenset(scopes), min_acr, agencies, bound_agency
+        )
 
     @property
     def accepts_tokens(self) -> bool:
@@ -174,6 +204,8 @@ class Allow:
         principal = caller.principal
         if principal is not None and self.accepts_tokens:
             self._check_token(principal)
+            if self.bound_agency:
+                _check_bound_agency(caller, principal)
             return caller
         if caller.kind == "operator" and self.operators:
             return caller
@@ -201,6 +233,17 @@ class Allow:
                 error="insufficient_user_authentication",
                 acr_values=str(self.min_acr),
             )
+
+
+def _check_bound_agency(caller: Caller, principal: Principal) -> None:
+    """RFC 8705 §3: the token must be bound to a certificate, and the connection's certificate (the same one,
+    checked by the transport) must be the agency's the token was issued to."""
+    if principal.kind == "client" and not principal.bound:
+        raise TokenRejected("this method needs a certificate-bound token (cnf x5t#S256)")
+    if caller.kind != "agency":
+        raise PermissionDenied("this method is open to an agency calling with its own certificate")
+    if principal.client_id != caller.name:
+        raise PermissionDenied("the token was issued to another agency than this certificate's")
 
 
 _current: ContextVar[Caller | None] = ContextVar("dinhdanh_caller", default=None)

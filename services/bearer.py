@@ -54,7 +54,7 @@ from joserfc.errors import (
 from joserfc.jwt import JWTClaimsRegistry
 
 from core import logs
-from core.callers import Principal, TokenRejected
+from core.callers import CONSENT_DETAIL, AuthorizationDetail, Principal, TokenRejected
 from core.errors import DomainError
 
 log = logs.get("bearer")
@@ -70,6 +70,11 @@ ACR_VALUES = frozenset({"1", "2"})
 SUBJECT = re.compile(r"[A-Za-z0-9_-]{16,64}")  # opaque: the ID number under AES-SIV (identity.oidc.subjects)
 B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+THUMBPRINT = re.compile(r"[A-Za-z0-9_-]{43}")  # base64url SHA-256, no padding (RFC 8705 §3.1)
+DETAIL_TYPE = re.compile(r"[\x21-\x7e]{1,64}")
+MAX_DETAILS = 8
+UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+PURPOSE = re.compile(r"[A-Z0-9_]{1,64}")
 OVERLAP = dt.timedelta(seconds=10)  # re-read recent rows: a revocation whose transaction commits late
 
 INCREMENTAL = "SELECT jti, expires_at, revoked_at FROM oidc.revoked_tokens WHERE revoked_at > $1"
@@ -325,6 +330,8 @@ class TokenVerifier:
             jti=jti,
             expires_at=int(claims["exp"]),
             auth_time=int(auth_time) if auth_time is not None else None,
+            cnf_x5t=_confirmation(claims.get("cnf")),
+            authorization_details=_details(claims.get("authorization_details")),
         )
 
     # -- JWKS ------------------------------------------------------------------------------
@@ -427,6 +434,46 @@ class TokenVerifier:
         now = time.time()
         if any(until < now for until in self._revoked.values()):
             self._revoked = {jti: until for jti, until in self._revoked.items() if until >= now}
+
+
+def _confirmation(cnf: Any) -> str:
+    """The ``x5t#S256`` of a ``cnf`` claim (RFC 7800 §3.1, RFC 8705 §3.1), ``""`` without one. A ``cnf`` of another
+    form (not an object, no or a malformed thumbprint, a confirmation method this platform does not check) is
+    refused: a token bound to something the service cannot verify must not pass as a plain bearer token."""
+    if cnf is None:
+        return ""
+    if not isinstance(cnf, dict) or set(cnf) != {"x5t#S256"}:
+        raise TokenRejected("the access token's cnf claim is malformed or not supported")
+    thumbprint = cnf["x5t#S256"]
+    if not isinstance(thumbprint, str) or not THUMBPRINT.fullmatch(thumbprint):
+        raise TokenRejected("the access token's cnf claim is malformed or not supported")
+    return thumbprint
+
+
+def _details(details: Any) -> tuple[AuthorizationDetail, ...]:
+    """The ``authorization_details`` claim (RFC 9396 §9.1): a JSON array of objects, each with a string ``type``
+    (§2); a ``consent`` detail names its artefact (a UUID, lowercase) and the purpose (a catalog code)."""
+    if details is None:
+        return ()
+    if not isinstance(details, list) or not 0 < len(details) <= MAX_DETAILS:
+        raise TokenRejected("the access token's authorization_details are malformed")
+    parsed = []
+    for detail in details:
+        if not isinstance(detail, dict) or not isinstance(detail.get("type"), str):
+            raise TokenRejected("the access token's authorization_details are malformed")
+        kind = detail["type"]
+        if not DETAIL_TYPE.fullmatch(kind):
+            raise TokenRejected("the access token's authorization_details are malformed")
+        if kind != CONSENT_DETAIL:
+            parsed.append(AuthorizationDetail(kind))
+            continue
+        consent_id, purpose = detail.get("consent_id"), detail.get("purpose")
+        if not isinstance(consent_id, str) or not UUID.fullmatch(consent_id):
+            raise TokenRejected("the access token's authorization_details: a consent detail is malformed")
+        if not isinstance(purpose, str) or not PURPOSE.fullmatch(purpose):
+            raise TokenRejected("the access token's authorization_details: a consent detail is malformed")
+        parsed.append(AuthorizationDetail(kind, consent_id, purpose))
+    return tuple(parsed)
 
 
 def signing_keys(entries: Iterable[Any]) -> dict[str, jwk.Key]:

@@ -13,17 +13,25 @@ valid one the policy does not admit ``PERMISSION_DENIED``, and ``UNAVAILABLE`` w
 checked. Methods open only to services and operators are decided by the peer alone, but a token sent with
 one must still verify: a forged, expired or revoked token is ``UNAUTHENTICATED`` there too (on a service
 that checks no tokens at all, any token is), never silently ignored.
+
+Certificate-bound tokens (RFC 8705 §3): a token whose ``cnf`` names a certificate thumbprint (``x5t#S256``) is
+accepted only over a connection whose peer certificate has that very thumbprint (``Caller.cert_sha256``), on
+every method of every service, whether the method reads tokens or not; otherwise ``UNAUTHENTICATED`` with an
+``invalid_token`` challenge, so a stolen bound token alone opens nothing. A consent refusal
+(``consent.fetch_policy.FetchDenied``) carries its reason code in the ``consent-denial-reason`` trailer.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
 import grpc
 
+from consent.fetch_policy import FetchDenied
 from core import deadline, logs
 from core.callers import Allow, Caller, Principal, TokenRejected, bind_caller, unbind_caller
 from core.errors import (
@@ -106,7 +114,7 @@ async def _enter(
         if allow is None:
             raise PermissionDenied("this method is not open to any caller")
         if caller is not None:
-            principal = await _principal(context, verifier, allow.accepts_tokens)
+            principal = await _principal(context, verifier, allow.accepts_tokens, caller)
             if principal is not None and allow.accepts_tokens:
                 caller = replace(caller, principal=principal)
         allow.check(caller)
@@ -124,10 +132,11 @@ async def _enter(
 
 
 async def _principal(
-    context: grpc.aio.ServicerContext, verifier: TokenVerifier | None, expected: bool
+    context: grpc.aio.ServicerContext, verifier: TokenVerifier | None, expected: bool, caller: Caller | None = None
 ) -> Principal | None:
     """The subject of the call's bearer token, ``None`` when it sends no ``authorization`` metadata. A token
-    the method does not ``expected`` is still verified (and refused when it does not verify)."""
+    the method does not ``expected`` is still verified (and refused when it does not verify); a certificate-bound
+    one only over the certificate it names (RFC 8705 §3)."""
     values = [value for key, value in context.invocation_metadata() or () if key.lower() == "authorization"]
     if not values:
         return None
@@ -138,13 +147,19 @@ async def _principal(
         raise TokenRejected("this service takes no bearer tokens")
     if verifier is None:
         raise TokenCheckUnavailable("this service is not set up to check bearer tokens")
-    return await verifier.verify(token)
+    principal = await verifier.verify(token)
+    presented = caller.cert_sha256 if caller is not None else ""
+    if principal.bound and not hmac.compare_digest(principal.cnf_x5t, presented):
+        raise TokenRejected("the access token is bound to another certificate than this connection's")
+    return principal
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: DomainError) -> None:
     trailers: tuple[tuple[str, str], ...] = ()
     if isinstance(error, Throttled):
         trailers = (("retry-after", str(error.retry_after)),)
+    if isinstance(error, FetchDenied):
+        trailers = (("consent-denial-reason", error.reason.value),)
     challenge = getattr(error, "challenge", None)
     if challenge:
         trailers = (("www-authenticate", challenge),)
