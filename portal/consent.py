@@ -145,11 +145,15 @@ def when(stamp: Timestamp) -> str:
 
 
 def window_text(terms: pb.ConsentTerms, created: Timestamp) -> str:
-    start = when(terms.start) or when(created) or "bây giờ (now)"
+    start = when(terms.start) or when(created)
     end = when(terms.expiry)
-    if not end:
-        return f"từ {start} (giờ Việt Nam) (from {start}, Vietnam time)"
-    return f"từ {start} đến {end} (giờ Việt Nam) (from {start} to {end}, Vietnam time)"
+    if not start and not end:
+        return "không ghi thời hạn (no window stated)"
+    vi = f"từ {start}" if start else "từ bây giờ"
+    en = f"from {start}" if start else "from now"
+    if end:
+        vi, en = f"{vi} đến {end}", f"{en} to {end}"
+    return f"{vi} (giờ Việt Nam) ({en}, Vietnam time)"
 
 
 def limits_text(terms: pb.ConsentTerms) -> str:

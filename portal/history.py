@@ -6,7 +6,8 @@ not take the log's word for it: each entry is marked verified only when, here,
 
 1. the response's checkpoint is a C2SP signed note whose Ed25519 signature verifies with the log's published
    verifier key (``DINHDANH_PORTAL_LOG_KEY``, or fetched once from the edge's ``/log/key``) and whose body is a
-   C2SP tlog-checkpoint (audit/checkpoint.py), of the expected origin when one is configured;
+   C2SP tlog-checkpoint (audit/checkpoint.py) of the expected origin (``DINHDANH_PORTAL_LOG_ORIGIN``, by default
+   the key's name: the log names its key after its origin, audit/sequencer.py);
 2. the entry's leaf hash is ``SHA-256(0x00 || leaf)`` of the leaf bytes it came with (RFC 9162 §2.1.1), and the
    readable fields it shows agree with the leaf's own;
 3. its inclusion proof leads from that leaf hash at its index to the checkpoint's root (RFC 9162 §2.1.3.2,
@@ -143,7 +144,7 @@ def check_checkpoint(reply: pb.ListMyEntriesResponse, key: tuple[str, Ed25519Pub
     if not reply.HasField("checkpoint") or not reply.checkpoint.note:
         return Verdict(None, "no checkpoint")
     try:
-        found = notes.verify(reply.checkpoint.note, key[0], key[1], expected_origin=origin or None)
+        found = notes.verify(reply.checkpoint.note, key[0], key[1], expected_origin=origin or key[0])
     except notes.NoteError as exc:
         return Verdict(None, f"checkpoint: {type(exc).__name__}")
     stated = reply.checkpoint
