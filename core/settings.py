@@ -46,6 +46,13 @@ class Settings(BaseSettings):
     vault_upkeep_interval: float = Field(default=300, ge=0)  # seconds between purge/sweep rounds; 0: never
     vault_max_open_uploads: int = Field(default=4, ge=1)  # uploads one citizen may have open at once (per process)
     vault_upload_idle_timeout: float = Field(default=30, gt=0)  # seconds an upload stream may send nothing
+    consent_expiry_interval: float = Field(default=2, ge=0)  # seconds between expiry sweeps; 0: never
+    consent_notify_interval: float = Field(default=0.5, ge=0)  # seconds between outbox rounds; 0: never send
+    consent_notify_initial_backoff: float = Field(default=1, gt=0)  # first retry after ~this many seconds
+    consent_notify_max_backoff: float = Field(default=300, gt=0)  # the back-off doubles up to this
+    consent_notify_give_up: float = Field(default=86400, gt=0)  # seconds after which a notification is dropped
+    consent_notify_timeout: float = Field(default=10, gt=0)  # seconds one POST may take
+    consent_notify_loopback_http: bool = True  # allow http://127.0.0.1 / localhost URLs (the local stack)
 
 
 def key_provider(settings: Settings) -> FileKeyProvider:

@@ -1,0 +1,353 @@
+"""The consent use cases (issue 10, item 1): agencies request, citizens grant and decide, the system expires.
+
+After ReBIT's Account Aggregator consent flow: an agency (a registered, enabled client of kind ``agency``)
+asks a citizen, named by ID number, for consent to documents for a purpose it is registered for; the
+artefact is PENDING until the citizen approves (the platform signs the approved artefact, ES256 JWS over its
+canonical JSON) or rejects it. A citizen may also grant on their own initiative (ACTIVE at once), and pause,
+resume or revoke; an agency may give a grant up (revoke). The state machine is ``consent.states``; the store
+applies each transition under a row lock (``consent.pg_store``).
+
+An agency's request is not checked against the population registry: an ID number of the right form that
+belongs to nobody yields a consent no citizen will ever see nor approve (it expires), and the agency learns
+nothing about whether the number exists.
+
+Who may see a consent: its citizen (by the pseudonymous subject of their token's ``sub``) and its agency;
+anyone else gets NOT_FOUND, exactly as for an unknown id.
+
+Audit (``audit.events``, a public transparency log feeds on it, so no personal data): every transition
+appends ``{actor, action: consent.<event>, outcome, subject: the citizen's pseudonym, detail: {consent_id,
+client_id, purpose}}`` with actor ``citizen``, ``agency:<client_id>`` or ``system``; a refused transition
+(illegal in the current status, or an actor who may not cause it) appends outcome ``refused`` with the
+domain's ``reason`` added to the detail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+from audit.events import AuditEvent, AuditLog, Pseudonymizer
+from consent import artefact as artefacts
+from consent import states
+from consent.artefact import ConsentArtefact, Frequency, FrequencyUnit
+from consent.pg_store import Agency
+from consent.purposes import purpose as catalog_purpose
+from consent.signing import ConsentKey
+from consent.states import Actor, Event, Status
+from consent.storage import (
+    ConsentCreator,
+    ConsentExpiry,
+    ConsentReader,
+    ConsentTransitions,
+    Cursor,
+    NotificationUrls,
+    StoredConsent,
+)
+from core import logs
+from core.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from identity.oidc.subjects import Subjects
+from registry.idnumber import InvalidIdNumber
+from registry.idnumber import parse as parse_id_number
+from vault.documents import DocumentType
+
+log = logs.get("consent")
+
+DEFAULT_PAGE = 20
+MAX_PAGE = 100
+START_SLACK = timedelta(minutes=5)  # a start this much in the past (a caller's clock) counts as "now"
+EXPIRY_BATCH = 100
+ACTIONS = {
+    Event.APPROVE: "consent.approve",
+    Event.REJECT: "consent.reject",
+    Event.PAUSE: "consent.pause",
+    Event.RESUME: "consent.resume",
+    Event.REVOKE: "consent.revoke",
+    Event.EXPIRE: "consent.expire",
+}
+REQUEST, GRANT = "consent.request", "consent.grant"
+
+
+class ConsentStore(ConsentCreator, ConsentReader, ConsentTransitions, ConsentExpiry, NotificationUrls, Protocol):
+    """Everything the consent service needs of its store (``consent.pg_store.PostgresConsentStore``)."""
+
+
+class Agencies(Protocol):
+    async def get(self, client_id: str) -> Agency | None:
+        """The registered agency, ``None`` when ``client_id`` is no agency."""
+
+    async def names(self, client_ids: set[str]) -> dict[str, str]:
+        """The registered names of these clients."""
+
+
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """What an agency asks or a citizen grants (``start`` ``None``: now; ``frequency`` ``None``: up to
+    ``max_fetches`` a day, within the catalog's limit)."""
+
+    purpose: str
+    documents: tuple[uuid.UUID, ...]
+    document_types: tuple[DocumentType, ...]
+    start: datetime | None
+    expiry: datetime | None
+    data_life: timedelta
+    max_fetches: int
+    frequency: Frequency | None
+
+
+@dataclass(frozen=True, slots=True)
+class Citizen:
+    """The calling citizen: the pseudonymous subject (audit namespace) and the opaque OIDC ``sub``."""
+
+    subject: str
+    sub: str
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A consent with its agency's registered name (for the citizen's pages)."""
+
+    consent: StoredConsent
+    agency_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignedStatus:
+    status: Status
+    fetches: int
+    jws: str
+
+
+def encode_cursor(cursor: Cursor) -> str:
+    created, last = cursor
+    return base64.urlsafe_b64encode(f"{created.isoformat()}|{last}".encode()).rstrip(b"=").decode()
+
+
+def decode_cursor(token: str) -> Cursor:
+    try:
+        text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        created, last = text.split("|")
+        instant = datetime.fromisoformat(created)
+        if instant.tzinfo is None:
+            raise ValueError("naive")
+        return instant, uuid.UUID(last)
+    except (ValueError, UnicodeDecodeError, binascii.Error):
+        raise InvalidArgument("page_token is not one this service issued") from None
+
+
+class ConsentService:
+    def __init__(
+        self,
+        store: ConsentStore,
+        agencies: Agencies,
+        key: ConsentKey,
+        audit: AuditLog,
+        subjects: Subjects,
+        pseudonyms: Pseudonymizer,
+        issuer: str,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._store = store
+        self._agencies = agencies
+        self._key = key
+        self._audit = audit
+        self._subjects = subjects
+        self._pseudonyms = pseudonyms
+        self._issuer = issuer
+        self._clock = clock
+
+    # --- who ---------------------------------------------------------------------------------------------
+
+    def citizen(self, sub: str) -> Citizen:
+        """The citizen behind a token's opaque ``sub`` (UNAUTHENTICATED when it is none of this platform's)."""
+        id_number = self._subjects.id_number(sub)
+        if id_number is None:
+            raise Unauthenticated("the token's subject is not a citizen of this platform")
+        return Citizen(self._pseudonyms.ref(id_number), self._subjects.subject(id_number))
+
+    async def agency(self, client_id: str) -> Agency:
+        """The calling agency: a registered, enabled client of kind ``agency`` (else PERMISSION_DENIED)."""
+        agency = await self._agencies.get(client_id)
+        if agency is None or agency.disabled:
+            raise PermissionDenied("this certificate's client is not a registered, enabled agency")
+        return agency
+
+    # --- creating ----------------------------------------------------------------------------------------
+
+    def _draft(self, subject: str, agency: Agency, terms: Terms, now: datetime) -> ConsentArtefact:
+        catalog_purpose(terms.purpose)  # an unknown code is INVALID_ARGUMENT before anything else
+        if terms.expiry is None:
+            raise InvalidArgument("expiry is required")
+        start = terms.start or now
+        if now - START_SLACK <= start < now:
+            start = now
+        frequency = terms.frequency
+        if frequency is None:
+            frequency = Frequency(max(1, min(terms.max_fetches, artefacts.MAX_FREQUENCY)), FrequencyUnit.DAY)
+        return artefacts.draft(
+            subject=subject,
+            client_id=agency.client_id,
+            purpose=terms.purpose,
+            documents=terms.documents,
+            document_types=terms.document_types,
+            start=start,
+            expiry=terms.expiry,
+            data_life=terms.data_life,
+            max_fetches=terms.max_fetches,
+            frequency=frequency,
+            now=now,
+        )
+
+    async def request(self, client_id: str, id_number: str, terms: Terms) -> Record:
+        """An agency asks a citizen (by ID number) for consent: a PENDING artefact."""
+        agency = await self.agency(client_id)
+        try:
+            number = str(parse_id_number(id_number, self._clock().date()))
+        except InvalidIdNumber:
+            raise InvalidArgument("citizen_id_number must be a valid 12-digit personal identification number") from None
+        artefact = self._draft(self._pseudonyms.ref(number), agency, terms, self._clock())
+        if terms.purpose not in agency.purposes:
+            raise PermissionDenied(f"this agency is not registered for the purpose {terms.purpose}")
+        await self._store.create(artefact, self._subjects.subject(number))
+        await self._audited(f"agency:{client_id}", REQUEST, "success", artefact)
+        return Record(await self._store.get(artefact.id), agency.name)
+
+    async def grant(self, citizen: Citizen, client_id: str, terms: Terms) -> Record:
+        """A citizen grants an agency on their own initiative: approved and signed at once (ACTIVE)."""
+        agency = await self._agencies.get(client_id)
+        if agency is None or agency.disabled:
+            raise NotFound("no such agency")
+        now = self._clock()
+        artefact = self._draft(citizen.subject, agency, terms, now)
+        if terms.purpose not in agency.purposes:
+            raise InvalidArgument(f"this agency is not registered for the purpose {terms.purpose}")
+        approved = artefact.approved(now.replace(microsecond=0))
+        await self._store.create(artefact, citizen.sub, (approved, artefacts.sign(approved, self._key.private)))
+        await self._audited("citizen", GRANT, "success", artefact)
+        return Record(await self._store.get(artefact.id), agency.name)
+
+    # --- reading -----------------------------------------------------------------------------------------
+
+    async def _record(self, stored: StoredConsent) -> Record:
+        names = await self._agencies.names({stored.artefact.client_id})
+        return Record(stored, names.get(stored.artefact.client_id, stored.artefact.client_id))
+
+    async def _citizens(self, citizen: Citizen, consent_id: uuid.UUID) -> StoredConsent:
+        stored = await self._store.get(consent_id)
+        if stored.artefact.subject != citizen.subject:
+            raise NotFound("no such consent")
+        return stored
+
+    async def _agencys(self, client_id: str, consent_id: uuid.UUID) -> StoredConsent:
+        stored = await self._store.get(consent_id)
+        if stored.artefact.client_id != client_id:
+            raise NotFound("no such consent")
+        return stored
+
+    async def mine(self, citizen: Citizen, consent_id: uuid.UUID) -> Record:
+        return await self._record(await self._citizens(citizen, consent_id))
+
+    async def list(
+        self, citizen: Citizen, status: Status | None, page_size: int, page_token: str
+    ) -> tuple[list[Record], str]:
+        """A citizen's consents, newest first, ``page_size`` (0: 20, at most 100) at a time."""
+        size = min(page_size or DEFAULT_PAGE, MAX_PAGE)
+        after = decode_cursor(page_token) if page_token else None
+        found = await self._store.list_for_subject(citizen.subject, status, size + 1, after)
+        page, more = found[:size], len(found) > size
+        names = await self._agencies.names({c.artefact.client_id for c in page})
+        records = [Record(c, names.get(c.artefact.client_id, c.artefact.client_id)) for c in page]
+        token = encode_cursor((page[-1].artefact.created_at, page[-1].artefact.id)) if more else ""
+        return records, token
+
+    async def status(self, client_id: str, consent_id: uuid.UUID) -> SignedStatus:
+        """The agency's consent's status, signed (``typ: consent-status+jwt``)."""
+        await self.agency(client_id)
+        stored = await self._agencys(client_id, consent_id)
+        jws = self._key.sign_status(
+            self._issuer, consent_id, client_id, stored.status, stored.counters.fetches, stored.canonical,
+            self._clock(),
+        )  # fmt: skip
+        return SignedStatus(stored.status, stored.counters.fetches, jws)
+
+    def jwks(self) -> dict[str, Any]:
+        return self._key.jwks()
+
+    # --- transitions -------------------------------------------------------------------------------------
+
+    async def decide(self, citizen: Citizen, consent_id: uuid.UUID, event: Event) -> Record:
+        """The citizen approves, rejects, pauses, resumes or revokes one of their consents."""
+        stored = await self._citizens(citizen, consent_id)
+        await self._transition(stored, event, Actor.CITIZEN, "citizen")
+        return await self._record(await self._store.get(consent_id))
+
+    async def revoke_as_agency(self, client_id: str, consent_id: uuid.UUID) -> Record:
+        await self.agency(client_id)
+        stored = await self._agencys(client_id, consent_id)
+        await self._transition(stored, Event.REVOKE, Actor.AGENCY, f"agency:{client_id}")
+        return await self._record(await self._store.get(consent_id))
+
+    async def _transition(self, stored: StoredConsent, event: Event, actor: Actor, who: str) -> Status:
+        artefact, now = stored.artefact, self._clock()
+        action = ACTIONS[event]
+        try:
+            states.transition(stored.status, event, actor)  # the clear error first; the store checks again, locked
+            approved = None
+            if event is Event.APPROVE:
+                if now >= artefact.expiry:
+                    raise FailedPrecondition("the consent has expired: it can no longer be approved")
+                signed = artefact.approved(now.replace(microsecond=0))
+                approved = (signed, artefacts.sign(signed, self._key.private))
+            target = await self._store.transition(artefact.id, event, actor, now, approved)
+        except (states.IllegalTransition, states.ActorNotAllowed, FailedPrecondition, PermissionDenied) as error:
+            await self._audited(who, action, "refused", artefact, error.message)
+            raise
+        await self._audited(who, action, "success", artefact)
+        return target
+
+    async def expire_due(self, limit: int = EXPIRY_BATCH) -> list[uuid.UUID]:
+        """One sweep: consents past their expiry → EXPIRED, each audited (actor ``system``)."""
+        expired = await self._store.expire_due(self._clock(), limit)
+        for consent_id in expired:
+            try:
+                stored = await self._store.get(consent_id)
+            except DomainError as error:  # a row that no longer verifies: still expired, logged
+                log.warning("consent.expired_unreadable", consent=str(consent_id), error=error.message)
+                continue
+            await self._audited("system", ACTIONS[Event.EXPIRE], "success", stored.artefact)
+        return expired
+
+    async def run_expiry(self, interval: float) -> None:
+        """A sweep every ``interval`` seconds until cancelled; errors are logged, never fatal."""
+        while True:
+            try:
+                while len(await self.expire_due()) == EXPIRY_BATCH:
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:  # an outage: the next sweep catches up
+                log.warning("consent.expiry_failed", error=type(error).__name__)
+            await asyncio.sleep(interval)
+
+    # --- notifications -----------------------------------------------------------------------------------
+
+    async def set_notification_url(self, client_id: str, url: str) -> str:
+        """``url`` already checked (``consent.notifications.check_url``)."""
+        await self.agency(client_id)
+        await self._store.set_notification_url(client_id, url)
+        return url
+
+    # --- audit -------------------------------------------------------------------------------------------
+
+    async def _audited(
+        self, actor: str, action: str, outcome: str, artefact: ConsentArtefact, reason: str | None = None
+    ) -> None:
+        detail = {"consent_id": str(artefact.id), "client_id": artefact.client_id, "purpose": artefact.purpose}
+        if reason is not None:
+            detail["reason"] = reason
+        await self._audit.append(AuditEvent(actor, action, outcome, artefact.subject, None, detail))
