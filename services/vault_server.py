@@ -6,6 +6,10 @@ download and list versions, ``vault.write`` to upload and delete (the audience a
 citizen is the token's subject, turned back into their ID number here and into a pseudonymous owner reference
 by the domain.
 
+``ListSharedDocuments`` and ``DownloadShared`` are for an agency over mutual TLS with its own certificate, carrying
+a consent token bound to it (RFC 8705 §3; ``Allow.bound_agency``) with one ``consent`` authorization detail (RFC
+9396): the use cases are vault.sharing's (every fetch decided by consent.fetch_policy in the consent store).
+
 ``DeliverIssuedDocument`` is for an agency's ``client_credentials`` token (same audience) with the scope
 ``vault.issue``; the issuer is the token's client id, the citizen is named by ID number in the metadata.
 Issued documents are read-only to the citizen: deleting or versioning one is FAILED_PRECONDITION (the
@@ -23,6 +27,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from audit.events import PostgresAuditLog, Pseudonymizer
+from consent.pg_store import PostgresConsentStore
 from core.callers import Allow, current_principal
 from core.errors import InvalidArgument, Unauthenticated
 from core.keys import purposes
@@ -47,6 +52,7 @@ from vault.keyring import Keyring
 from vault.limits import paced
 from vault.objects import ObjectStore, reachable, s3_client
 from vault.service import VaultService
+from vault.sharing import SharedDocuments, grant_of
 from vault.store import VaultStore
 from vault.trail import Trail
 from vault.upkeep import Janitor
@@ -59,6 +65,8 @@ ISSUERS = Allow.of(clients=True, scopes=("vault.issue",))
 POLICY = {f"/{NAME}/{method}": READERS for method in ("ListDocuments", "GetDocument", "Download", "ListVersions")}
 POLICY |= {f"/{NAME}/{method}": WRITERS for method in ("Upload", "DeleteDocument")}
 POLICY[f"/{NAME}/DeliverIssuedDocument"] = ISSUERS
+SHARED = Allow.of(clients=True, bound_agency=True)  # the consent detail is checked by vault.sharing.grant_of
+POLICY |= {f"/{NAME}/{method}": SHARED for method in ("ListSharedDocuments", "DownloadShared")}
 MAX_MESSAGE = 2 * 1024 * 1024  # chunks of up to 1 MiB, with room for framing
 
 TYPES: dict[int, DocumentType] = {
@@ -127,8 +135,11 @@ async def _opening(requests: AsyncIterator[Any]) -> tuple[Any, Any]:
 
 
 class VaultServicer(pb_grpc.VaultServicer):
-    def __init__(self, service: VaultService, subjects: Subjects, idle_timeout: float = 30) -> None:
+    def __init__(
+        self, service: VaultService, subjects: Subjects, shared: SharedDocuments, idle_timeout: float = 30
+    ) -> None:
         self._service = service
+        self._shared = shared
         self._subjects = subjects
         self._idle = idle_timeout  # seconds an upload stream may send nothing (vault.limits.paced)
 
@@ -186,6 +197,22 @@ class VaultServicer(pb_grpc.VaultServicer):
         async for chunk in content:  # DATA_LOSS (vault.documents.Corrupt) if it fails verification
             yield pb.DownloadResponse(chunk=chunk)
 
+    async def ListSharedDocuments(
+        self, request: pb.ListSharedDocumentsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListDocumentsResponse:
+        grant = grant_of(current_principal())
+        found, token = await self._shared.list(grant, request.page_size, request.page_token)
+        return pb.ListDocumentsResponse(documents=[document_pb(d) for d in found], next_page_token=token)
+
+    async def DownloadShared(
+        self, request: pb.DownloadSharedRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.DownloadResponse]:
+        grant = grant_of(current_principal())
+        document, content = await self._shared.download(grant, parse_id(request.id))
+        yield pb.DownloadResponse(metadata=document_pb(document))
+        async for chunk in content:  # a use is spent once charged, whatever happens to the stream (vault.sharing)
+            yield pb.DownloadResponse(chunk=chunk)
+
     async def DeleteDocument(
         self, request: pb.DeleteDocumentRequest, context: grpc.aio.ServicerContext
     ) -> pb.DeleteDocumentResponse:
@@ -202,11 +229,14 @@ async def build(settings: Settings) -> ServiceSpec:
     s3 = (settings.s3_endpoint, settings.s3_access_key, settings.s3_secret_key, settings.s3_secure)
     objects = ObjectStore(s3_client(*s3))
     probe = s3_client(*s3, probe=True)
-    trail = Trail(PostgresAuditLog(pool), Pseudonymizer(keys.key(purposes.AUDIT_PSEUDONYM)))
+    audit_log, refs = PostgresAuditLog(pool), Pseudonymizer(keys.key(purposes.AUDIT_PSEUDONYM))
+    trail = Trail(audit_log, refs)
     keyring = Keyring(keys, store)
     service = VaultService(store, objects, keyring, IssuerKeys(pool), trail, settings.vault_max_bytes,
                            settings.vault_max_open_uploads)  # fmt: skip
-    servicer = VaultServicer(service, Subjects(keys.key(purposes.OIDC_SUBJECT)), settings.vault_upload_idle_timeout)
+    subjects = Subjects(keys.key(purposes.OIDC_SUBJECT))
+    shared = SharedDocuments(PostgresConsentStore(pool), service, subjects.id_number, refs, audit_log)
+    servicer = VaultServicer(service, subjects, shared, settings.vault_upload_idle_timeout)
     janitor = Janitor(UpkeepStore(pool), objects.remove, timedelta(seconds=settings.vault_upload_grace))
     rounds = asyncio.create_task(janitor.run_forever(settings.vault_upkeep_interval)) if (
         settings.vault_upkeep_interval) else None  # fmt: skip

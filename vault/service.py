@@ -291,10 +291,17 @@ class VaultService:
         if stored.document.shredded:
             raise FailedPrecondition(ERASED)
         document = stored.document
-        kek, _ = await asyncio.gather(  # the access is on record before the first byte leaves
-            self._keyring.kek(owner, create=False),
-            self._trail.record("vault.download", id_number, document.id, document.version),
-        )
+        record = self._trail.record("vault.download", id_number, document.id, document.version)
+        return await self.serve(owner, stored, record)
+
+    async def serve(
+        self, owner: str, stored: StoredObject, on_record: Awaitable[None]
+    ) -> tuple[Document, AsyncIterator[bytes]]:
+        """The one way a document's content leaves the vault (the citizen's Download, an agency's DownloadShared):
+        its names opened and its verified plaintext as it is read. ``on_record`` (the access put on record) runs
+        beside the KEK's read and completes before anything is returned, so before the first byte leaves."""
+        document = stored.document
+        kek, _ = await asyncio.gather(self._keyring.kek(owner, create=False), on_record)
         if kek is None:
             raise FailedPrecondition(ERASED)
         row_id = stored.document.row_id
@@ -333,6 +340,32 @@ class VaultService:
             raise Corrupt("the stored document does not match its checksum")
         if last:
             yield last
+
+    async def shared_documents(
+        self,
+        owner: str,
+        document_ids: tuple[uuid.UUID, ...],
+        document_types: tuple[DocumentType, ...],
+        page_size: int,
+        page_token: str,
+    ) -> tuple[list[Document], str]:
+        """One page of the owner's documents that a grant names (by id or type), newest first, names opened."""
+        if page_size < 0:
+            raise InvalidArgument("page_size must not be negative")
+        limit = min(page_size or DEFAULT_PAGE, MAX_PAGE)
+        after = _cursor(page_token)
+        fetch = partial(self._store.shared_documents, owner, document_ids, document_types, after, limit + 1)
+        found = await self._opened(owner, fetch)
+        page = found[:limit]
+        return page, _page_token(page[-1]) if len(found) > limit else ""
+
+    async def latest(self, owner: str, document_id: uuid.UUID) -> StoredObject | None:
+        """The owner's document (latest version, not deleted, not shredded), None otherwise."""
+        stored = await self._store.document(owner, document_id)
+        return None if stored is None or stored.document.shredded else stored
+
+    def owner_ref(self, id_number: str) -> str:
+        return self._keyring.owner_ref(id_number)
 
     async def delete(self, id_number: str, document_id: uuid.UUID) -> None:
         deleted = await self._store.soft_delete(self._keyring.owner_ref(id_number), document_id)

@@ -283,6 +283,31 @@ class VaultStore:
         )
         return [_document(row) for row in rows]
 
+    async def shared_documents(
+        self,
+        owner_ref: str,
+        document_ids: tuple[uuid.UUID, ...],
+        document_types: tuple[DocumentType, ...],
+        after: Cursor | None,
+        limit: int,
+    ) -> list[Document]:
+        """Up to ``limit`` of the owner's visible documents (latest versions) that a consent's grant names by id
+        or by type, newest first, after ``after`` (an agency's listing, vault.sharing)."""
+        rows = await self._bounded.fetch(
+            f"""SELECT {_COLUMNS} FROM vault.documents d
+                WHERE owner_ref = $1 AND deleted_at IS NULL AND shredded_at IS NULL AND {_LATEST}
+                  AND (logical_id = ANY($2::uuid[]) OR document_type = ANY($3::text[]))
+                  AND ($4::timestamptz IS NULL OR (created_at, id) < ($4, $5::uuid))
+                ORDER BY created_at DESC, id DESC LIMIT $6""",
+            owner_ref,
+            list(document_ids),
+            [t.value for t in document_types],
+            after.created_at if after else None,
+            after.id if after else None,
+            limit,
+        )
+        return [_document(row) for row in rows]
+
     async def soft_delete(self, owner_ref: str, document_id: uuid.UUID) -> bool | None:
         """Hide every version of the document now; keep them for the retention period. False when there was no
         such visible document, None when it is an issued one (read-only to its owner)."""
