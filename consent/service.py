@@ -36,7 +36,7 @@ from audit.events import AuditEvent, AuditLog, Pseudonymizer
 from consent import artefact as artefacts
 from consent import states
 from consent.artefact import ConsentArtefact, Frequency, FrequencyUnit
-from consent.pg_store import Agency
+from consent.pg_store import Agency, reachable
 from consent.purposes import purpose as catalog_purpose
 from consent.signing import ConsentKey
 from consent.states import Actor, Event, Status
@@ -350,4 +350,5 @@ class ConsentService:
         detail = {"consent_id": str(artefact.id), "client_id": artefact.client_id, "purpose": artefact.purpose}
         if reason is not None:
             detail["reason"] = reason
-        await self._audit.append(AuditEvent(actor, action, outcome, artefact.subject, None, detail))
+        async with reachable():  # an outage after the change committed: UNAVAILABLE, the change stands
+            await self._audit.append(AuditEvent(actor, action, outcome, artefact.subject, None, detail))

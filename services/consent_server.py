@@ -27,7 +27,7 @@ import httpx
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from audit.events import PostgresAuditLog, Pseudonymizer
-from consent.artefact import Frequency, FrequencyUnit
+from consent.artefact import MAX_DATA_LIFE, Frequency, FrequencyUnit
 from consent.notifications import Backoff, PostgresOutbox, Sender, check_url
 from consent.pg_store import PostgresAgencies, PostgresConsentStore
 from consent.purposes import CATALOG
@@ -83,7 +83,10 @@ def _timestamp(instant: datetime | None) -> Timestamp | None:
 def _instant(message: pb.ConsentTerms, name: str) -> datetime | None:
     if not message.HasField(name):
         return None
-    return getattr(message, name).ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]
+    try:
+        return getattr(message, name).ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]
+    except (ValueError, OverflowError):
+        raise InvalidArgument(f"{name} is not a representable instant") from None
 
 
 def _consent_id(text: str) -> uuid.UUID:
@@ -110,6 +113,8 @@ def terms_of(message: pb.ConsentTerms) -> Terms:
         if unit is None:
             raise InvalidArgument("frequency.unit must be HOUR, DAY or MONTH")
         frequency = Frequency(message.frequency.count, unit)
+    if message.data_life_seconds > MAX_DATA_LIFE.total_seconds():
+        raise InvalidArgument(f"data_life must be 0..{MAX_DATA_LIFE.days} days")
     return Terms(
         purpose=message.purpose,
         documents=documents,

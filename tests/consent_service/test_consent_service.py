@@ -261,6 +261,8 @@ async def test_bad_input_is_invalid_argument(agency: Agency, portal: pb_grpc.Con
         ({"document_ids": ["not-a-uuid"]}, "document_ids"),
         ({"document_ids": [], "document_types": []}, "at least one"),
         ({"frequency": pb.Frequency(count=3)}, "frequency"),
+        ({"data_life_seconds": 2**63}, "data_life"),
+        ({"expiry": Timestamp(seconds=2**62)}, "expiry"),
         ({"frequency": pb.Frequency(count=20, unit=pb.FREQUENCY_UNIT_DAY)}, "frequency"),
     ):
         error = await refused(ask(agency, citizen, **changes), grpc.StatusCode.INVALID_ARGUMENT)
@@ -351,3 +353,20 @@ async def test_the_sweeper_expires_consents_past_their_expiry(
         portal.Approve(pb.ConsentIdRequest(id=pending.id), metadata=citizen.metadata, timeout=10),
         grpc.StatusCode.FAILED_PRECONDITION,
     )
+
+
+async def test_a_tampered_artefact_is_data_loss(
+    agency: Agency, portal: pb_grpc.ConsentStub, people: MakePerson, owner_db: asyncpg.Pool
+) -> None:
+    citizen = await people()
+    asked = await ask(agency, citizen)
+    await portal.Approve(pb.ConsentIdRequest(id=asked.id), metadata=citizen.metadata, timeout=10)
+    await owner_db.execute(
+        "UPDATE consent.consents SET artefact = replace(convert_from(artefact, 'UTF8'), '\"max_fetches\":10',"
+        " '\"max_fetches\":99')::bytea WHERE id = $1",
+        asked.id,
+    )
+    request = pb.ConsentIdRequest(id=asked.id)
+    await refused(portal.GetMyConsent(request, metadata=citizen.metadata, timeout=10), grpc.StatusCode.DATA_LOSS)
+    status = pb.GetConsentStatusRequest(id=asked.id)
+    await refused(agency.stub.GetConsentStatus(status, timeout=10), grpc.StatusCode.DATA_LOSS)
