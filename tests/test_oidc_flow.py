@@ -22,7 +22,8 @@ async def test_discovery_and_jwks(http: httpx.AsyncClient, info: StackInfo) -> N
     assert meta["code_challenge_methods_supported"] == ["S256"]
     assert meta["authorization_response_iss_parameter_supported"] is True
     assert "password" not in meta["grant_types_supported"]
-    assert {"client_secret_basic", "private_key_jwt"} == set(meta["token_endpoint_auth_methods_supported"])
+    methods = set(meta["token_endpoint_auth_methods_supported"])
+    assert methods == {"client_secret_basic", "private_key_jwt", "tls_client_auth"}  # RFC 8705 §2.1 on the mTLS port
     keys = (await http.get(meta["jwks_uri"])).json()["keys"]
     assert {k["alg"] for k in keys} == {"RS256", "ES256"}
     assert len(keys) >= 4  # a current and a published next key per algorithm

@@ -14,8 +14,9 @@ import datetime as dt
 import json
 import secrets
 import time
+import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import asyncpg
@@ -24,19 +25,22 @@ from authlib.oauth2.rfc6749.errors import InvalidGrantError, OAuth2Error
 from joserfc import jwt
 from joserfc.errors import JoseError
 
+from consent.storage import StoredConsent
 from core import logs
+from core.errors import DomainError, NotFound
 from core.keys import purposes
 from core.keys.provider import KeyProvider
 from core.keys.sealing import Sealer
-from identity.oidc import assurance, keys, work
+from identity.oidc import assurance, authorization_details, keys, work
 from identity.oidc.claims import SCOPE_CLAIMS, CitizenRecords, claims_for
 from identity.oidc.clients import CLIENT_SCOPES_SUPPORTED, RESOURCES, Client
+from identity.oidc.mtls import PeerCertificate
 from identity.oidc.reply import Reply
 from identity.oidc.sealed import SealedCodec
 from identity.oidc.server import (
     ACCESS_TTL,
-    CLIENT_AUTH,
     ID_TOKEN_TTL,
+    TOKEN_AUTH,
     AccessToken,
     RefreshToken,
     User,
@@ -105,13 +109,27 @@ def _assertion_client_id(form: dict[str, str]) -> str | None:
     return sub if isinstance(sub, str) else None
 
 
+class ConsentLookup(Protocol):
+    """What the token endpoint reads of consent (``consent.pg_store.PostgresConsentStore``)."""
+
+    async def get(self, artefact_id: uuid.UUID) -> StoredConsent:
+        """The artefact with its status (``NotFound`` if none)."""
+
+
 def oauth_error(error: str, description: str, status: int = 400) -> Reply:
     return Reply(status, {"error": error, "error_description": description}, [("Cache-Control", "no-store")])
 
 
 class Provider:
-    def __init__(self, issuer: str, pool: asyncpg.Pool, key_provider: KeyProvider, records: CitizenRecords) -> None:
+    def __init__(
+        self, issuer: str, pool: asyncpg.Pool, key_provider: KeyProvider, records: CitizenRecords,
+        mtls_base: str | None = None, consent_lookup: ConsentLookup | None = None,
+    ) -> None:  # fmt: skip
+        """``mtls_base``: the URL of the mutual-TLS endpoints (RFC 8705 §5), None when the edge serves none;
+        ``consent_lookup``: where consent tokens' artefacts are read (none: consent tokens are refused)."""
         self.issuer = issuer
+        self.mtls_base = mtls_base
+        self._consent_lookup = consent_lookup
         self.clients = ClientStore(pool)
         self.tokens = TokenStore(pool)
         self.sessions = SessionStore(pool)
@@ -184,10 +202,10 @@ class Provider:
             "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": ["RS256", "ES256"],
-            "token_endpoint_auth_methods_supported": CLIENT_AUTH,
+            "token_endpoint_auth_methods_supported": TOKEN_AUTH,
             "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256"],
-            "revocation_endpoint_auth_methods_supported": CLIENT_AUTH,
-            "introspection_endpoint_auth_methods_supported": CLIENT_AUTH,
+            "revocation_endpoint_auth_methods_supported": TOKEN_AUTH,
+            "introspection_endpoint_auth_methods_supported": TOKEN_AUTH,
             "code_challenge_methods_supported": ["S256"],
             "prompt_values_supported": ["none", "login", "consent"],
             "acr_values_supported": ["1", "2"],
@@ -200,6 +218,22 @@ class Provider:
             "request_parameter_supported": False,
             "request_uri_parameter_supported": False,
             "claims_parameter_supported": True,  # for acr (assurance.py); other claims follow the scopes
+            "authorization_details_types_supported": list(authorization_details.TYPES_SUPPORTED),  # RFC 9396 §10
+            **self._mtls_metadata(),
+        }
+
+    def _mtls_metadata(self) -> dict[str, Any]:
+        """RFC 8705 §3.3 and §5: bound tokens, and the endpoints served over mutual TLS."""
+        if not self.mtls_base:
+            return {}
+        b = self.mtls_base
+        return {
+            "tls_client_certificate_bound_access_tokens": True,
+            "mtls_endpoint_aliases": {
+                "token_endpoint": f"{b}/token",
+                "revocation_endpoint": f"{b}/revoke",
+                "introspection_endpoint": f"{b}/introspect",
+            },
         }
 
     def jwks(self) -> dict[str, Any]:
@@ -245,12 +279,16 @@ class Provider:
 
     # -- token endpoint ---------------------------------------------------------------------
 
-    async def token(self, req: OAuth2Request) -> Reply:
+    async def token(self, req: OAuth2Request, peer: PeerCertificate | None = None) -> Reply:
+        """The token endpoint; ``peer``: the verified client certificate when the request came over mutual TLS."""
         asked = self._asked(req)
         unknown = self._target_error(asked, None)
         if unknown:
             return oauth_error("invalid_target", unknown)
-        w = work.Work(clients=await self._clients_named(req), asked=asked)  # the grants check them (server.py)
+        w = work.Work(clients=await self._clients_named(req), asked=asked, peer=peer)  # the grants check them
+        refused = await self._consent_request(req, w)
+        if refused is not None:
+            return refused
         if req.form.get("grant_type") == "refresh_token" and req.form.get("refresh_token"):
             candidate = req.form["refresh_token"]
             if len(candidate) <= MAX_PARAM:
@@ -258,6 +296,32 @@ class Provider:
         reply = self._run(w, lambda: self.server.create_token_response(req))
         veto = await self._commit(w)
         return veto or reply
+
+    async def _consent_request(self, req: OAuth2Request, w: work.Work) -> Reply | None:
+        """RFC 9396 §6 at the token endpoint: parse the ``consent`` detail and load its artefact for the grant
+        (server.py ``ClientCredentialsGrant``), which decides once the client is authenticated."""
+        raw = req.form.get("authorization_details")
+        if raw is None:
+            return None
+        try:
+            w.consent_detail = authorization_details.parse(raw)
+        except authorization_details.InvalidAuthorizationDetails as error:
+            return oauth_error(error.error, error.description)
+        if req.form.get("grant_type") != "client_credentials":
+            return oauth_error("invalid_request", "authorization_details is for grant_type=client_credentials")
+        if w.peer is None:
+            where = f" ({self.mtls_base}/token)" if self.mtls_base else ""
+            return oauth_error("invalid_request", f"consent tokens are certificate-bound: use the mTLS endpoint{where}")
+        if self._consent_lookup is None:
+            return oauth_error("temporarily_unavailable", "consent tokens are not available on this edge", 503)
+        try:
+            w.consent = await self._consent_lookup.get(w.consent_detail.consent_id)
+        except NotFound:
+            w.consent = None
+        except DomainError as error:  # e.g. Unavailable, DataLoss: never a token on an artefact not read
+            log.warning("consent.lookup_failed", error=type(error).__name__)
+            return oauth_error("temporarily_unavailable", "the consent could not be read; try again", 503)
+        return None
 
     async def _refresh_record(self, token: str) -> RefreshRecord | None:
         """A stored refresh token; one bound to an SSO session that has ended counts as revoked (Core §11:
@@ -498,9 +562,10 @@ class Provider:
             return _bearer_error("invalid_token", "the citizen is no longer on record")
         return Reply(200, claims_for(record, claims["sub"], claims["scope"]), [("Cache-Control", "no-store")])
 
-    async def token_endpoint_request(self, req: OAuth2Request, endpoint: str) -> Reply:
-        """Revocation (RFC 7009) and introspection (RFC 7662)."""
-        w = work.Work(clients=await self._clients_named(req))
+    async def token_endpoint_request(self, req: OAuth2Request, endpoint: str, peer: PeerCertificate | None = None
+                                     ) -> Reply:  # fmt: skip
+        """Revocation (RFC 7009) and introspection (RFC 7662); ``peer`` as for ``token``."""
+        w = work.Work(clients=await self._clients_named(req), peer=peer)
         raw = req.form.get("token", "")
         if 0 < len(raw) <= 4096:
             claims = self.verify_access(raw)

@@ -25,8 +25,8 @@ from authlib.oidc.core.models import AuthorizationCodeMixin
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
-from identity.oidc import work
-from identity.oidc.clients import KEY_AUTH, RESOURCES, SECRET_AUTH, Client
+from identity.oidc import authorization_details, mtls, work
+from identity.oidc.clients import KEY_AUTH, RESOURCES, SECRET_AUTH, TLS_AUTH, Client
 from identity.oidc.keys import KeyRing
 from identity.oidc.reply import Reply
 from identity.oidc.sealed import SealedCodec
@@ -38,6 +38,9 @@ CODE_TTL = 60
 REFRESH_TTL = 30 * 24 * 3600
 ACCESS_ALG = "ES256"
 CLIENT_AUTH = [SECRET_AUTH, KEY_AUTH]
+TOKEN_AUTH = [*CLIENT_AUTH, TLS_AUTH]  # where agencies come too: tls_client_auth on the mTLS port (RFC 8705 §2.1)
+CONSENT_TTL = 300  # a consent token's life at most (never past its artefact's expiry nor its certificate's)
+VAULT = "urn:dinhdanh:service:vault"
 MAX_ASSERTION_LIFETIME = 300  # seconds a private_key_jwt assertion may be valid for (exp − iat, exp − now)
 ASSERTION_LEEWAY = 30  # clock skew allowed on an assertion's exp, nbf and iat
 
@@ -212,11 +215,12 @@ class Server(AuthorizationServer):  # type: ignore[misc]
     ) -> dict[str, Any]:
         """RFC 9068 JWT access tokens (ES256); opaque refresh tokens when the client may have one."""
         now = int(time.time())
+        w = work.current()
         scope = client.get_allowed_scope(scope or "")  # never a scope the client is not registered for
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "sub": user.sub if user else client.client_id,
-            "aud": [self.issuer, *work.current().resources],  # the issuer: userinfo
+            "aud": [self.issuer, *w.resources],  # the issuer: userinfo
             "client_id": client.client_id,
             "scope": scope,
             "iat": now,
@@ -225,10 +229,22 @@ class Server(AuthorizationServer):  # type: ignore[misc]
         }
         if user:
             claims.update(auth_time=user.auth_time, acr=user.acr)
+        if grant_type == "client_credentials" and w.peer is not None:  # RFC 8705 §3: bound to the certificate
+            claims["cnf"] = {"x5t#S256": w.peer.x5t_s256}
+            claims["exp"] = min(claims["exp"], int(w.peer.not_after.timestamp()))
+        if w.granted_detail is not None:  # RFC 9396 §9.1: a consent token, for the vault only, no scope
+            assert w.consent_expiry is not None
+            claims.update(aud=[VAULT], authorization_details=[w.granted_detail])
+            del claims["scope"]
+            claims["exp"] = min(claims["exp"], now + CONSENT_TTL, int(w.consent_expiry.timestamp()))
         kid, key = self.keyring.signing_key(ACCESS_ALG)
         access = jwt.encode({"alg": ACCESS_ALG, "kid": kid, "typ": "at+jwt"}, claims, key)
-        work.current().issued_access.append((claims["jti"], dt.datetime.fromtimestamp(claims["exp"], dt.UTC)))
-        token = {"token_type": "Bearer", "access_token": access, "expires_in": ACCESS_TTL, "scope": scope}
+        w.issued_access.append((claims["jti"], dt.datetime.fromtimestamp(claims["exp"], dt.UTC)))
+        token: dict[str, Any] = {"token_type": "Bearer", "access_token": access, "expires_in": claims["exp"] - now}
+        if w.granted_detail is not None:
+            token["authorization_details"] = [w.granted_detail]  # RFC 9396 §7
+        else:
+            token["scope"] = scope
         wants = "offline_access" in scope.split() or client.refresh_policy
         if include_refresh_token and user and wants and client.check_grant_type("refresh_token"):
             token["refresh_token"] = secrets.token_urlsafe(32)
@@ -326,15 +342,39 @@ class RefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
 
 
 class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
-    TOKEN_ENDPOINT_AUTH_METHODS = CLIENT_AUTH
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH
 
     def validate_token_request(self) -> None:
-        """RFC 6749 §4.4.2, then RFC 8707 §2: only resources the client is registered for."""
+        """RFC 6749 §4.4.2, then RFC 8707 §2: only resources the client is registered for; with a consent detail
+        (RFC 9396 §6), the consent checks."""
         super().validate_token_request()
         w = work.current()
-        if any(r not in self.request.client.resources for r in w.asked):
+        client: Client = self.request.client
+        if any(r not in client.resources for r in w.asked):
             raise InvalidTargetError(description="the client is not registered for a resource asked for")
         w.resources = list(dict.fromkeys(w.asked))
+        if w.consent_detail is not None:
+            self._validate_consent(w, client)
+
+    @staticmethod
+    def _validate_consent(w: work.Work, client: Client) -> None:
+        """A consent token (issue 10 item 2): an agency, over mTLS with its own certificate (RFC 8705 §2.1.2),
+        for the vault only, and an artefact the consent gate lets it have now (RFC 9396 §5 otherwise)."""
+        assert w.consent_detail is not None
+        assert w.peer is not None  # the provider checked the port
+        if client.kind != "agency":
+            raise authorization_details.InvalidAuthorizationDetails(description="consent tokens are for agencies")
+        if not w.peer.names(client):
+            raise InvalidRequestError(description="a consent token is bound to the agency's own certificate: "
+                                                  "connect with the certificate issued to this client")  # fmt: skip
+        if any(r != VAULT for r in w.asked):
+            raise InvalidTargetError(description=f"a consent token is for {VAULT} only")
+        why = authorization_details.refusal(w.consent_detail, w.consent, client.client_id, dt.datetime.now(dt.UTC))
+        if why is not None:
+            raise authorization_details.InvalidAuthorizationDetails(description=why)
+        assert w.consent is not None
+        w.granted_detail = w.consent_detail.granted(w.consent.artefact.purpose)
+        w.consent_expiry = w.consent.artefact.expiry
 
 
 class RequiredS256(CodeChallenge):  # type: ignore[misc]
@@ -435,7 +475,7 @@ def _numeric(value: Any) -> bool:
 
 
 class Revocation(RevocationEndpoint):  # type: ignore[misc]
-    CLIENT_AUTH_METHODS = CLIENT_AUTH
+    CLIENT_AUTH_METHODS = TOKEN_AUTH
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> TokenMixin | None:
         return work.current().token
@@ -449,7 +489,7 @@ class Revocation(RevocationEndpoint):  # type: ignore[misc]
 
 
 class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
-    CLIENT_AUTH_METHODS = CLIENT_AUTH
+    CLIENT_AUTH_METHODS = TOKEN_AUTH
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> TokenMixin | None:
         return work.current().token
@@ -459,7 +499,8 @@ class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
 
     def introspect_token(self, token: TokenMixin) -> dict[str, Any]:
         if isinstance(token, AccessToken):
-            keep = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "auth_time", "acr")
+            keep = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "auth_time", "acr",
+                    "cnf", "authorization_details")  # RFC 8705 §3.2, RFC 9396 §9.2  # fmt: skip
             return {"active": True, "token_type": "Bearer", **{k: token.claims[k] for k in keep if k in token.claims}}
         assert isinstance(token, RefreshToken)
         r = token.record
@@ -479,6 +520,7 @@ def build(issuer: str, keyring: KeyRing, codes: SealedCodec, scopes: list[str]) 
     server.register_grant(RefreshGrant)
     server.register_grant(ClientCredentialsGrant)
     server.register_client_auth_method(KEY_AUTH, PrivateKeyJWT(issuer))
+    server.register_client_auth_method(TLS_AUTH, mtls.authenticate_tls_client)
     server.register_endpoint(Revocation(server))
     server.register_endpoint(Introspection(server))
     server.register_extension(Issuer(issuer))

@@ -13,10 +13,15 @@ from __future__ import annotations
 import datetime as dt
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from identity.oidc.clients import Client
 from identity.oidc.store import RefreshRecord
+
+if TYPE_CHECKING:
+    from consent.storage import StoredConsent
+    from identity.oidc.authorization_details import ConsentDetail
+    from identity.oidc.mtls import PeerCertificate
 
 
 @dataclass
@@ -37,6 +42,11 @@ class Work:
     issued_access: list[tuple[str, dt.datetime]] = field(default_factory=list)  # jti, exp of access tokens made
     assertion: tuple[str, str, dt.datetime] | None = None  # private_key_jwt (client_id, jti, accepted until)
     token: Any = None  # the token a revocation or introspection request names, loaded
+    peer: PeerCertificate | None = None  # the verified client certificate (mTLS port only, RFC 8705)
+    consent_detail: ConsentDetail | None = None  # the request's RFC 9396 consent detail, parsed
+    consent: StoredConsent | None = None  # the artefact it names, loaded (None: unknown)
+    granted_detail: dict[str, str] | None = None  # the consent token's authorization_details entry, once allowed
+    consent_expiry: dt.datetime | None = None  # the artefact's expiry: the consent token never outlives it
 
 
 _current: ContextVar[Work | None] = ContextVar("oidc_work", default=None)

@@ -9,6 +9,7 @@ import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import grpc
 from starlette.applications import Starlette
@@ -19,10 +20,12 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from consent.pg_store import PostgresConsentStore
 from core import deadline
 from core.keys import purposes
 from core.settings import Settings, key_provider
 from db.pool import open_pool
+from identity.oidc import mtls
 from identity.oidc.provider import Outcome, Provider, oauth_error
 from protos.identity.v1 import identity_pb2 as ipb
 from protos.identity.v1 import identity_pb2_grpc as igrpc
@@ -152,12 +155,43 @@ async def introspect(request: Request) -> Response:
     return await _token_endpoint(request, "introspection")
 
 
-async def _token_endpoint(request: Request, endpoint: str) -> Response:
+async def _token_endpoint(request: Request, endpoint: str, peer: mtls.PeerCertificate | None = None) -> Response:
     form = await http.limited_form(request)
     if form is None:
         return http.to_response(oauth_error("invalid_request", "request body too large", 413))
-    reply = await request.app.state.edge.provider.token_endpoint_request(http.oauth_request(request, form), endpoint)
-    return http.to_response(reply)
+    oreq = http.oauth_request(request, form)
+    return http.to_response(await request.app.state.edge.provider.token_endpoint_request(oreq, endpoint, peer))
+
+
+# -- the mutual-TLS aliases (RFC 8705 §5): the same endpoints, with the client's verified certificate ----------------
+
+
+def _peer(request: Request) -> mtls.PeerCertificate | None:
+    return mtls.from_scope(request.scope)  # type: ignore[arg-type]
+
+
+def _no_certificate() -> Response:
+    return http.to_response(oauth_error("invalid_client", "a client certificate is required on this port", 401))
+
+
+async def mtls_token(request: Request) -> Response:
+    peer = _peer(request)
+    if peer is None:  # the TLS layer requires one: never reached unless it is misconfigured
+        return _no_certificate()
+    form = await http.limited_form(request)
+    if form is None:
+        return http.to_response(oauth_error("invalid_request", "request body too large", 413))
+    return http.to_response(await request.app.state.edge.provider.token(http.oauth_request(request, form), peer))
+
+
+async def mtls_revoke(request: Request) -> Response:
+    peer = _peer(request)
+    return _no_certificate() if peer is None else await _token_endpoint(request, "revocation", peer)
+
+
+async def mtls_introspect(request: Request) -> Response:
+    peer = _peer(request)
+    return _no_certificate() if peer is None else await _token_endpoint(request, "introspection", peer)
 
 
 async def userinfo(request: Request) -> Response:
@@ -381,17 +415,42 @@ ROUTES = [
 ]
 
 
+MTLS_ROUTES = [
+    Route("/token", mtls_token, methods=["POST"]),
+    Route("/revoke", mtls_revoke, methods=["POST"]),
+    Route("/introspect", mtls_introspect, methods=["POST"]),
+]
+
+
+def mtls_base(settings: Settings) -> str | None:
+    """The URL of the mutual-TLS endpoints (``mtls_endpoint_aliases``, RFC 8705 §5): the issuer's host on the
+    port of ``DINHDANH_MTLS_LISTEN``; None when the edge serves none."""
+    if not settings.mtls_listen:
+        return None
+    return f"https://{urlsplit(settings.issuer).hostname}:{settings.mtls_listen.rsplit(':', 1)[1]}"
+
+
 def create_app(settings: Settings) -> Starlette:
+    return create_apps(settings)[0]
+
+
+def create_apps(settings: Settings) -> tuple[Starlette, Starlette]:
+    """The edge's application and the one of its mutual-TLS port (RFC 8705 §5: the token, revocation and
+    introspection endpoints only). They share one provider, made by the first one's lifespan: the mTLS server
+    starts once it has run (services/edge/__main__.py)."""
+    tls_app = Starlette(routes=MTLS_ROUTES, middleware=[Middleware(RequestBudget, seconds=REQUEST_BUDGET)])
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         pool = await open_pool(settings.postgres_dsn, settings.db_pool_size)
         tls = (settings.tls_ca, settings.tls_cert, settings.tls_key)
         identity_channel = secure_channel(settings.identity_address, *tls, server="identity")
         registry_channel = secure_channel(settings.registry_address, *tls, server="registry")
-        provider = Provider(settings.issuer, pool, key_provider(settings), RegistryRecords(registry_channel))
+        provider = Provider(settings.issuer, pool, key_provider(settings), RegistryRecords(registry_channel),
+                            mtls_base=mtls_base(settings), consent_lookup=PostgresConsentStore(pool))  # fmt: skip
         await provider.start()
         sources = Sources.from_settings(settings, key_provider(settings).key(purposes.DEVICE_ID))
-        app.state.edge = Edge(provider, igrpc.IdentityStub(identity_channel), sources)
+        app.state.edge = tls_app.state.edge = Edge(provider, igrpc.IdentityStub(identity_channel), sources)
         try:
             yield
         finally:
@@ -400,7 +459,8 @@ def create_app(settings: Settings) -> Starlette:
             await registry_channel.close()
             await pool.close()
 
-    return Starlette(routes=ROUTES, lifespan=lifespan, middleware=[Middleware(RequestBudget, seconds=REQUEST_BUDGET)])
+    main = Starlette(routes=ROUTES, lifespan=lifespan, middleware=[Middleware(RequestBudget, seconds=REQUEST_BUDGET)])
+    return main, tls_app
 
 
 class RequestBudget:

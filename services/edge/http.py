@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import ssl
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from identity.oidc.reply import Reply
 from identity.oidc.requests import Request as OidcRequest
@@ -62,3 +66,32 @@ async def limited_form(request: Request) -> list[tuple[str, str]] | None:
         return None
     form = await request.form()
     return [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+
+
+class ClientCertificateProtocol(HttpToolsProtocol):  # type: ignore[misc]
+    """uvicorn's httptools protocol that hands the app the peer's verified certificate, as the ASGI TLS extension
+    says (``scope["extensions"]["tls"]``, asgiref specs/tls.html): ``client_cert_chain`` is a list of PEM strings,
+    the client's own certificate first. uvicorn does not fill the extension itself.
+
+    The application protocol's ``connection_made`` runs once the TLS handshake is complete (asyncio's and uvloop's
+    SSL transports), so the certificate is known, and verified against the CA the server's SSL context requires
+    (``CERT_REQUIRED``), before the first request of the connection is parsed; every request on a kept-alive
+    connection carries the same one. Python 3.11's ``ssl`` gives the leaf only (``getpeercert(binary_form=True)``),
+    which is all the chain a certificate issued directly by the platform CA has."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        ssl_object: ssl.SSLObject | None = transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        self.tls_extension: dict[str, Any] = {
+            "server_cert": None,
+            "client_cert_chain": [ssl.DER_cert_to_PEM_cert(der)] if der else [],
+            "client_cert_name": None,
+            "client_cert_error": None,
+            "tls_version": None,
+            "cipher_suite": None,
+        }
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.scope["extensions"] = {"tls": self.tls_extension}  # type: ignore[typeddict-unknown-key]
