@@ -134,7 +134,7 @@ async def metadata(info: StackInfo) -> dict[str, Any]:
 async def artefact(
     consents: tuple[PostgresConsentStore, ConsentKey], client_id: str, *events: Event, approve: bool = True,
     start_in: dt.timedelta = dt.timedelta(0), lasts: dt.timedelta = dt.timedelta(days=1),
-    created_ago: dt.timedelta = dt.timedelta(0), purpose: str = PURPOSE,
+    created_ago: dt.timedelta = dt.timedelta(0), purpose: str = PURPOSE, max_fetches: int = 10,
 ) -> uuid.UUID:  # fmt: skip
     """A consent of ``client_id`` for a made-up citizen, approved (ACTIVE) unless told not, then ``events``."""
     store, key = consents
@@ -143,7 +143,7 @@ async def artefact(
     pending = draft(
         subject="owner-" + secrets.token_hex(8), client_id=client_id, purpose=purpose,
         document_types=(DocumentType.CRIMINAL_RECORD_CERTIFICATE,), start=created + start_in,
-        expiry=created + start_in + lasts, data_life=dt.timedelta(days=30), max_fetches=10,
+        expiry=created + start_in + lasts, data_life=dt.timedelta(days=30), max_fetches=max_fetches,
         frequency=Frequency(3, FrequencyUnit.DAY), now=created,
     )  # fmt: skip
     if approve:
@@ -335,6 +335,21 @@ async def test_consent_tokens_only_over_mtls_with_the_agencys_own_certificate(
     assert borrowed.json()["error"] == "invalid_request"
     elsewhere = await consent_token(metadata, demo, details(consent_id), resource="urn:dinhdanh:service:registry")
     assert elsewhere.json()["error"] == "invalid_target"
+
+
+async def test_an_artefact_altered_in_the_database_gets_no_token(
+    metadata: dict[str, Any], demo: Agency, consents: tuple[PostgresConsentStore, ConsentKey], pool: asyncpg.Pool
+) -> None:
+    consent_id = await artefact(consents, demo.client_id, max_fetches=10)
+    assert (await consent_token(metadata, demo, details(consent_id))).status_code == 200  # verified, cached
+    await pool.execute(
+        "UPDATE consent.consents SET artefact = convert_to(replace(convert_from(artefact, 'UTF8'),"
+        " '\"max_fetches\":10', '\"max_fetches\":999'), 'UTF8') WHERE id = $1",
+        consent_id,
+    )
+    reply = await consent_token(metadata, demo, details(consent_id))
+    assert (reply.status_code, reply.json()) == (400, {
+        "error": "invalid_authorization_details", "error_description": "the consent cannot be verified"})  # fmt: skip
 
 
 @pytest.mark.parametrize(

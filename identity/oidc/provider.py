@@ -27,7 +27,7 @@ from joserfc.errors import JoseError
 
 from consent.storage import StoredConsent
 from core import logs
-from core.errors import DomainError, NotFound
+from core.errors import DataLoss, DomainError, NotFound
 from core.keys import purposes
 from core.keys.provider import KeyProvider
 from core.keys.sealing import Sealer
@@ -318,7 +318,10 @@ class Provider:
             w.consent = await self._consent_lookup.get(w.consent_detail.consent_id)
         except NotFound:
             w.consent = None
-        except DomainError as error:  # e.g. Unavailable, DataLoss: never a token on an artefact not read
+        except DataLoss:  # the stored artefact no longer matches the platform's signature: never a token on it
+            log.warning("consent.does_not_verify", consent_id=str(w.consent_detail.consent_id))
+            return oauth_error("invalid_authorization_details", "the consent cannot be verified")
+        except DomainError as error:  # Unavailable: never a token on an artefact not read
             log.warning("consent.lookup_failed", error=type(error).__name__)
             return oauth_error("temporarily_unavailable", "the consent could not be read; try again", 503)
         return None
