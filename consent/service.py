@@ -286,6 +286,14 @@ class ConsentService:
         await self._transition(stored, event, Actor.CITIZEN, "citizen")
         return await self._record(await self._store.get(consent_id))
 
+    async def decide_as_agency(self, client_id: str, consent_id: uuid.UUID, event: Event) -> Record:
+        """An agency trying one of the citizen's decisions on its own consent: the state machine decides (only
+        REVOKE is an agency's; the others are PERMISSION_DENIED, audited as refused)."""
+        await self.agency(client_id)
+        stored = await self._agencys(client_id, consent_id)
+        await self._transition(stored, event, Actor.AGENCY, f"agency:{client_id}")
+        return await self._record(await self._store.get(consent_id))
+
     async def revoke_as_agency(self, client_id: str, consent_id: uuid.UUID) -> Record:
         await self.agency(client_id)
         stored = await self._agencys(client_id, consent_id)

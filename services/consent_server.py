@@ -7,7 +7,8 @@ Who calls what (``POLICY``):
   ``SetNotificationUrl``; the agency is ``current_caller().name`` and must be a registered, enabled agency;
 - citizens, by an access token with the audience ``urn:dinhdanh:service:consent`` and the scope
   ``consent.manage`` through any platform peer: ``GrantConsent``, ``ListMyConsents``, ``GetMyConsent``,
-  ``Approve``, ``Reject``, ``Pause``, ``Resume``, ``Revoke``;
+  ``Approve``, ``Reject``, ``Pause``, ``Resume``, ``Revoke``; the four decisions also admit an agency's
+  certificate, only for ``consent.states`` to refuse it (an agency never decides for the citizen);
 - any platform peer (services, operators, agencies): ``ListPurposes``, ``GetSigningKeys``.
 
 Besides the RPCs the process runs the expiry sweeper (``consent_expiry_interval``) and the notification
@@ -58,10 +59,11 @@ POLICY = {
     f"/{NAME}/{method}": AGENCIES
     for method in ("RequestConsent", "GetConsentStatus", "RevokeAsAgency", "SetNotificationUrl")
 }
-POLICY |= {
-    f"/{NAME}/{method}": CITIZENS
-    for method in ("GrantConsent", "ListMyConsents", "GetMyConsent", "Approve", "Reject", "Pause", "Resume", "Revoke")
-}
+# The citizen's decisions also admit an agency's certificate, so that an agency trying one is refused by the
+# state machine itself (an agency may never cause APPROVE, REJECT, PAUSE, RESUME: PERMISSION_DENIED, audited).
+DECISIONS = Allow.of(citizens=True, scopes=("consent.manage",), agencies=True)
+POLICY |= {f"/{NAME}/{method}": CITIZENS for method in ("GrantConsent", "ListMyConsents", "GetMyConsent", "Revoke")}
+POLICY |= {f"/{NAME}/{method}": DECISIONS for method in ("Approve", "Reject", "Pause", "Resume")}
 POLICY |= {f"/{NAME}/{method}": PLATFORM for method in ("ListPurposes", "GetSigningKeys")}
 
 STATUS_PB = {status: pb.ConsentStatus.Value(f"CONSENT_STATUS_{status.value}") for status in Status}
@@ -212,7 +214,10 @@ class ConsentServicer(pb_grpc.ConsentServicer):
         return record_pb(await self._service.mine(self._citizen(), _consent_id(request.id)))
 
     async def _decide(self, request: pb.ConsentIdRequest, event: Event) -> pb.ConsentRecord:
-        return record_pb(await self._service.decide(self._citizen(), _consent_id(request.id), event))
+        consent_id, caller = _consent_id(request.id), current_caller()
+        if caller.principal is None and caller.kind == "agency":  # refused by the domain (consent.states)
+            return record_pb(await self._service.decide_as_agency(caller.name, consent_id, event))
+        return record_pb(await self._service.decide(self._citizen(), consent_id, event))
 
     async def Approve(self, request: pb.ConsentIdRequest, context: grpc.aio.ServicerContext) -> pb.ConsentRecord:
         return await self._decide(request, Event.APPROVE)

@@ -220,12 +220,26 @@ async def test_others_consents_are_not_found(
 
 
 async def test_the_agency_revokes_its_own_and_never_decides_for_the_citizen(
-    agency: Agency, portal: pb_grpc.ConsentStub, people: MakePerson
+    agency: Agency, agencies: MakeAgency, portal: pb_grpc.ConsentStub, people: MakePerson, owner_db: asyncpg.Pool
 ) -> None:
     citizen = await people()
     asked = await ask(agency, citizen)
-    # an agency's certificate opens no citizen method (they need a citizen's token)
-    await refused(agency.stub.Approve(pb.ConsentIdRequest(id=asked.id), timeout=10), grpc.StatusCode.UNAUTHENTICATED)
+    # an agency never decides for the citizen: the state machine refuses it (PERMISSION_DENIED), audited
+    for call in (agency.stub.Approve, agency.stub.Reject, agency.stub.Pause, agency.stub.Resume):
+        await refused(call(pb.ConsentIdRequest(id=asked.id), timeout=10), grpc.StatusCode.PERMISSION_DENIED)
+    rows = await audit_rows(owner_db, asked.id)
+    assert [(r["actor"], r["action"], r["outcome"]) for r in rows[1:]] == [
+        (f"agency:{agency.client_id}", f"consent.{event}", "refused")
+        for event in ("approve", "reject", "pause", "resume")
+    ]
+    # …nor opens a citizen's reading methods (they need a citizen's token)
+    for listing in (agency.stub.ListMyConsents(pb.ListMyConsentsRequest(), timeout=10),
+                    agency.stub.GetMyConsent(pb.ConsentIdRequest(id=asked.id), timeout=10)):  # fmt: skip
+        await refused(listing, grpc.StatusCode.UNAUTHENTICATED)
+    async with agencies() as other:  # another agency's consent: not found, as an unknown one
+        await refused(other.stub.Approve(pb.ConsentIdRequest(id=asked.id), timeout=10), grpc.StatusCode.NOT_FOUND)
+    assert (await portal.GetMyConsent(pb.ConsentIdRequest(id=asked.id), metadata=citizen.metadata, timeout=10)
+            ).status == pb.CONSENT_STATUS_PENDING  # fmt: skip
     await refused(
         agency.stub.RevokeAsAgency(pb.ConsentIdRequest(id=asked.id), timeout=10), grpc.StatusCode.FAILED_PRECONDITION
     )
