@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from bench import auth, sso, vault
+from bench import auth, consent, sso, vault
 from cli.output import JsonOption, VarOption, console, emit, run, stack_info
 
 app = typer.Typer(help="Benchmarks against a running stack (`make up` first).", no_args_is_help=True)
@@ -66,4 +66,19 @@ def bench_vault(
     info = stack_info(var, as_json)
     result = run(lambda: vault.run(info, var, seconds, concurrency), as_json)
     title = "bench vault: documents through the vault (mTLS, token, encryption) beside raw S3, same machine"
+    emit(result, as_json, lambda: _table(title, result))
+
+
+@app.command("consent")
+def bench_consent(
+    seconds: float = typer.Option(10.0, "--seconds", min=1.0, help="How long each phase runs."),
+    concurrency: int = typer.Option(8, "--concurrency", min=1, help="Fetches or downloads in flight."),
+    var: Path = VarOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """An agency's DownloadShared of a 100 KiB document (mTLS, bound token, consent check and counter update,
+    decryption, audit row) beside the citizen's own Download of it, same run."""
+    info = stack_info(var, as_json)
+    result = run(lambda: consent.run(info, var, seconds, concurrency), as_json)
+    title = "bench consent: agency fetches under consent beside the citizen's own download, same machine"
     emit(result, as_json, lambda: _table(title, result))
