@@ -7,6 +7,7 @@ DSN), signed with a consent key the test publishes, so every status and window i
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime as dt
 import json
@@ -248,6 +249,22 @@ async def test_secret_and_private_key_jwt_work_on_both_ports_bound_only_over_mtl
         assert "cnf" not in claims_of(plain.json()["access_token"])
 
 
+async def test_one_client_assertion_replayed_in_parallel_on_both_ports_is_accepted_once(
+    metadata: dict[str, Any], keyed: Agency
+) -> None:
+    """RFC 7523 §3 item 7: the assertion's jti is single-use across the plain and the mTLS endpoint alike."""
+    signed = keyed.assertion(f"{metadata['issuer']}/token")
+    data = {"grant_type": "client_credentials", **signed}
+    async with httpx.AsyncClient(timeout=20, verify=keyed.tls()) as tls, httpx.AsyncClient(timeout=20) as plain:
+        replies = await asyncio.gather(*(
+            client.post(url, data=data)
+            for client, url in [(tls, metadata["mtls_endpoint_aliases"]["token_endpoint"]),
+                                (plain, metadata["token_endpoint"])] * 5
+        ))  # fmt: skip
+    assert sorted(r.status_code for r in replies).count(200) == 1, [r.text[:100] for r in replies]
+    assert {r.json()["error"] for r in replies if r.status_code != 200} == {"invalid_client"}
+
+
 # -- consent tokens ----------------------------------------------------------------------------------------------
 
 
@@ -389,3 +406,10 @@ async def test_introspection_over_mtls_shows_the_binding_and_the_details(
     assert body["active"] is True
     assert body["cnf"] == {"x5t#S256": demo.x5t()}
     assert body["authorization_details"][0]["consent_id"] == str(consent_id)
+    async with httpx.AsyncClient(timeout=20, verify=demo.tls()) as http:
+        revoked = await http.post(metadata["mtls_endpoint_aliases"]["revocation_endpoint"],
+                                  data={"token": token}, auth=(demo.client_id, demo.secret))  # fmt: skip
+        assert revoked.status_code == 200, revoked.text
+        after = await http.post(metadata["mtls_endpoint_aliases"]["introspection_endpoint"],
+                                data={"token": token}, auth=(demo.client_id, demo.secret))  # fmt: skip
+    assert after.json() == {"active": False}
