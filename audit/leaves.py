@@ -16,8 +16,9 @@ public: a fixed set of keys, never an ID number, a name or a document title. The
 - ``subject``: the event's subject, already a keyed pseudonym (``audit.events.Pseudonymizer``: 32 hex digits),
   when it has one (anything else is left out).
 - From the event's detail, only the keys of ``DETAIL_KEYS`` (``document`` is written ``document_id``), only
-  string values that are hex references or UUIDs, or at most 128 printable characters without a run of 9 or
-  more digits (an ID number has 12), and integers 0..2**53-1. Everything else is left out.
+  string values that are hex references, client ids (``portal-<16 hex>``) or UUIDs, or at most 128 printable
+  characters without a standalone number of 9 or more digits (an ID number has 12, a phone number 10), and
+  integers 0..2**53-1. Everything else is left out.
 
 A crypto-shredded citizen's leaves stay as they are: nothing in them depended on the shredded keys.
 """
@@ -54,8 +55,10 @@ RENAMED = {"document": "document_id"}
 VERBATIM_ACTORS = ("service", "agency")
 MAX_TEXT = 128
 MAX_INT = 2**53 - 1
-_DIGIT_RUN = re.compile(r"[0-9]{9,}")
-_HEX_REF = re.compile(r"[0-9a-f]{32,64}\Z|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+_DIGIT_RUN = re.compile(r"(?<![0-9A-Za-z])[0-9]{9,}(?![0-9A-Za-z])")  # a standalone number: an ID or phone
+_HEX_REF = re.compile(
+    r"[0-9a-f]{32,64}\Z|[a-z]{1,16}-[0-9a-f]{16}\Z|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z"
+)
 
 
 @dataclass(frozen=True, slots=True)

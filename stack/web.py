@@ -21,6 +21,7 @@ from stack.pki import PlatformCA
 from stack.ports import HOST, Ports
 from stack.postgres import StackError
 from stack.process import ManagedProcess
+from stack.seaweed import LOG_BUCKET, log_reader_keys
 from stack.secrets import SecretStore
 
 PORTALS = (
@@ -63,6 +64,10 @@ def start_edge(ca: PlatformCA, secrets: SecretStore, ports: Ports, dsn: str, var
         "DINHDANH_IDENTITY_ADDRESS": f"{HOST}:{ports.identity}",
         "DINHDANH_KEYS_DIR": str(secrets.keys_dir("edge")),
     }
+    s3 = secrets.json("s3.json") or {}  # the edge serves the log's tiles with the read-only pair only
+    reader = log_reader_keys(s3.get("access_key", ""), s3.get("secret_key", ""))
+    env |= {"DINHDANH_S3_ENDPOINT": f"{HOST}:{ports.s3}", "DINHDANH_S3_ACCESS_KEY": reader[0],
+            "DINHDANH_S3_SECRET_KEY": reader[1], "DINHDANH_LOG_BUCKET": LOG_BUCKET}  # fmt: skip
     process = ManagedProcess("edge", [sys.executable, "-m", "services.edge"], var / "logs" / "edge.log", env)
     process.start()
     return process

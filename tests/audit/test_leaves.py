@@ -54,3 +54,13 @@ def test_personal_data_never_reaches_a_leaf() -> None:
     assert len(value["actor"]) == len("operator:") + 16
     assert builder.leaf(_event(actor="agency:so-ldtbxh"))  # agencies by client id, verbatim
     assert json.loads(builder.leaf(_event(actor="agency:so-ldtbxh")))["actor"] == "agency:so-ldtbxh"
+
+
+def test_client_ids_and_references_pass_numbers_do_not() -> None:
+    builder = LeafBuilder(Pseudonymizer(b"k" * 32))
+    detail = {"client_id": "portal-8181983990e06d1b", "consent_id": "0f6c3b9e-1d2a-4c5b-9e8f-7a6b5c4d3e2f",
+              "reason": "phone 0912345678", "purpose": "HEALTH_INSURANCE_CLAIM"}  # fmt: skip
+    value = json.loads(builder.leaf(_event(detail=detail)))
+    assert value["client_id"] == "portal-8181983990e06d1b"
+    assert value["consent_id"] == detail["consent_id"]
+    assert "reason" not in value
