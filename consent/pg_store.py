@@ -132,14 +132,14 @@ class PostgresAgencies:
 class PostgresConsentStore:
     """``consent.storage``'s Protocols on PostgreSQL (see the module docstring).
 
-    ``keys``: the public consent keys by ``kid`` to check stored JWSs with; when not given (the vault, the
-    edge) they are read from ``consent.signing_keys`` on first sight of a ``kid`` (a key id is a thumbprint,
-    so a ``kid`` never names another key)."""
+    Stored JWSs are checked against the public consent keys of ``consent.signing_keys`` (only the consent
+    service's role and the owner may write there), each read on first sight of its ``kid`` and kept (a key id
+    is a thumbprint, so a ``kid`` never names another key); ``keys`` are known from the start. A rotated
+    ``CONSENT_SIGNING`` seed thus leaves the artefacts signed under the previous key readable everywhere."""
 
     def __init__(self, pool: asyncpg.Pool, keys: Mapping[str, ECKey] | None = None) -> None:
         self._pool = pool
         self._keys: dict[str, ECKey] = dict(keys or {})
-        self._read_keys = keys is None
         self._verified: dict[tuple[bytes, str], ConsentArtefact] = {}
 
     # --- keys -------------------------------------------------------------------------------------------
@@ -154,7 +154,7 @@ class PostgresConsentStore:
         self._keys.setdefault(key.kid, key.public)
 
     async def _key(self, connection: asyncpg.Connection, kid: str) -> ECKey | None:
-        if kid not in self._keys and self._read_keys and kid:
+        if kid not in self._keys and kid:
             jwk = await connection.fetchval("SELECT public_jwk FROM consent.signing_keys WHERE kid = $1", kid)
             if jwk is not None:
                 self._keys[kid] = public_key(json.loads(jwk) if isinstance(jwk, str) else jwk)
