@@ -68,6 +68,11 @@ QUEUE_NOTIFICATION = (
 )
 
 
+def _json(value: Any) -> dict[str, Any]:
+    """A jsonb column's value (asyncpg hands it over as text unless a codec is set)."""
+    return dict(json.loads(value) if isinstance(value, str) else value)
+
+
 class ConsentDatabaseUnavailable(Unavailable):
     """PostgreSQL cannot be reached now (UNAVAILABLE: the same request may succeed later)."""
 
@@ -153,11 +158,17 @@ class PostgresConsentStore:
             )  # fmt: skip
         self._keys.setdefault(key.kid, key.public)
 
+    async def public_keys(self) -> list[dict[str, Any]]:
+        """Every stored public consent key (JWK), newest first."""
+        async with reachable():
+            rows = await self._pool.fetch("SELECT public_jwk FROM consent.signing_keys ORDER BY created_at DESC, kid")
+        return [_json(row["public_jwk"]) for row in rows]
+
     async def _key(self, connection: asyncpg.Connection, kid: str) -> ECKey | None:
         if kid not in self._keys and kid:
             jwk = await connection.fetchval("SELECT public_jwk FROM consent.signing_keys WHERE kid = $1", kid)
             if jwk is not None:
-                self._keys[kid] = public_key(json.loads(jwk) if isinstance(jwk, str) else jwk)
+                self._keys[kid] = public_key(_json(jwk))
         return self._keys.get(kid)
 
     # --- reading ----------------------------------------------------------------------------------------

@@ -76,6 +76,9 @@ REQUEST, GRANT = "consent.request", "consent.grant"
 class ConsentStore(ConsentCreator, ConsentReader, ConsentTransitions, ConsentExpiry, NotificationUrls, Protocol):
     """Everything the consent service needs of its store (``consent.pg_store.PostgresConsentStore``)."""
 
+    async def public_keys(self) -> list[dict[str, Any]]:
+        """The public JWKs of every consent key the platform signed with, newest first."""
+
 
 class Agencies(Protocol):
     async def get(self, client_id: str) -> Agency | None:
@@ -275,8 +278,11 @@ class ConsentService:
         )  # fmt: skip
         return SignedStatus(stored.status, stored.counters.fetches, jws)
 
-    def jwks(self) -> dict[str, Any]:
-        return self._key.jwks()
+    async def jwks(self) -> dict[str, Any]:
+        """The JWK Set (RFC 7517 §5) of the public consent keys: the current one first, then the earlier ones
+        whose artefacts may still be in force (``consent.signing_keys``)."""
+        earlier = [jwk for jwk in await self._store.public_keys() if jwk.get("kid") != self._key.kid]
+        return {"keys": [self._key.public_jwk, *earlier]}
 
     # --- transitions -------------------------------------------------------------------------------------
 

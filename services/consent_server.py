@@ -247,7 +247,7 @@ class ConsentServicer(pb_grpc.ConsentServicer):
 
     async def GetSigningKeys(self, request: pb.GetSigningKeysRequest, context: grpc.aio.ServicerContext
                              ) -> pb.SigningKeys:  # fmt: skip
-        return pb.SigningKeys(jwks_json=json.dumps(self._service.jwks(), sort_keys=True))
+        return pb.SigningKeys(jwks_json=json.dumps(await self._service.jwks(), sort_keys=True))
 
 
 def _loop(interval: float, run: Callable[[float], Awaitable[None]]) -> asyncio.Task[None] | None:

@@ -355,3 +355,17 @@ async def test_an_unreachable_database_is_unavailable(database: Database) -> Non
             await PostgresConsentStore(pool).get(uuid.uuid4())
     finally:
         await pool.close()
+
+
+async def test_artefacts_signed_under_an_earlier_key_stay_readable(
+    store: PostgresConsentStore, key: ConsentKey, consent_pool: asyncpg.Pool, edge_pool: asyncpg.Pool
+) -> None:
+    earlier = ConsentKey.from_seed(secrets.token_bytes(32))
+    await PostgresConsentStore(consent_pool).publish_key(earlier)
+    artefact = pending()
+    await store.create(artefact, approved=approval(artefact, earlier))
+    for reader in (store, PostgresConsentStore(edge_pool)):
+        assert (await reader.get(artefact.id)).status is Status.ACTIVE
+    published = {jwk["kid"]: jwk for jwk in await store.public_keys()}
+    assert {key.kid, earlier.kid} <= set(published)
+    assert all("d" not in jwk for jwk in published.values()), "public halves only"
