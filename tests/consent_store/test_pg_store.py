@@ -369,3 +369,16 @@ async def test_artefacts_signed_under_an_earlier_key_stay_readable(
     published = {jwk["kid"]: jwk for jwk in await store.public_keys()}
     assert {key.kid, earlier.kid} <= set(published)
     assert all("d" not in jwk for jwk in published.values()), "public halves only"
+
+
+async def test_replicas_sweeping_at_once_expire_each_consent_once(store: PostgresConsentStore) -> None:
+    at = now()
+    batch = [pending(at=at, expiry=at + timedelta(seconds=3)) for _ in range(30)]
+    for artefact in batch:
+        await store.create(artefact)
+    sweeps = await asyncio.gather(*(store.expire_due(at + timedelta(seconds=3), 4) for _ in range(12)))
+    swept = [consent_id for sweep in sweeps for consent_id in sweep]
+    assert len(swept) == len(set(swept)), "no consent expired twice"
+    while await store.expire_due(at + timedelta(seconds=3), 100):
+        pass
+    assert all((await store.get(a.id)).status is Status.EXPIRED for a in batch)
