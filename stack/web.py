@@ -135,8 +135,9 @@ async def demo_agency(ca: PlatformCA, secrets: SecretStore, dsn: str) -> dict[st
 
 def start_portal(name: str, title: str, client: dict[str, Any], secrets: SecretStore, ports: Ports,
                  var: Path, ca: PlatformCA | None = None) -> ManagedProcess:  # fmt: skip
-    """One demo portal; with ``ca``, it also serves the vault pages (mTLS as the platform peer ``portal``, one
-    certificate for both demo portals: the citizen's access token decides whose documents they see)."""
+    """One demo portal; with ``ca``, it also serves the vault, consent and access history pages (mTLS as the
+    platform peer ``portal``, one certificate for both demo portals: the citizen's access token decides whose
+    documents, consents and entries they see), the log's verifier key pinned."""
     env = {
         **os.environ,
         "DINHDANH_PORTAL_ISSUER": issuer(ports),
@@ -149,8 +150,16 @@ def start_portal(name: str, title: str, client: dict[str, Any], secrets: SecretS
         "DINHDANH_PORTAL_COOKIE_NAME": f"{name}_session",
     }
     if ca is not None:
+        from audit.sequencer import Signer
+        from core.keys.purposes import LOG_SIGNING
+        from services.log_settings import LogSettings
+
         paths = ca.issue("portal")
+        # The log's verifier key (C2SP signed-note), from the log process's seed, pinned as a relying party would
+        # configure it: the history's marks never rest on a key fetched from the platform they check.
+        log_key = Signer.from_seed(LogSettings().origin, secrets.keys("log").key(LOG_SIGNING)).vkey
         env |= {
+            "DINHDANH_PORTAL_LOG_KEY": log_key,
             "DINHDANH_PORTAL_VAULT_ADDRESS": f"{HOST}:{ports.vault}",
             "DINHDANH_PORTAL_CONSENT_ADDRESS": f"{HOST}:{ports.consent}",
             "DINHDANH_PORTAL_LOG_ADDRESS": f"{HOST}:{ports.log}",

@@ -396,6 +396,28 @@ async def test_the_history_shows_the_fetch_with_its_verified_mark(
     assert 'data-mark="failed"' not in page.text
 
 
+async def test_the_history_marks_the_citizens_own_entries_verified(
+    http: httpx.AsyncClient, info: StackInfo, fresh_citizen: Citizen
+) -> None:
+    """The citizen's own sign-in and upload are in the log too; each row is verified in the portal once a
+    checkpoint covers it, and pending (never verified) before."""
+    me = await signed_in(http, info, fresh_citizen)
+
+    async def all_verified() -> httpx.Response | None:
+        page = await me.page(info, "/history")
+        assert page.status_code == 200, page.text[:300]
+        found = re.findall(r'data-mark="(\w+)"', page.text)
+        assert "failed" not in found, page.text
+        return page if found and set(found) == {"verified"} and 'id="pending"' not in page.text else None
+
+    page = await until(all_verified, "every entry of the history verified", timeout=30, every=0.5)
+    assert "Tải lên giấy tờ" in page.text  # the upload
+    assert TITLE in html.unescape(page.text)  # by its title in the citizen's store
+    assert "✓ đã kiểm chứng" in page.text
+    assert 'id="checkpoint"' in page.text
+    assert 'id="unverified"' not in page.text
+
+
 async def test_concurrent_clicks_change_a_consent_once(
     http: httpx.AsyncClient, info: StackInfo, agency: DemoAgency, fresh_citizen: Citizen
 ) -> None:
