@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     consent_notify_max_backoff: float = Field(default=300, gt=0)  # the back-off doubles up to this
     consent_notify_give_up: float = Field(default=86400, gt=0)  # seconds after which a notification is dropped
     consent_notify_timeout: float = Field(default=10, gt=0)  # seconds one POST may take
-    consent_notify_loopback_http: bool = True  # allow http://127.0.0.1 / localhost URLs (the local stack)
+    consent_notify_loopback_http: bool = False  # allow http://127.0.0.1 / localhost URLs (the local stack sets it)
 
 
 def key_provider(settings: Settings) -> FileKeyProvider:

@@ -254,6 +254,8 @@ class Stack:
             "DINHDANH_KEYS_DIR": str(self.secrets.keys_dir(name)),
             "DINHDANH_ISSUER": web.issuer(self.ports),
         }
+        if name == "consent":  # agencies on this machine may take notifications over plain http to loopback
+            env["DINHDANH_CONSENT_NOTIFY_LOOPBACK_HTTP"] = "true"
         if name in ("vault", "log"):  # the vault's documents; the log's tiles
             assert self.s3 is not None
             env |= {
