@@ -418,6 +418,31 @@ async def test_the_history_marks_the_citizens_own_entries_verified(
     assert 'id="unverified"' not in page.text
 
 
+async def test_the_history_is_newest_first_in_pages(
+    http: httpx.AsyncClient, info: StackInfo, fresh_citizen: Citizen
+) -> None:
+    me = await signed_in(http, info, fresh_citizen)
+    for _ in range(history.PAGE_SIZE):
+        assert (await me.page(info, f"/vault/{me.document_id}")).status_code == 200
+    first = await until(lambda: _page_with(me, info, "/history", history.PAGE_SIZE), "a full first page")
+    indexes = [int(i) for i in re.findall(r'data-index="(\d+)"', first.text)]
+    assert indexes == sorted(indexes, reverse=True)
+    assert "Tải về giấy tờ" in first.text
+    link = re.search(r'id="next-page" href="([^"]+)"', first.text)
+    assert link, "a link to the next page"
+    second = await me.page(info, html.unescape(link.group(1)))
+    older = [int(i) for i in re.findall(r'data-index="(\d+)"', second.text)]
+    assert older
+    assert max(older) < min(indexes)
+    assert 'id="first-page"' in second.text
+    assert (await me.page(info, "/history?page=not-a-token")).status_code == 400
+
+
+async def _page_with(me: Signed, info: StackInfo, path: str, rows: int) -> httpx.Response | None:
+    page = await me.page(info, path)
+    return page if len(re.findall(r'<tr class="entry', page.text)) >= rows else None
+
+
 async def test_concurrent_clicks_change_a_consent_once(
     http: httpx.AsyncClient, info: StackInfo, agency: DemoAgency, fresh_citizen: Citizen
 ) -> None:
