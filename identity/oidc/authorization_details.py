@@ -8,7 +8,7 @@ The only type this platform knows is ``consent`` (advertised as ``authorization_
 Exactly one ``consent`` detail per request: a token names one artefact, so that the vault checks one grant.
 Anything else — not JSON, not an array, an unknown type, a missing or malformed ``consent_id``, a field this
 type does not define, two consent details — is ``invalid_authorization_details`` (RFC 9396 §5, for the token
-endpoint §6.1/§8), as is a consent the agency may not have (``refusal``).
+endpoint §8), as is a consent the agency may not have (``refusal``).
 
 ``refusal`` runs the one consent gate (``consent.fetch_policy.gate``: agency, purpose, status, window) and says
 why in words that name no one else's data: an artefact of another agency is answered exactly as an unknown one.
