@@ -198,7 +198,7 @@ class Signed:
 
     async def click(self, info: StackInfo, consent_id: str, action: str, csrf: str | None = None) -> httpx.Response:
         if csrf is None:
-            csrf = csrf_of(await self.page(info))
+            csrf = csrf_of(await self.page(info, "/vault"))  # the store always has forms
         data = {"csrf": csrf} if csrf else {}
         return await self.browser.request("POST", url(info, f"/consents/{consent_id}/{action}"), data=data)
 
