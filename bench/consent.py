@@ -6,10 +6,11 @@ Against the running stack (``var/stack.json``), the load generator on the same m
   consents for it through the consent service (``GrantConsent``);
 - the agency gets one certificate-bound consent token per consent at the edge's mTLS token endpoint (RFC 8705 §5
   alias, ``client_credentials`` with RFC 9396 ``authorization_details``);
-- phase 1, ``DownloadShared`` over the agency's own certificate for ``seconds`` with ``concurrency`` calls in
-  flight: mutual TLS, the bound token's checks, the consent's check and counter update (one row-locked
-  transaction), the audit row, S3 read and decryption;
-- phase 2, the citizen's plain ``Download`` of the same document, same concurrency and duration;
+- the agency's ``DownloadShared`` over its own certificate with ``concurrency`` calls in flight: mutual TLS, the
+  bound token's checks, the consent's check and counter update (one row-locked transaction), the audit row, S3
+  read and decryption; and the citizen's plain ``Download`` of the same document, same concurrency: ``seconds``
+  each, run in alternating slices of ``SLICE`` seconds so that both see the same load of the machine (other
+  processes on it come and go);
 - fetches/s, p50/p99 for each, and the ratio agency/citizen (target ≥ 0.8; 500 fetches a second, p99 < 50 ms).
 
 An artefact allows at most 1,000 fetches and 100 per calendar window (consent.artefact), so the bench grants
@@ -27,6 +28,7 @@ import json
 import math
 import os
 import ssl
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +43,8 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from bench.accounts import AccountPool, ensure_accounts, save_accounts
 from bench.browserless import Browser, SignIn, sign_in
 from bench.sso import REDIRECT
-from bench.vault import phase, png_like, upload_messages
+from bench.stats import Tally
+from bench.vault import MIB, Op, phase, png_like, upload_messages
 from identity.oidc import registration
 from identity.oidc.store import ClientStore
 from protos.consent.v1 import consent_pb2 as cpb
@@ -58,6 +61,7 @@ SIZE = 100 * 1024
 FETCHES_PER_CONSENT = 100  # the highest frequency an artefact may have (per hour here)
 PLANNED_RATE = 700  # fetches a second the consents are granted for (above the 500/s target)
 CLIENTS_FILE = "bench-consent-clients.json"
+SLICE = 1.0  # seconds of one phase before the other runs again
 TARGETS = {"fetches_per_s": 500, "p99_ms": 50, "ratio_agency_to_citizen": 0.8}
 
 
@@ -180,6 +184,50 @@ class Agency:
             return list(await asyncio.gather(*(one(c) for c in consent_ids)))
 
 
+async def alternating(seconds: float, concurrency: int, ops: dict[str, Op]) -> dict[str, dict[str, Any]]:
+    """Each op for ``seconds`` in all, ``concurrency`` calls in flight, in alternating slices of ``SLICE``."""
+    tallies = {name: Tally() for name in ops}
+    spent = dict.fromkeys(ops, 0.0)
+    rounds = max(1, math.ceil(seconds / SLICE))
+    for _ in range(rounds):
+        for name, op in ops.items():
+            tally = tallies[name]
+            end = time.perf_counter() + seconds / rounds
+
+            async def worker(index: int, op: Op = op, tally: Tally = tally, end: float = end) -> None:
+                round_ = 0
+                while time.perf_counter() < end:
+                    started = time.perf_counter()
+                    try:
+                        await op(index, round_)
+                    except grpc.aio.AioRpcError as error:
+                        tally.error(error.code().name)
+                        await asyncio.sleep(0.05)
+                    except Exception as error:  # a benchmark counts failures, it does not stop
+                        tally.error(type(error).__name__)
+                        await asyncio.sleep(0.05)
+                    else:
+                        tally.latencies.append(time.perf_counter() - started)
+                    round_ += 1
+
+            began = time.perf_counter()
+            await asyncio.gather(*(worker(i) for i in range(concurrency)))
+            spent[name] += time.perf_counter() - began
+    results = {}
+    for name, tally in tallies.items():
+        figures = tally.summary(spent[name])
+        count = int(figures["count"])  # type: ignore[arg-type]
+        results[name] = {
+            "documents_per_s": figures["per_second"],
+            "mib_per_s": round(count * SIZE / MIB / spent[name], 1) if spent[name] else 0.0,
+            "count": count,
+            "p50_ms": figures["p50_ms"],
+            "p99_ms": figures["p99_ms"],
+            "errors": figures["errors"],
+        }
+    return results
+
+
 def slots(tokens: list[str]) -> Iterator[str]:
     """Each token ``FETCHES_PER_CONSENT`` times, round robin across the consents."""
     for _ in range(FETCHES_PER_CONSENT):
@@ -240,8 +288,8 @@ async def run(info: StackInfo, var: Path, seconds: float, concurrency: int) -> d
                     raise ValueError("short download")
 
             await phase(1.0, concurrency, SIZE, download)  # warm-up: connections, caches, the token's first check
-            agency_fetch = await phase(seconds, concurrency, SIZE, fetch)
-            citizen_download = await phase(seconds, concurrency, SIZE, download)
+            measured = await alternating(seconds, concurrency, {"agency": fetch, "citizen": download})
+            agency_fetch, citizen_download = measured["agency"], measured["citizen"]
         finally:
             await cleanup(consents, vault, citizen_auth, consent_ids, document.id)
     ratio = (round(agency_fetch["documents_per_s"] / citizen_download["documents_per_s"], 3)
@@ -256,6 +304,7 @@ async def run(info: StackInfo, var: Path, seconds: float, concurrency: int) -> d
         "consents_granted": len(consent_ids),
         "concurrency": concurrency,
         "seconds_per_phase": seconds,
+        "slice_seconds": SLICE,
         "targets": TARGETS,
     }
 

@@ -17,6 +17,12 @@ and nothing of another citizen is read, let alone revealed.
 A listing passes ``consent.fetch_policy.gate`` (agency, purpose, status, window) and returns the citizen's
 documents the grant covers (by id or type), newest first, paged; it charges no use (it serves no content).
 
+What is cached: only what never changes for a consent id — the artefact's subject and grant (approval only adds
+``approved_at``) and the citizen it names — which a download uses to find the document before its charge; the
+charge itself decides on the row as stored. Never the status nor the counters: every fetch reads
+them in its charge, with the row locked, so a revocation or pause refuses the very next fetch (no cache outlives
+it), and a listing reads the status afresh each time.
+
 A download is charged before any byte is served (the charge commits first), then streamed through the same code
 path as the citizen's own Download (``VaultService.serve``: decrypted and verified segment by segment). A use is
 spent once the charge commits: if the stream then fails (S3, a damaged object, the agency going away), the use
@@ -40,6 +46,7 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 from audit.events import AuditEvent, AuditLog, Pseudonymizer
+from consent.artefact import ConsentArtefact
 from consent.fetch_policy import Allowed, Decision, Denied, FetchDenied, FetchRequest, RequestedDocument, gate
 from consent.storage import StoredConsent
 from core.callers import CONSENT_DETAIL, Principal, TokenForbidden, current_caller
@@ -48,6 +55,7 @@ from vault.service import VaultService
 from vault.store import StoredObject
 
 NOBODY = ""  # the owner of a document that is not in the consenting citizen's vault
+TERMS_CACHE = 4096  # consents whose immutable part (artefact, citizen) a download may reuse
 
 
 class Consents(Protocol):
@@ -56,6 +64,15 @@ class Consents(Protocol):
     async def get(self, artefact_id: uuid.UUID) -> StoredConsent: ...
 
     async def charge_fetch(self, artefact_id: uuid.UUID, request: FetchRequest, now: datetime) -> Decision: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Terms:
+    """A consent's immutable part as the vault uses it: the signed artefact, and the vault's owner reference of
+    the citizen it names (None when that citizen cannot be matched)."""
+
+    artefact: ConsentArtefact
+    owner: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +112,7 @@ class SharedDocuments:
         self._refs = refs
         self._log = log
         self._clock = clock
+        self._terms: dict[uuid.UUID, Terms] = {}  # consent id → its immutable part (see the module docstring)
 
     def _owner(self, stored: StoredConsent) -> str | None:
         """The vault's owner reference of the consenting citizen; None when the artefact's citizen cannot be
@@ -104,12 +122,23 @@ class SharedDocuments:
             return None
         return self._vault.owner_ref(id_number)
 
+    async def _terms_of(self, consent_id: uuid.UUID) -> Terms:
+        """The consent's artefact and its citizen's owner reference: both immutable, read once."""
+        known = self._terms.get(consent_id)
+        if known is None:
+            stored = await self._consents.get(consent_id)
+            known = Terms(stored.artefact, self._owner(stored))
+            if len(self._terms) >= TERMS_CACHE:
+                del self._terms[next(iter(self._terms))]
+            self._terms[consent_id] = known
+        return known
+
     async def list(self, grant: Grant, page_size: int, page_token: str) -> tuple[list[Document], str]:
         """One page of the citizen's documents the consent covers, newest first. Charges no use."""
         stored = await self._consents.get(grant.consent_id)
         denied = gate(stored.artefact, stored.status, grant.client_id, grant.purpose, self._clock())
         if denied is not None:
-            await self._record("consent.list", stored, grant, None, denied)
+            await self._record("consent.list", stored.artefact, grant, None, denied)
             raise denied.error()
         owner = self._owner(stored)
         artefact = stored.artefact
@@ -119,48 +148,50 @@ class SharedDocuments:
             found = await self._vault.shared_documents(
                 owner, artefact.documents, artefact.document_types, page_size, page_token
             )
-        await self._record("consent.list", stored, grant, None, None)
+        await self._record("consent.list", stored.artefact, grant, None, None)
         return found
 
     async def download(self, grant: Grant, document_id: uuid.UUID) -> tuple[Document, AsyncIterator[bytes]]:
         """Charge one use (decided by ``consent.fetch_policy.decide`` in the consent store's transaction), then
         the document's metadata and its verified plaintext as it is read (the citizen's Download path)."""
-        stored = await self._consents.get(grant.consent_id)
-        owner = self._owner(stored)
+        terms = await self._terms_of(grant.consent_id)
+        owner = terms.owner
         found: StoredObject | None = None
         if owner is not None:
             found = await self._vault.latest(owner, document_id)
-        requested = self._requested(stored, document_id, found)
+        requested = self._requested(terms.artefact, document_id, found)
         decision = await self._consents.charge_fetch(
             grant.consent_id, FetchRequest(grant.client_id, grant.purpose, requested), self._clock()
         )
         if isinstance(decision, Denied):
-            await self._record("consent.fetch", stored, grant, document_id, decision)
+            await self._record("consent.fetch", terms.artefact, grant, document_id, decision)
             raise decision.error()
         assert isinstance(decision, Allowed)
         assert found is not None  # NOBODY is never an artefact's subject: no other document is allowed
         assert owner is not None
-        return await self._vault.serve(owner, found, self._record("consent.fetch", stored, grant, document_id, None))
+        record = self._record("consent.fetch", terms.artefact, grant, document_id, None)
+        return await self._vault.serve(owner, found, record)
 
     def _requested(
-        self, stored: StoredConsent, document_id: uuid.UUID, found: StoredObject | None
+        self, artefact: ConsentArtefact, document_id: uuid.UUID, found: StoredObject | None
     ) -> RequestedDocument:
         """The document as the policy sees it. Not the citizen's (another's, unknown, deleted): owner NOBODY and
         a type the grant does not name when there is one, so the answer depends on the grant alone."""
         if found is not None:
-            return RequestedDocument(document_id, found.document.document_type, stored.artefact.subject)
-        ungranted = [t for t in DocumentType if t not in stored.artefact.document_types]
+            return RequestedDocument(document_id, found.document.document_type, artefact.subject)
+        ungranted = [t for t in DocumentType if t not in artefact.document_types]
         return RequestedDocument(document_id, ungranted[0] if ungranted else DocumentType.OTHER, NOBODY)
 
     async def _record(
-        self, action: str, stored: StoredConsent, grant: Grant, document_id: uuid.UUID | None, denied: Denied | None
-    ) -> None:
+        self, action: str, artefact: ConsentArtefact, grant: Grant, document_id: uuid.UUID | None,
+        denied: Denied | None,
+    ) -> None:  # fmt: skip
         await self._log.append(
             AuditEvent(
                 actor=current_caller().label,
                 action=action,
                 outcome="refused" if denied else "success",
-                subject=stored.artefact.subject,
+                subject=artefact.subject,
                 detail={
                     "consent_id": str(grant.consent_id),
                     "client_id": grant.client_id,
