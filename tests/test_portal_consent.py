@@ -28,6 +28,10 @@ from bench.browserless import Browser, csrf_of
 from consent.artefact import canonical_json
 from portal import consent as pages
 from portal import history
+from portal.app import Portal
+from portal.consent import ConsentPages
+from portal.settings import PortalSettings
+from portal.vault import VaultPages
 from protos.audit.v1 import log_pb2 as lpb
 from protos.consent.v1 import consent_pb2 as cpb
 from protos.vault.v1 import vault_pb2 as vpb
@@ -167,6 +171,46 @@ def test_only_proven_entries_are_marked_verified() -> None:
     missing.CopyFrom(reply)
     missing.entries[1].ClearField("proof")
     assert marks(missing, log.vkey)[1] == "pending"
+
+
+class LogService:
+    """The log's consistency proofs, as the service computes them, over ``log``'s leaves."""
+
+    def __init__(self, log: Log) -> None:
+        self.log = log
+
+    async def GetConsistencyProof(
+        self, request: lpb.GetConsistencyProofRequest, timeout: float
+    ) -> lpb.ConsistencyProof:
+        nodes = merkle.nodes_from_leaves(self.log.hashes[: request.new_size])
+        hashes = merkle.consistency_proof(request.old_size, request.new_size, nodes)
+        return lpb.ConsistencyProof(old_size=request.old_size, new_size=request.new_size, hashes=hashes)
+
+
+def tree(log: Log, size: int) -> notes.Checkpoint:
+    return notes.Checkpoint(ORIGIN, size, merkle.root(log.hashes[:size]))
+
+
+async def test_a_checkpoint_inconsistent_with_an_earlier_one_fails_the_page() -> None:
+    settings = PortalSettings(client_id="c", client_secret="s")
+    portal = Portal(settings)
+    vault = VaultPages(portal)
+    pages_ = history.HistoryPages(portal, vault, ConsentPages(portal, vault))
+    log = Log(12)
+    pages_._stub = LogService(log)  # type: ignore[assignment]
+    assert await pages_.consistent(tree(log, 5))
+    assert await pages_.consistent(tree(log, 8))  # extends the one before
+    assert await pages_.consistent(tree(log, 6))  # an older one, a prefix of the largest
+    assert await pages_.consistent(tree(log, 8))
+    fork = Log(12)  # the same first 6 entries, then others
+    fork.leaves[6:] = [leaf(n, outcome="refused") for n in range(6, 12)]
+    fork.hashes = [merkle.leaf_hash(data) for data in fork.leaves]
+    assert not await pages_.consistent(tree(fork, 8))  # two roots for one size
+    pages_._stub = LogService(fork)  # type: ignore[assignment]
+    assert not await pages_.consistent(tree(fork, 10))  # a history that rewrote entries 6 and 7
+    assert not await pages_.consistent(tree(fork, 7))
+    pages_._stub = LogService(log)  # type: ignore[assignment]
+    assert await pages_.consistent(tree(log, 12))  # the honest log goes on
 
 
 # -- through the portal, against the stack ----------------------------------------------------------------
