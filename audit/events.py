@@ -10,6 +10,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -75,13 +76,26 @@ class PostgresAuditLog:
                         done.set_result(None)
 
     async def _insert(self, events: list[AuditEvent]) -> None:
-        await self._pool.execute(
-            "INSERT INTO audit.events (actor, action, outcome, subject, source, detail)"
-            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[])",
-            [e.actor for e in events],
-            [e.action for e in events],
-            [e.outcome for e in events],
-            [e.subject for e in events],
-            [e.source for e in events],
-            [json.dumps(e.detail) for e in events],
-        )
+        await insert_events(self._pool, events)
+
+
+INSERT_EVENTS = (
+    "INSERT INTO audit.events (actor, action, outcome, subject, source, detail)"
+    " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::jsonb[])"
+)
+
+
+async def insert_events(connection: asyncpg.Connection | asyncpg.Pool, events: Sequence[AuditEvent]) -> None:
+    """Insert ``events`` into ``audit.events`` in one statement: on a connection, inside the caller's
+    transaction (a change and its audit rows commit together, or neither does); on a pool, on their own."""
+    if not events:
+        return
+    await connection.execute(
+        INSERT_EVENTS,
+        [e.actor for e in events],
+        [e.action for e in events],
+        [e.outcome for e in events],
+        [e.subject for e in events],
+        [e.source for e in events],
+        [json.dumps(e.detail) for e in events],
+    )

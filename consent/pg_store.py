@@ -15,6 +15,13 @@ A status change of an agency's consent that registered a notification URL queues
 (``consent.notifications``) in the transaction of the change (the transactional outbox pattern): a
 notification is sent if and only if the change committed (``consent.notifications.Sender``).
 
+Every change inserts its ``audit.events`` row(s) in its own transaction (``audit.events.insert_events``,
+the columns of ``PostgresAuditLog``): the change and its row commit together, or neither does, as the access
+log feeds the public transparency log and must be complete. A refusal found under the row lock (the state
+machine's, a denied fetch) commits its ``refused`` row in the transaction that found it, with nothing else
+changed. A row PostgreSQL refuses (any error of the insert) rolls the whole transaction back and is
+``AccessLogUnavailable`` (UNAVAILABLE: nothing changed, the same call may succeed later).
+
 Used by three processes, each with its own pool and role: the consent service (everything), the vault
 (``get``, ``charge_fetch``: its role may update the counters only) and the edge (``get``: read only).
 PostgreSQL that cannot be reached is ``Unavailable``.
@@ -33,12 +40,14 @@ from typing import Any
 import asyncpg
 from joserfc.jwk import ECKey
 
+from audit.events import AuditEvent, insert_events
 from consent import states
 from consent.artefact import ConsentArtefact, canonical, from_json_value, verify
 from consent.fetch_policy import Allowed, Counters, Decision, FetchRequest, decide
 from consent.signing import ConsentKey, kid_of, public_key
 from consent.states import Actor, Event, Status
-from consent.storage import Cursor, StoredConsent
+from consent.storage import Cursor, Due, ExpiryAudit, FetchAudit, StoredConsent, TransitionAudit
+from core import logs
 from core.errors import AlreadyExists, DataLoss, DomainError, InvalidArgument, NotFound, Unavailable
 
 COLUMNS = (
@@ -55,13 +64,15 @@ SELECT_SUBJECT = (
 OPEN = tuple(sorted(source.value for source, event in states.TRANSITIONS if event is Event.EXPIRE))
 # the open statuses spelled out, so that the partial index consents_due (migration 0013) serves the sweep
 SELECT_DUE = (
-    "SELECT id, client_id, status, fetches FROM consent.consents"  # noqa: S608 - constants only
+    "SELECT id, subject, client_id, purpose, status, fetches FROM consent.consents"  # noqa: S608 - constants only
     f" WHERE status IN ({', '.join(repr(status) for status in OPEN)}) AND expiry <= $1"
     " ORDER BY expiry LIMIT $2 FOR UPDATE SKIP LOCKED"
 )
 SIGNED = frozenset({Status.ACTIVE, Status.PAUSED, Status.REVOKED})  # reachable only through APPROVE
 CACHE_SIZE = 10_000
 UNREACHABLE_MESSAGE = "the consent database cannot be reached; try again"
+ACCESS_LOG_MESSAGE = "the access log cannot be written now, so nothing was changed; try again"
+log = logs.get("consent.store")
 QUEUE_NOTIFICATION = (
     "INSERT INTO consent.notifications (id, consent_id, client_id, status, fetches, created_at, next_attempt_at)"
     " SELECT $1, $2, client_id, $3, $4, $5, $5 FROM consent.notification_urls WHERE client_id = $6"
@@ -75,6 +86,30 @@ def _json(value: Any) -> dict[str, Any]:
 
 class ConsentDatabaseUnavailable(Unavailable):
     """PostgreSQL cannot be reached now (UNAVAILABLE: the same request may succeed later)."""
+
+
+class AccessLogUnavailable(Unavailable):
+    """The audit row of a change could not be inserted, so the change was rolled back (UNAVAILABLE)."""
+
+
+@contextlib.asynccontextmanager
+async def logged() -> AsyncIterator[None]:
+    """Map a failed audit insert to ``AccessLogUnavailable`` (the enclosing transaction then rolls back).
+
+    Whatever PostgreSQL says (a lost connection, a refused privilege, a constraint or a trigger): the row is not
+    in the log, so the change must not stand. Only the error's class is logged, never the row."""
+    try:
+        yield
+    except DomainError:
+        raise
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+        log.warning("consent.audit_insert_failed", error=type(error).__name__)
+        raise AccessLogUnavailable(ACCESS_LOG_MESSAGE) from None
+
+
+async def _audited(connection: asyncpg.Connection, events: list[AuditEvent]) -> None:
+    async with logged():
+        await insert_events(connection, events)
 
 
 def _unreachable(error: BaseException) -> bool:
@@ -241,10 +276,15 @@ class PostgresConsentStore:
     # --- writing ----------------------------------------------------------------------------------------
 
     async def create(
-        self, artefact: ConsentArtefact, citizen_sub: str = "", approved: tuple[ConsentArtefact, str] | None = None
+        self,
+        artefact: ConsentArtefact,
+        citizen_sub: str = "",
+        approved: tuple[ConsentArtefact, str] | None = None,
+        audit: AuditEvent | None = None,
     ) -> None:
         """Insert a PENDING artefact with zero counters, or with ``approved`` (a citizen's own grant) its approved
-        form ACTIVE, notification queued, in one transaction (``AlreadyExists`` if the id is taken)."""
+        form ACTIVE, notification queued, and ``audit``'s row, in one transaction (``AlreadyExists`` if the id is
+        taken)."""
         status, stored, signature = Status.PENDING, artefact, ""
         if approved is not None:
             status = states.transition(Status.PENDING, Event.APPROVE, Actor.CITIZEN)
@@ -265,6 +305,8 @@ class PostgresConsentStore:
                 raise AlreadyExists("a consent with this id exists already") from None
             if status is not Status.PENDING:
                 await self._queue(connection, artefact, status, 0, stored.approved_at or artefact.created_at)
+            if audit is not None:
+                await _audited(connection, [audit])
 
     async def _check_approval(
         self, connection: asyncpg.Connection, pending: ConsentArtefact, approved: tuple[ConsentArtefact, str]
@@ -292,36 +334,68 @@ class PostgresConsentStore:
         actor: Actor,
         at: datetime,
         approved: tuple[ConsentArtefact, str] | None = None,
+        audit: TransitionAudit | None = None,
     ) -> Status:
         """Lock the row, ``consent.states.transition`` (its errors pass unchanged), write the new status (for
-        APPROVE also the approved artefact and its JWS) and queue the agency's notification; one transaction."""
+        APPROVE also the approved artefact and its JWS), queue the agency's notification and insert
+        ``audit(None)``; one transaction. A refusal of the state machine commits ``audit(message)`` alone (in
+        the transaction that found it, under the lock), then raises."""
         if event is Event.APPROVE and approved is None:
             raise InvalidArgument("an approval stores the approved artefact and its signature")
+        refusal: states.IllegalTransition | states.ActorNotAllowed | None = None
         async with reachable(), self._pool.acquire() as connection, connection.transaction():
             row = await connection.fetchrow(LOCK_ONE, artefact_id)
             if row is None:
                 raise NotFound("no such consent")
             stored = await self._stored(connection, row)
-            target = states.transition(stored.status, event, actor)
-            if event is Event.APPROVE:
-                assert approved is not None
-                await self._check_approval(connection, stored.artefact, approved)
-                await connection.execute(
-                    "UPDATE consent.consents SET artefact = $2, signature = $3, status = $4, status_changed_at = $5"
-                    " WHERE id = $1",
-                    artefact_id, canonical(approved[0]), approved[1], target.value, at,
-                )  # fmt: skip
+            try:
+                target = states.transition(stored.status, event, actor)
+            except (states.IllegalTransition, states.ActorNotAllowed) as error:
+                refusal = error
+                if audit is not None:
+                    await _audited(connection, [audit(error.message)])
             else:
-                await connection.execute(
-                    "UPDATE consent.consents SET status = $2, status_changed_at = $3 WHERE id = $1",
-                    artefact_id, target.value, at,
-                )  # fmt: skip
-            await self._queue(connection, stored.artefact, target, stored.counters.fetches, at)
+                await self._change(connection, stored, event, target, at, approved)
+                if audit is not None:
+                    await _audited(connection, [audit(None)])
+        if refusal is not None:
+            raise refusal
         return target
 
-    async def charge_fetch(self, artefact_id: uuid.UUID, request: FetchRequest, now: datetime) -> Decision:
+    async def _change(
+        self,
+        connection: asyncpg.Connection,
+        stored: StoredConsent,
+        event: Event,
+        target: Status,
+        at: datetime,
+        approved: tuple[ConsentArtefact, str] | None,
+    ) -> None:
+        """Write the transition to ``target`` (for APPROVE also the approved artefact and its JWS) and queue
+        the agency's notification, on the locked row."""
+        artefact_id = stored.artefact.id
+        if event is Event.APPROVE:
+            assert approved is not None
+            await self._check_approval(connection, stored.artefact, approved)
+            await connection.execute(
+                "UPDATE consent.consents SET artefact = $2, signature = $3, status = $4, status_changed_at = $5"
+                " WHERE id = $1",
+                artefact_id, canonical(approved[0]), approved[1], target.value, at,
+            )  # fmt: skip
+        else:
+            await connection.execute(
+                "UPDATE consent.consents SET status = $2, status_changed_at = $3 WHERE id = $1",
+                artefact_id, target.value, at,
+            )  # fmt: skip
+        await self._queue(connection, stored.artefact, target, stored.counters.fetches, at)
+
+    async def charge_fetch(
+        self, artefact_id: uuid.UUID, request: FetchRequest, now: datetime, audit: FetchAudit | None = None
+    ) -> Decision:
         """Lock the row, ``consent.fetch_policy.decide`` on what is stored, write the counters on ``Allowed``
-        (a ``Denied`` writes nothing); one transaction, so concurrent fetches never overspend a grant."""
+        (a ``Denied`` writes none) and ``audit(decision)``'s row either way; one transaction, so concurrent
+        fetches never overspend a grant and no fetch is charged without its row (nor a row kept for an uncharged
+        one)."""
         async with reachable(), self._pool.acquire() as connection, connection.transaction():
             row = await connection.fetchrow(LOCK_ONE, artefact_id)
             if row is None:
@@ -334,11 +408,15 @@ class PostgresConsentStore:
                     "UPDATE consent.consents SET fetches = $2, window_fetches = $3, last_fetch = $4 WHERE id = $1",
                     artefact_id, after.fetches, after.window_fetches, after.last_fetch,
                 )  # fmt: skip
+            event = audit(decision) if audit is not None else None
+            if event is not None:
+                await _audited(connection, [event])
             return decision
 
-    async def expire_due(self, now: datetime, limit: int) -> list[uuid.UUID]:
+    async def expire_due(self, now: datetime, limit: int, audit: ExpiryAudit | None = None) -> list[uuid.UUID]:
         """Up to ``limit`` PENDING/ACTIVE/PAUSED consents with ``expiry <= now`` → EXPIRED (EXPIRE by SYSTEM),
-        notifications queued; rows another replica holds are skipped (``SKIP LOCKED``). The ids changed."""
+        notifications queued, one ``audit(due)`` row each, in one transaction; rows another replica holds are
+        skipped (``SKIP LOCKED``). The ids changed."""
         async with reachable(), self._pool.acquire() as connection, connection.transaction():
             rows = await connection.fetch(SELECT_DUE, now, limit)
             changed: list[tuple[uuid.UUID, str, Status, int]] = []
@@ -361,6 +439,10 @@ class PostgresConsentStore:
                 [uuid.uuid4() for _ in changed], [c[0] for c in changed], [c[1] for c in changed],
                 [c[2].value for c in changed], [c[3] for c in changed], now,
             )  # fmt: skip
+            if audit is not None:
+                await _audited(
+                    connection, [audit(Due(r["id"], r["subject"], r["client_id"], r["purpose"])) for r in rows]
+                )
             return [c[0] for c in changed]
 
     # --- notification URLs ------------------------------------------------------------------------------

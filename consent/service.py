@@ -19,6 +19,14 @@ appends ``{actor, action: consent.<event>, outcome, subject: the citizen's pseud
 client_id, purpose}}`` with actor ``citizen``, ``agency:<client_id>`` or ``system``; a refused transition
 (illegal in the current status, or an actor who may not cause it) appends outcome ``refused`` with the
 domain's ``reason`` added to the detail.
+
+Every change and its row commit in one transaction, or neither does (the store inserts the row the service
+hands it: ``create``'s ``audit``, ``transition``'s and ``expire_due``'s factories), so the log is complete: when
+the row cannot be written the change is rolled back and the caller gets UNAVAILABLE (``AccessLogUnavailable``).
+A refusal the service finds before the store (the state machine on the status it read, an expired approval)
+appends its ``refused`` row on its own (one short statement, nothing else changes); one the store finds under
+the row lock (a concurrent change came first) is committed by the store in the transaction that found it.
+Either way a refusal whose row cannot be written is UNAVAILABLE, not the refusal.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from audit.events import AuditEvent, AuditLog, Pseudonymizer
 from consent import artefact as artefacts
 from consent import states
 from consent.artefact import ConsentArtefact, Frequency, FrequencyUnit
-from consent.pg_store import Agency, reachable
+from consent.pg_store import Agency, logged
 from consent.purposes import purpose as catalog_purpose
 from consent.signing import ConsentKey
 from consent.states import Actor, Event, Status
@@ -46,11 +54,12 @@ from consent.storage import (
     ConsentReader,
     ConsentTransitions,
     Cursor,
+    Due,
     NotificationUrls,
     StoredConsent,
 )
 from core import logs
-from core.errors import DomainError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from core.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from identity.oidc.subjects import Subjects
 from registry.idnumber import InvalidIdNumber
 from registry.idnumber import parse as parse_id_number
@@ -216,8 +225,9 @@ class ConsentService:
         artefact = self._draft(self._pseudonyms.ref(number), agency, terms, self._clock())
         if terms.purpose not in agency.purposes:
             raise PermissionDenied(f"this agency is not registered for the purpose {terms.purpose}")
-        await self._store.create(artefact, self._subjects.subject(number))
-        await self._audited(f"agency:{client_id}", REQUEST, "success", artefact)
+        await self._store.create(
+            artefact, self._subjects.subject(number), audit=_row(f"agency:{client_id}", REQUEST, artefact)
+        )
         return Record(await self._store.get(artefact.id), agency.name)
 
     async def grant(self, citizen: Citizen, client_id: str, terms: Terms) -> Record:
@@ -230,8 +240,8 @@ class ConsentService:
         if terms.purpose not in agency.purposes:
             raise InvalidArgument(f"this agency is not registered for the purpose {terms.purpose}")
         approved = artefact.approved(now.replace(microsecond=0))
-        await self._store.create(artefact, citizen.sub, (approved, artefacts.sign(approved, self._key.private)))
-        await self._audited("citizen", GRANT, "success", artefact)
+        signed = (approved, artefacts.sign(approved, self._key.private))
+        await self._store.create(artefact, citizen.sub, signed, audit=_row("citizen", GRANT, artefact))
         return Record(await self._store.get(artefact.id), agency.name)
 
     # --- reading -----------------------------------------------------------------------------------------
@@ -307,6 +317,8 @@ class ConsentService:
         return await self._record(await self._store.get(consent_id))
 
     async def _transition(self, stored: StoredConsent, event: Event, actor: Actor, who: str) -> Status:
+        """The transition and its row in one transaction (the store's); a refusal found here first is
+        audited on its own, one the store finds under the lock by the store."""
         artefact, now = stored.artefact, self._clock()
         action = ACTIONS[event]
         try:
@@ -317,24 +329,19 @@ class ConsentService:
                     raise FailedPrecondition("the consent has expired: it can no longer be approved")
                 signed = artefact.approved(now.replace(microsecond=0))
                 approved = (signed, artefacts.sign(signed, self._key.private))
-            target = await self._store.transition(artefact.id, event, actor, now, approved)
         except (states.IllegalTransition, states.ActorNotAllowed, FailedPrecondition, PermissionDenied) as error:
-            await self._audited(who, action, "refused", artefact, error.message)
+            await self._audited(_row(who, action, artefact, error.message))
             raise
-        await self._audited(who, action, "success", artefact)
-        return target
+
+        def audit(reason: str | None) -> AuditEvent:
+            return _row(who, action, artefact, reason)
+
+        return await self._store.transition(artefact.id, event, actor, now, approved, audit)
 
     async def expire_due(self, limit: int = EXPIRY_BATCH) -> list[uuid.UUID]:
-        """One sweep: consents past their expiry → EXPIRED, each audited (actor ``system``)."""
-        expired = await self._store.expire_due(self._clock(), limit)
-        for consent_id in expired:
-            try:
-                stored = await self._store.get(consent_id)
-            except DomainError as error:  # a row that no longer verifies: still expired, logged
-                log.warning("consent.expired_unreadable", consent=str(consent_id), error=error.message)
-                continue
-            await self._audited("system", ACTIONS[Event.EXPIRE], "success", stored.artefact)
-        return expired
+        """One sweep: consents past their expiry → EXPIRED, each with its row (actor ``system``) in the sweep's
+        transaction."""
+        return await self._store.expire_due(self._clock(), limit, _expiry_row)
 
     async def run_expiry(self, interval: float) -> None:
         """A sweep every ``interval`` seconds until cancelled; errors are logged, never fatal."""
@@ -358,11 +365,28 @@ class ConsentService:
 
     # --- audit -------------------------------------------------------------------------------------------
 
-    async def _audited(
-        self, actor: str, action: str, outcome: str, artefact: ConsentArtefact, reason: str | None = None
-    ) -> None:
-        detail = {"consent_id": str(artefact.id), "client_id": artefact.client_id, "purpose": artefact.purpose}
-        if reason is not None:
-            detail["reason"] = reason
-        async with reachable():  # an outage after the change committed: UNAVAILABLE, the change stands
-            await self._audit.append(AuditEvent(actor, action, outcome, artefact.subject, None, detail))
+    async def _audited(self, event: AuditEvent) -> None:
+        """A refusal's row on its own (nothing changed); one that cannot be written is UNAVAILABLE."""
+        async with logged():
+            await self._audit.append(event)
+
+
+def _detail(consent_id: uuid.UUID, client_id: str, purpose: str, reason: str | None) -> dict[str, Any]:
+    detail = {"consent_id": str(consent_id), "client_id": client_id, "purpose": purpose}
+    if reason is not None:
+        detail["reason"] = reason
+    return detail
+
+
+def _row(actor: str, action: str, artefact: ConsentArtefact, reason: str | None = None) -> AuditEvent:
+    """The audit row of ``action`` on ``artefact``: success, or refused for ``reason``."""
+    outcome = "success" if reason is None else "refused"
+    detail = _detail(artefact.id, artefact.client_id, artefact.purpose, reason)
+    return AuditEvent(actor, action, outcome, artefact.subject, None, detail)
+
+
+def _expiry_row(due: Due) -> AuditEvent:
+    """The sweep's row of one expired consent (from the row's plain columns: it is written even for an
+    artefact that no longer verifies)."""
+    detail = _detail(due.consent_id, due.client_id, due.purpose, None)
+    return AuditEvent("system", ACTIONS[Event.EXPIRE], "success", due.subject, None, detail)
