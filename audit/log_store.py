@@ -8,6 +8,7 @@ them, and the second pass builds the proof. Stored nodes never change, so they a
 from __future__ import annotations
 
 import json
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import asyncpg
 from audit import merkle
 
 CACHE_NODES = 200_000
+LATEST_TTL = 0.2  # seconds a read of the latest checkpoint is reused
 _ZERO = bytes(merkle.HASH_SIZE)
 
 
@@ -55,10 +57,19 @@ class LogReader:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
         self._cache: OrderedDict[tuple[int, int], bytes] = OrderedDict()
+        self._latest: StoredCheckpoint | None = None
+        self._latest_at = 0.0
 
-    async def latest(self) -> StoredCheckpoint | None:
+    async def latest(self, fresh: bool = False) -> StoredCheckpoint | None:
+        """The latest checkpoint; unless ``fresh``, a read of the last ``LATEST_TTL`` seconds is reused."""
+        now = time.monotonic()
+        if not fresh and self._latest is not None and now - self._latest_at < LATEST_TTL:
+            return self._latest
         row = await self._pool.fetchrow("SELECT size, root_hash, note FROM tlog.checkpoints ORDER BY size DESC LIMIT 1")
-        return None if row is None else StoredCheckpoint(int(row["size"]), bytes(row["root_hash"]), row["note"])
+        found = None if row is None else StoredCheckpoint(int(row["size"]), bytes(row["root_hash"]), row["note"])
+        if found is not None:
+            self._latest, self._latest_at = found, now
+        return found
 
     async def _nodes(self, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
         found: dict[tuple[int, int], bytes] = {}

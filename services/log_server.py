@@ -76,19 +76,24 @@ class LogServicer(pb_grpc.LogServicer):
         self._subjects = subjects
         self._refs = refs
 
-    async def _latest(self) -> StoredCheckpoint:
-        latest = await self._reader.latest()
+    async def _latest(self, fresh: bool = False) -> StoredCheckpoint:
+        latest = await self._reader.latest(fresh)
         if latest is None:
             raise FailedPrecondition("the log has published no checkpoint yet")
         return latest
 
+    async def _covering(self, size: int) -> StoredCheckpoint:
+        """The latest checkpoint for a request naming ``size`` (0: the latest): a recent read when it covers it."""
+        latest = await self._latest()
+        return latest if 0 < size <= latest.size else await self._latest(fresh=True)
+
     async def GetCheckpoint(self, request: pb.GetCheckpointRequest, context: grpc.aio.ServicerContext) -> pb.Checkpoint:
-        return checkpoint_pb(await self._latest())
+        return checkpoint_pb(await self._latest(fresh=True))
 
     async def GetInclusionProof(
         self, request: pb.GetInclusionProofRequest, context: grpc.aio.ServicerContext
     ) -> pb.InclusionProof:
-        latest = await self._latest()
+        latest = await self._covering(request.tree_size)
         size = request.tree_size or latest.size
         if size > latest.size:
             raise InvalidArgument(f"tree_size {size} is beyond the latest checkpoint ({latest.size})")
@@ -100,7 +105,7 @@ class LogServicer(pb_grpc.LogServicer):
     async def GetConsistencyProof(
         self, request: pb.GetConsistencyProofRequest, context: grpc.aio.ServicerContext
     ) -> pb.ConsistencyProof:
-        latest = await self._latest()
+        latest = await self._covering(request.new_size)
         new = request.new_size or latest.size
         if new > latest.size:
             raise InvalidArgument(f"new_size {new} is beyond the latest checkpoint ({latest.size})")
@@ -117,7 +122,7 @@ class LogServicer(pb_grpc.LogServicer):
             raise Unauthenticated("the token's subject is not a citizen of this platform")
         subject = self._refs.ref(id_number)
         page = min(request.page_size or PAGE_DEFAULT, PAGE_MAX)
-        latest = await self._latest()
+        latest = await self._latest(fresh=True)
         below = latest.size
         if request.page_token:
             if not request.page_token.isdigit() or int(request.page_token) > latest.size:

@@ -41,21 +41,32 @@ from tests.vault_helpers import PDF, VAULT, bearer, download, upload
 from tests.waiting import log_events, until
 
 LOG = "urn:dinhdanh:service:log"
+CONSENT = "urn:dinhdanh:service:consent"
 ORIGIN = "dinhdanh.gov.vn/log"
 
 
 async def tokens(http: httpx.AsyncClient, info: StackInfo, citizen: Citizen) -> tuple[str, str]:
     """The citizen's vault token and log token: one sign-in (password, TOTP), then SSO for the second."""
+    found = await audience_tokens(http, info, citizen, {VAULT: "vault.read vault.write", LOG: "log.read"})
+    return found[VAULT], found[LOG]
+
+
+async def audience_tokens(http: httpx.AsyncClient, info: StackInfo, citizen: Citizen,
+                          scopes: dict[str, str]) -> dict[str, str]:  # fmt: skip
+    """One access token per resource (``scopes``: resource → scope): one sign-in, then SSO for the others."""
     who = await person(info, citizen)
-    vault_flow = portal_flow(info, scope="openid vault.read vault.write", resource=VAULT)
-    browser, params = await signed_in(http, vault_flow, who)
-    reply = await vault_flow.redeem(http, params["code"], params["_verifier"])
-    assert reply.status_code == 200, reply.text
-    log_flow = portal_flow(info, scope="openid log.read", resource=LOG)
-    params = await sign_in(browser, log_flow, who.id_number, who.password, "000000")  # the SSO session: no TOTP
-    second = await log_flow.redeem(http, params["code"], params["_verifier"])
-    assert second.status_code == 200, second.text
-    return reply.json()["access_token"], second.json()["access_token"]
+    found: dict[str, str] = {}
+    browser = None
+    for resource, scope in scopes.items():
+        flow = portal_flow(info, scope=f"openid {scope}", resource=resource)
+        if browser is None:
+            browser, params = await signed_in(http, flow, who)
+        else:
+            params = await sign_in(browser, flow, who.id_number, who.password, "000000")  # SSO: no TOTP asked
+        reply = await flow.redeem(http, params["code"], params["_verifier"])
+        assert reply.status_code == 200, reply.text
+        found[resource] = reply.json()["access_token"]
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -434,3 +445,123 @@ async def _get_text(info: StackInfo, path: str) -> str:
         reply = await client.get(f"{info.oidc_issuer}{path}")
     assert reply.status_code == 200, reply.text
     return reply.text
+
+
+async def test_consent_transitions_and_agency_fetches_are_entries(
+    http: httpx.AsyncClient, info: StackInfo, stack: Stack, vault: Any, log: pb_grpc.LogStub, vkey: str,
+    fresh_citizens: Any,
+) -> None:  # fmt: skip
+    """Request → approve → agency fetch → revoke → refused fetch: each is an entry of the citizen's history,
+    with the agency's name, the purpose and the refusal's reason, and each proof verifies."""
+    from protos.consent.v1 import consent_pb2 as cpb
+    from protos.consent.v1 import consent_pb2_grpc as cgrpc
+    from tests.consent_agency_helpers import PURPOSE, DemoAgency, terms
+
+    citizen = next(fresh_citizens)
+    found = await audience_tokens(http, info, citizen, {VAULT: "vault.read vault.write",
+                                                        CONSENT: "consent.manage", LOG: "log.read"})  # fmt: skip
+    stored = await upload(vault, found[VAULT], [PDF])
+    agency = DemoAgency.of(info)
+    record = await agency.request_consent(info, citizen.id_number, terms([stored.id]))
+    async with channel_as(stack, "consent", "portal") as channel:
+        consents = cgrpc.ConsentStub(channel)
+        await consents.Approve(cpb.ConsentIdRequest(id=record.id), metadata=bearer(found[CONSENT]), timeout=20)
+        token = await agency.token(info, record.id)
+        async with agency.vault(info) as agency_vault:
+            await agency.download(agency_vault, token, stored.id)
+            await consents.Revoke(cpb.ConsentIdRequest(id=record.id), metadata=bearer(found[CONSENT]), timeout=20)
+            with pytest.raises(grpc.aio.AioRpcError):
+                await agency.download(agency_vault, token, stored.id)
+    await sequenced(info)
+    reply = await log.ListMyEntries(pb.ListMyEntriesRequest(page_size=100), metadata=bearer(found[LOG]), timeout=20)
+    fields = verified_entries(reply, vkey)
+    consent_entries = [(e, f) for e, f in zip(reply.entries, fields, strict=True) if f.get("consent_id") == record.id]
+    actions = [(f["action"], f["outcome"]) for _, f in consent_entries]
+    assert actions[-1][0].startswith("consent.")  # the request, oldest
+    assert ("consent.fetch", "success") in actions
+    assert any(action == "consent.fetch" and outcome == "refused" for action, outcome in actions)
+    assert actions.index(("consent.fetch", "success")) > min(
+        i for i, (action, outcome) in enumerate(actions) if action == "consent.fetch" and outcome == "refused"
+    )  # newest first: the refusal came after the fetch
+    assert len({a for a, _ in actions}) >= 4  # request, approve, fetch, revoke
+    for entry, _value in consent_entries:
+        assert entry.purpose == PURPOSE
+        assert entry.agency_name == agency.name
+    refused = next(e for e, f in consent_entries if f["action"] == "consent.fetch" and f["outcome"] == "refused")
+    assert refused.reason
+
+
+def test_the_edge_s3_pair_only_reads_the_log_bucket(stack: Stack) -> None:
+    """Least privilege: the pair the edge is given reads the log's bucket, writes nothing, reads no document."""
+    from minio import Minio
+    from minio.error import S3Error
+
+    from stack.seaweed import log_reader_keys
+
+    assert stack.s3 is not None
+    access, secret = log_reader_keys(stack.s3.access_key, stack.s3.secret_key)
+    reader = Minio(stack.s3.endpoint, access_key=access, secret_key=secret, secure=False)
+    assert reader.get_object(LOG_BUCKET, "checkpoint").read().startswith(ORIGIN.encode())
+    with pytest.raises(S3Error):
+        reader.put_object(LOG_BUCKET, "checkpoint", io.BytesIO(b"forged"), 6)
+    with pytest.raises(S3Error):
+        list(reader.list_objects("vault"))
+    edge = stack.services["edge"].pid
+    environ = dict(
+        item.split("=", 1) for item in Path(f"/proc/{edge}/environ").read_text().split("\0") if "=" in item
+    )  # the edge process was handed the reader pair, not the platform's
+    assert environ["DINHDANH_S3_ACCESS_KEY"] == access
+    assert stack.s3.secret_key not in environ.values()
+
+
+async def test_a_second_sequencer_stands_by_while_one_leads(info: StackInfo, stack: Stack) -> None:
+    """Several log replicas are safe: a sequencer that cannot take the advisory lock writes nothing."""
+    from audit.leaves import LeafBuilder
+    from audit.sequencer import Sequencer
+
+    class Refusing:
+        async def put(self, name: str, data: bytes, content_type: str) -> None:
+            raise AssertionError("a standby sequencer wrote to S3")
+
+    seed = stack.secrets.keys("log").key(purposes.LOG_SIGNING)
+    standby = Sequencer(info.postgres_dsn, Refusing(), LeafBuilder(refs(stack)), Signer.from_seed(ORIGIN, seed))
+    stopping = asyncio.Event()
+    task = asyncio.create_task(standby.run_forever(stopping))
+    try:
+        await append_events(info, [AuditEvent("service:test", "test.standby", "success")])
+        await sequenced(info)  # the service's sequencer took it
+        await asyncio.sleep(1.5)
+        assert not standby.leader.is_set()
+    finally:
+        stopping.set()
+        await task
+
+
+LOG_ROLE_REFUSED = [
+    "UPDATE tlog.entries SET leaf = leaf",  # append-only for its own writer too
+    "DELETE FROM tlog.entries",
+    "UPDATE tlog.nodes SET hash = hash",
+    "DELETE FROM tlog.checkpoints",
+    "INSERT INTO audit.events (actor, action, outcome) VALUES ('x', 'y', 'z')",  # it reads the events only
+    "DELETE FROM audit.events",
+    "SELECT FROM vault.documents",
+    "SELECT FROM identity.accounts",
+    "SELECT FROM registry.citizens",
+    "SELECT secret_hash FROM oidc.clients",
+    "SELECT FROM consent.consents",
+]
+
+
+@pytest.mark.parametrize("statement", LOG_ROLE_REFUSED)
+async def test_the_log_role_cannot_rewrite_its_history_or_read_citizens(stack: Stack, statement: str) -> None:
+    env = stack.services["log"].env
+    assert env is not None
+    connection = await asyncpg.connect(env["DINHDANH_POSTGRES_DSN"])
+    try:
+        assert await connection.fetchval("SELECT current_user") == "dinhdanh_log"
+        await connection.execute("SELECT FROM audit.events LIMIT 1")
+        await connection.execute("SELECT client_id, name FROM oidc.clients LIMIT 1")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await connection.execute(statement)
+    finally:
+        await connection.close()
