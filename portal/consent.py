@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -52,6 +53,8 @@ VAULT_PAGES = 10  # at most 10 pages of 100 documents for the titles
 VIETNAM = documents.VIETNAM
 BAD_SERVICE = "Dịch vụ trả lời không hợp lệ, vui lòng thử lại sau. (The service failed; please try again later.)"
 NOT_FOUND = "Không tìm thấy sự đồng ý này. (No such consent.)"
+NO_AGENCY = "Không tìm thấy cơ quan có mã này. (No agency with this id.)"
+BAD_TERMS = "Điều kiện chia sẻ không hợp lệ. (The terms are not valid.)"
 
 STATUS_LABELS: dict[int, tuple[str, str]] = {
     pb.CONSENT_STATUS_PENDING: ("Chờ bạn quyết định", "pending"),
@@ -72,6 +75,9 @@ ACTIONS: dict[str, tuple[str, str, tuple[int, ...]]] = {
     "revoke": ("Revoke", "Đã thu hồi: cơ quan không còn lấy được giấy tờ. (Revoked.)",
                (pb.CONSENT_STATUS_ACTIVE, pb.CONSENT_STATUS_PAUSED)),
 }  # fmt: skip
+NOTICES = {path: notice for path, (_, notice, _) in ACTIONS.items()} | {
+    "grant": "Bạn đã cho phép cơ quan lấy giấy tờ theo các điều kiện dưới đây. (Consent granted.)"
+}
 BUTTONS = {
     "approve": "Đồng ý (approve)",
     "reject": "Từ chối (reject)",
@@ -224,6 +230,27 @@ def view(record: pb.ConsentRecord, titles: dict[str, str], catalog: dict[str, Pu
     )
 
 
+# The citizen's own grant: field → (lowest, highest, label); consent.proto caps the window at 366 days.
+GRANT_LIMITS: dict[str, tuple[int, int, str]] = {
+    "days": (1, 366, "Hiệu lực trong (valid for), ngày (days)"),
+    "max_fetches": (1, 100, "Tổng số lần được lấy (fetches in all)"),
+    "per_day": (1, 100, "Tối đa mỗi ngày (at most a day)"),
+    "data_life_days": (0, 3650, "Cơ quan được giữ dữ liệu, ngày (data life, days)"),
+}
+
+
+def _field(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def _number(form: FormData, name: str, low: int, high: int) -> int | None:
+    text = _field(form, name).strip()
+    if not text.isdigit() or not low <= int(text) <= high:
+        return None
+    return int(text)
+
+
 class CitizenPages:
     """What the consent and history pages share: the signed-in session, the token, refusals as pages."""
 
@@ -318,6 +345,8 @@ class ConsentPages(CitizenPages):
             return []
         return [
             Route(PAGE, self.index),
+            Route(PAGE + "/new", self.new),
+            Route(PAGE + "/grant", self.grant, methods=["POST"]),
             Route(PAGE + "/{consent_id}/{action}", self.act, methods=["POST"]),
         ]
 
@@ -378,20 +407,73 @@ class ConsentPages(CitizenPages):
             ended=[v for v in views if v.status not in ("pending", "active", "paused")],
             complete=complete,
             csrf=_csrf(data),
-            notice=ACTIONS[done][1] if done in ACTIONS else None,
+            notice=NOTICES.get(done),
             history=bool(self.settings.log_address),
         )
 
-    async def act(self, request: Request) -> Response:
+    async def new(self, request: Request) -> Response:
+        """The form of a consent the citizen gives on their own initiative (``GrantConsent``)."""
+        data = self._page_session(request)
+        if data is None:
+            return RedirectResponse("/login", status_code=303)
+        titles, catalog = await self.titles(data), await self.catalog()
+        return self.portal.page(
+            request, "consent_new.html", heading=HEADING, titles=sorted(titles.items(), key=lambda kv: kv[1]),
+            purposes=sorted(catalog.items()), csrf=_csrf(data), limits=GRANT_LIMITS,
+        )  # fmt: skip
+
+    async def grant(self, request: Request) -> Response:
         data = self._signed_in(request)
+        form = await self._form(request, data, max_fields=120)
+        client_id = _field(form, "client_id").strip()
+        document_ids = [d for d in form.getlist("document_id") if isinstance(d, str) and d]
+        if not client_id or not document_ids:
+            message = "Nhập mã cơ quan và chọn ít nhất một giấy tờ. (Enter the agency's id and choose a document.)"
+            raise self._error(400, message, "consent: grant: missing fields")
+        numbers = {name: _number(form, name, low, high) for name, (low, high, _) in GRANT_LIMITS.items()}
+        if None in numbers.values():
+            raise self._error(400, "Các giới hạn phải là số trong khoảng cho phép. (Limits out of range.)",
+                              "consent: grant: limits")  # fmt: skip
+        now = dt.datetime.now(dt.UTC)
+        expiry = Timestamp()
+        expiry.FromDatetime(now + dt.timedelta(days=numbers["days"] or 0))
+        asked = pb.ConsentTerms(
+            purpose=_field(form, "purpose"),
+            document_ids=document_ids,
+            expiry=expiry,
+            data_life_seconds=(numbers["data_life_days"] or 0) * 86400,
+            max_fetches=numbers["max_fetches"] or 0,
+            frequency=pb.Frequency(count=numbers["per_day"] or 0, unit=pb.FREQUENCY_UNIT_DAY),
+        )
+        ask = pb.GrantConsentRequest(client_id=client_id, terms=asked)
         try:
-            form = await request.form(max_files=0, max_fields=4, max_part_size=1024)
+            record = await self.stub.GrantConsent(ask, **self._call(data))
+        except grpc.aio.AioRpcError as error:
+            code = error.code()
+            if code == grpc.StatusCode.NOT_FOUND:
+                raise self._error(404, NO_AGENCY, "consent: grant: NOT_FOUND") from None
+            if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION):
+                message = f"{BAD_TERMS} — {error.details()}" if error.details() else BAD_TERMS
+                raise self._error(400, message, f"consent: grant: {code.name}") from None
+            raise self._refusal(request, error, "consent: grant") from None
+        log.info("consent granted", status=pb.ConsentStatus.Name(record.status))
+        return RedirectResponse(f"{PAGE}?done=grant#c-{record.id}", status_code=303)
+
+    async def _form(self, request: Request, data: dict[str, Any], max_fields: int = 4) -> FormData:
+        """The posted form (small, URL-encoded), its CSRF token checked."""
+        try:
+            form = await request.form(max_files=0, max_fields=max_fields, max_part_size=4096)
         except Exception as exc:  # a malformed body is the client's mistake: 400, never a 500
             raise self._error(400, BAD_FORM, f"consent: form: {type(exc).__name__}") from None
         try:
             _check_csrf(data, form)
         except PageError as exc:
             raise self._error(exc.status, exc.message, "consent: CSRF token missing or wrong") from None
+        return form
+
+    async def act(self, request: Request) -> Response:
+        data = self._signed_in(request)
+        await self._form(request, data)
         action, consent_id = str(request.path_params["action"]), str(request.path_params["consent_id"])
         if action not in ACTIONS:
             raise self._error(404, "Không có thao tác này. (No such action.)", "consent: unknown action")

@@ -487,6 +487,49 @@ async def _page_with(me: Signed, info: StackInfo, path: str, rows: int) -> httpx
     return page if len(re.findall(r'<tr class="entry', page.text)) >= rows else None
 
 
+async def test_the_citizen_grants_on_their_own_initiative(
+    http: httpx.AsyncClient, info: StackInfo, agency: DemoAgency, fresh_citizen: Citizen
+) -> None:
+    me = await signed_in(http, info, fresh_citizen)
+    form = await me.page(info, "/consents/new")
+    assert form.status_code == 200
+    assert f'value="{me.document_id}"' in form.text
+    assert TITLE in html.unescape(form.text)
+    assert 'value="EMPLOYMENT_BACKGROUND_CHECK"' in form.text
+    fields = {"csrf": csrf_of(form), "client_id": agency.client_id, "purpose": "EMPLOYMENT_BACKGROUND_CHECK",
+              "document_id": me.document_id}  # fmt: skip
+    fields |= {"days": "7", "max_fetches": "5", "per_day": "2", "data_life_days": "14"}
+
+    async def post(**changes: str) -> httpx.Response:
+        data = {k: v for k, v in (fields | changes).items() if v}
+        return await me.browser.request("POST", url(info, "/consents/grant"), data=data)
+
+    assert (await post(csrf="")).status_code == 403
+    assert (await post(document_id="")).status_code == 400
+    assert (await post(per_day="0")).status_code == 400
+    assert (await post(days="400")).status_code == 400
+    unknown = await post(client_id="agency-does-not-exist")
+    assert unknown.status_code == 404, unknown.status_code
+    assert "Quản lý sự đồng ý" in unknown.text
+    assert "Không tìm thấy cơ quan có mã này" in unknown.text
+    assert 'data-id="' not in (await me.page(info)).text  # nothing was granted by the refused forms
+
+    granted = await post()
+    assert granted.status_code == 303
+    assert granted.headers["location"].startswith("/consents?done=grant#c-")
+    consent_id = granted.headers["location"].rsplit("#c-", 1)[1]
+    page = await me.page(info, "/consents?done=grant")
+    assert consent_id in section(page, "current")
+    shown = article(page, consent_id)
+    assert 'data-status="active"' in shown
+    assert agency.name in shown
+    assert "tối đa 2 lần mỗi ngày, tổng cộng 5 lần" in shown
+    assert "cơ quan được giữ dữ liệu trong 14 ngày" in shown
+    token = await agency.token(info, consent_id)
+    async with agency.vault(info) as vault:
+        assert await agency.download(vault, token, me.document_id) == PDF
+
+
 async def test_concurrent_clicks_change_a_consent_once(
     http: httpx.AsyncClient, info: StackInfo, agency: DemoAgency, fresh_citizen: Citizen
 ) -> None:
