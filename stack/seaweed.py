@@ -26,11 +26,22 @@ LOG_BUCKET = "dinhdanh-log"  # the transparency log's tiles, entry bundles, chec
 BUCKETS = ("vault", LOG_BUCKET)
 
 
+def _derived(secret_key: str, label: str) -> str:
+    return hmac.new(secret_key.encode(), label.encode(), hashlib.sha256).hexdigest()
+
+
 def log_reader_keys(access_key: str, secret_key: str) -> tuple[str, str]:
     """The read-only pair of the log bucket: derived from the platform's pair (HMAC-SHA-256), so that it needs
     no file of its own and cannot be turned back into the platform's pair."""
-    derive = lambda label: hmac.new(secret_key.encode(), label.encode(), hashlib.sha256).hexdigest()  # noqa: E731
-    return "logreader" + derive(f"access:{access_key}")[:12].upper(), derive("log-reader-secret")[:40]
+    return "logreader" + _derived(secret_key, f"access:{access_key}")[:12].upper(), _derived(
+        secret_key, "log-reader-secret")[:40]  # fmt: skip
+
+
+def log_writer_keys(access_key: str, secret_key: str) -> tuple[str, str]:
+    """The log service's own pair: read and write in the log bucket only (derived the same way). The stack
+    may hand it to the log instead of the platform's pair (the k8s Secret ``dinhdanh-s3-log``)."""
+    return "logwriter" + _derived(secret_key, f"writer:{access_key}")[:12].upper(), _derived(
+        secret_key, "log-writer-secret")[:40]  # fmt: skip
 
 
 def weed_binary() -> str:
@@ -63,6 +74,7 @@ class SeaweedS3:
         data.mkdir(parents=True, exist_ok=True)
         identities = self.folder / "s3-identities.json"
         reader = log_reader_keys(self.access_key, self.secret_key)
+        writer = log_writer_keys(self.access_key, self.secret_key)
         identities.write_text(
             json.dumps(
                 {
@@ -76,6 +88,11 @@ class SeaweedS3:
                             "name": "log-reader",
                             "credentials": [{"accessKey": reader[0], "secretKey": reader[1]}],
                             "actions": [f"Read:{LOG_BUCKET}"],
+                        },
+                        {
+                            "name": "log-writer",
+                            "credentials": [{"accessKey": writer[0], "secretKey": writer[1]}],
+                            "actions": [f"Read:{LOG_BUCKET}", f"Write:{LOG_BUCKET}", f"List:{LOG_BUCKET}"],
                         },
                     ]
                 }

@@ -506,6 +506,14 @@ def test_the_edge_s3_pair_only_reads_the_log_bucket(stack: Stack) -> None:
         reader.put_object(LOG_BUCKET, "checkpoint", io.BytesIO(b"forged"), 6)
     with pytest.raises(S3Error):
         list(reader.list_objects("vault"))
+    from stack.seaweed import log_writer_keys
+
+    access_w, secret_w = log_writer_keys(stack.s3.access_key, stack.s3.secret_key)
+    writer = Minio(stack.s3.endpoint, access_key=access_w, secret_key=secret_w, secure=False)
+    writer.put_object(LOG_BUCKET, "probe-writer", io.BytesIO(b"ok"), 2)  # the log's own pair: its bucket only
+    writer.remove_object(LOG_BUCKET, "probe-writer")
+    with pytest.raises(S3Error):
+        list(writer.list_objects("vault"))
     edge = stack.services["edge"].pid
     environ = dict(
         item.split("=", 1) for item in Path(f"/proc/{edge}/environ").read_text().split("\0") if "=" in item
