@@ -57,7 +57,7 @@ KEY_RETRY = 5.0  # seconds between two fetches of the verifier key after a faile
 VERIFIED, PENDING, FAILED = "verified", "pending", "failed"
 MARKS = {
     VERIFIED: ("✓", "đã kiểm chứng", "verified: its inclusion proof checks against the signed checkpoint"),
-    PENDING: ("⧗", "chờ kiểm chứng", "pending: not yet in a published checkpoint"),
+    PENDING: ("○", "chờ kiểm chứng", "pending: not yet in a published checkpoint"),
     FAILED: ("✗", "không kiểm chứng được", "NOT verified: the proof or the checkpoint did not check"),
 }
 ACTIONS = {
