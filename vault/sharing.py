@@ -63,7 +63,14 @@ class Consents(Protocol):
 
     async def get(self, artefact_id: uuid.UUID) -> StoredConsent: ...
 
-    async def charge_fetch(self, artefact_id: uuid.UUID, request: FetchRequest, now: datetime) -> Decision: ...
+    async def charge_fetch(
+        self,
+        artefact_id: uuid.UUID,
+        request: FetchRequest,
+        now: datetime,
+        audit: Callable[[Decision], AuditEvent | None] | None = None,
+    ) -> Decision:
+        """``audit`` gives the access-log row of the decision, inserted in the charge's own transaction."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,17 +167,21 @@ class SharedDocuments:
         if owner is not None:
             found = await self._vault.latest(owner, document_id)
         requested = self._requested(terms.artefact, document_id, found)
+        artefact = terms.artefact
+
+        def row(decision: Decision) -> AuditEvent:  # written in the charge's transaction: a use is never unlogged
+            denied = decision if isinstance(decision, Denied) else None
+            return self._event("consent.fetch", artefact, grant, document_id, denied)
+
         decision = await self._consents.charge_fetch(
-            grant.consent_id, FetchRequest(grant.client_id, grant.purpose, requested), self._clock()
+            grant.consent_id, FetchRequest(grant.client_id, grant.purpose, requested), self._clock(), audit=row
         )
         if isinstance(decision, Denied):
-            await self._record("consent.fetch", terms.artefact, grant, document_id, decision)
             raise decision.error()
         assert isinstance(decision, Allowed)
         assert found is not None  # NOBODY is never an artefact's subject: no other document is allowed
         assert owner is not None
-        record = self._record("consent.fetch", terms.artefact, grant, document_id, None)
-        return await self._vault.serve(owner, found, record)
+        return await self._vault.serve(owner, found, _recorded())
 
     def _requested(
         self, artefact: ConsentArtefact, document_id: uuid.UUID, found: StoredObject | None
@@ -186,21 +197,30 @@ class SharedDocuments:
         self, action: str, artefact: ConsentArtefact, grant: Grant, document_id: uuid.UUID | None,
         denied: Denied | None,
     ) -> None:  # fmt: skip
-        await self._log.append(
-            AuditEvent(
-                actor=current_caller().label,
-                action=action,
-                outcome="refused" if denied else "success",
-                subject=artefact.subject,
-                detail={
-                    "consent_id": str(grant.consent_id),
-                    "client_id": grant.client_id,
-                    "purpose": grant.purpose,
-                    "document_id": str(document_id) if document_id else "",
-                    "reason": denied.reason.value if denied else "",
-                },
-            )
+        await self._log.append(self._event(action, artefact, grant, document_id, denied))
+
+    @staticmethod
+    def _event(
+        action: str, artefact: ConsentArtefact, grant: Grant, document_id: uuid.UUID | None, denied: Denied | None
+    ) -> AuditEvent:
+        """The access-log row: ids, purpose and reason only (it feeds the public transparency log)."""
+        return AuditEvent(
+            actor=current_caller().label,
+            action=action,
+            outcome="refused" if denied else "success",
+            subject=artefact.subject,
+            detail={
+                "consent_id": str(grant.consent_id),
+                "client_id": grant.client_id,
+                "purpose": grant.purpose,
+                "document_id": str(document_id) if document_id else "",
+                "reason": denied.reason.value if denied else "",
+            },
         )
+
+
+async def _recorded() -> None:
+    """The fetch's row was committed with its charge already."""
 
 
 __all__ = ["Consents", "FetchDenied", "Grant", "SharedDocuments", "grant_of"]
