@@ -9,7 +9,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from bench import audit, auth, sso, vault
+from bench import audit, auth, consent, sso, vault
 from cli.output import JsonOption, VarOption, console, emit, run, stack_info
 
 app = typer.Typer(help="Benchmarks against a running stack (`make up` first).", no_args_is_help=True)
@@ -81,3 +81,18 @@ def bench_audit(
     info = stack_info(var, as_json)
     result = run(lambda: audit.run(info, seconds, writers, concurrency), as_json)
     emit(result, as_json, lambda: _table("bench audit: audit.events → sequencer → tiles → checkpoints; proofs", result))
+
+
+@app.command("consent")
+def bench_consent(
+    seconds: float = typer.Option(10.0, "--seconds", min=1.0, help="How long each phase runs."),
+    concurrency: int = typer.Option(8, "--concurrency", min=1, help="Fetches or downloads in flight."),
+    var: Path = VarOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """An agency's DownloadShared of a 100 KiB document (mTLS, bound token, consent check and counter update,
+    decryption, audit row) beside the citizen's own Download of it, same run."""
+    info = stack_info(var, as_json)
+    result = run(lambda: consent.run(info, var, seconds, concurrency), as_json)
+    title = "bench consent: agency fetches under consent beside the citizen's own download, same machine"
+    emit(result, as_json, lambda: _table(title, result))
