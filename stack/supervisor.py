@@ -28,7 +28,7 @@ from db.migrate import upgrade
 from registry.generator import generate
 from registry.seeding import seed
 from registry.store import PopulationStore
-from stack import web
+from stack import seaweed, web
 from stack.info import StackInfo, shown
 from stack.pki import PlatformCA
 from stack.ports import HOST, Ports
@@ -256,12 +256,15 @@ class Stack:
         }
         if name == "consent":  # agencies on this machine may take notifications over plain http to loopback
             env["DINHDANH_CONSENT_NOTIFY_LOOPBACK_HTTP"] = "true"
-        if name in ("vault", "log"):  # the vault's documents; the log's tiles
+        if name in ("vault", "log"):  # the vault's documents; the log's tiles, with a pair for its bucket only
             assert self.s3 is not None
+            access, secret = self.s3.access_key, self.s3.secret_key
+            if name == "log":
+                access, secret = seaweed.log_writer_keys(access, secret)
             env |= {
                 "DINHDANH_S3_ENDPOINT": self.s3.endpoint,
-                "DINHDANH_S3_ACCESS_KEY": self.s3.access_key,
-                "DINHDANH_S3_SECRET_KEY": self.s3.secret_key,
+                "DINHDANH_S3_ACCESS_KEY": access,
+                "DINHDANH_S3_SECRET_KEY": secret,
             }
         process = ManagedProcess(name, [sys.executable, "-m", "services", name], self.var / "logs" / f"{name}.log", env)
         process.start()
