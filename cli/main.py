@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from cli import accounts, audit_cmd, bench_cmd, clients, keys_cmd, registry_cmd, vault_cmd
+from cli import accounts, agency_cmd, audit_cmd, bench_cmd, clients, keys_cmd, registry_cmd, vault_cmd
 from cli.output import JsonErrors, JsonOption, VarOption, emit, stack_info
 from cli.up import up
 from core import logs
@@ -34,6 +34,7 @@ app.add_typer(keys_cmd.app, name="keys")
 app.add_typer(bench_cmd.app, name="bench")
 app.add_typer(vault_cmd.app, name="vault")
 app.add_typer(audit_cmd.app, name="audit")
+app.add_typer(agency_cmd.app, name="agency")
 
 totp_app = typer.Typer(help="TOTP helpers for demos and tests.", no_args_is_help=True)
 app.add_typer(totp_app, name="totp")
