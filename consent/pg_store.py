@@ -137,16 +137,20 @@ async def reachable() -> AsyncIterator[None]:
 
 @dataclass(frozen=True, slots=True)
 class Agency:
-    """A registered agency client as the consent service needs it (``oidc.clients``)."""
+    """A registered agency client as the consent service needs it (``oidc.clients``). ``cert_sha256``: the RFC 8705
+    §3.1 ``x5t#S256`` of the client certificate last issued to it (``dinhdanh clients issue-cert``), None before
+    any: the only certificate the agency may call with."""
 
     client_id: str
     name: str
     purposes: tuple[str, ...]
     disabled: bool
+    cert_sha256: str | None = None
 
 
 class PostgresAgencies:
-    """Agencies' registrations (``oidc.clients`` of kind ``agency``: name, purposes, disabled)."""
+    """Agencies' registrations (``oidc.clients`` of kind ``agency``: name, purposes, disabled, the registered
+    certificate's thumbprint), read on every call: a reissued certificate retires the previous one at once."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -154,10 +158,13 @@ class PostgresAgencies:
     async def get(self, client_id: str) -> Agency | None:
         async with reachable():
             row = await self._pool.fetchrow(
-                "SELECT client_id, name, purposes, disabled FROM oidc.clients WHERE client_id = $1 AND kind = 'agency'",
+                "SELECT client_id, name, purposes, disabled, cert_sha256 FROM oidc.clients"
+                " WHERE client_id = $1 AND kind = 'agency'",
                 client_id,
             )
-        return Agency(row["client_id"], row["name"], tuple(row["purposes"]), row["disabled"]) if row else None
+        if row is None:
+            return None
+        return Agency(row["client_id"], row["name"], tuple(row["purposes"]), row["disabled"], row["cert_sha256"])
 
     async def names(self, client_ids: set[str]) -> dict[str, str]:
         if not client_ids:

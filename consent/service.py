@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import hmac
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,6 +60,7 @@ from consent.storage import (
     StoredConsent,
 )
 from core import logs
+from core.callers import current_caller
 from core.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from identity.oidc.subjects import Subjects
 from registry.idnumber import InvalidIdNumber
@@ -183,9 +185,16 @@ class ConsentService:
         return Citizen(self._pseudonyms.ref(id_number), self._subjects.subject(id_number))
 
     async def agency(self, client_id: str) -> Agency:
-        """The calling agency: a registered, enabled client of kind ``agency`` (else PERMISSION_DENIED)."""
+        """The calling agency: a registered, enabled client of kind ``agency`` (else PERMISSION_DENIED), calling
+        with the certificate registered for it (RFC 8705 §2.1.2: the caller's ``x5t#S256`` equals the recorded
+        ``cert_sha256``; an earlier certificate, from the same CA and naming the same client, is UNAUTHENTICATED)."""
         agency = await self._agencies.get(client_id)
-        if agency is None or agency.disabled:
+        if agency is None:
+            raise PermissionDenied("this certificate's client is not a registered, enabled agency")
+        presented = current_caller().cert_sha256
+        if not agency.cert_sha256 or not presented or not hmac.compare_digest(agency.cert_sha256, presented):
+            raise Unauthenticated("this certificate is not the agency's registered one")
+        if agency.disabled:
             raise PermissionDenied("this certificate's client is not a registered, enabled agency")
         return agency
 

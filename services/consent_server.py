@@ -4,7 +4,10 @@ Who calls what (``POLICY``):
 
 - agencies, by their client certificate alone (``spiffe://dinhdanh.gov.vn/agency/<client_id>``, RFC 8705 §2.1's
   PKI method: the certificate names the client): ``RequestConsent``, ``GetConsentStatus``, ``RevokeAsAgency``,
-  ``SetNotificationUrl``; the agency is ``current_caller().name`` and must be a registered, enabled agency;
+  ``SetNotificationUrl``; the agency is ``current_caller().name`` and must be a registered, enabled agency, and
+  the certificate the one registered for it (``current_caller().cert_sha256`` equal to ``oidc.clients.cert_sha256``,
+  checked by ``ConsentService.agency`` on every call; another is UNAUTHENTICATED, a reissued certificate's
+  predecessor included);
 - citizens, by an access token with the audience ``urn:dinhdanh:service:consent`` and the scope
   ``consent.manage`` through any platform peer: ``GrantConsent``, ``ListMyConsents``, ``GetMyConsent``,
   ``Approve``, ``Reject``, ``Pause``, ``Resume``, ``Revoke``; the four decisions also admit an agency's

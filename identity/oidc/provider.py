@@ -241,23 +241,26 @@ class Provider:
 
     # -- clients ----------------------------------------------------------------------------
 
-    async def client(self, client_id: str | None) -> Client | None:
+    async def client(self, client_id: str | None, fresh: bool = False) -> Client | None:
+        """The registered client, from a cache of ``CLIENT_CACHE_SECONDS`` unless ``fresh`` (read now, and cached)."""
         if not client_id or len(client_id) > 200:
             return None
         now = time.monotonic()
         cached = self._client_cache.get(client_id)
-        if cached and cached[0] > now:
+        if cached and cached[0] > now and not fresh:
             return cached[1]
         client = await self.clients.get(client_id)
         self._client_cache[client_id] = (now + CLIENT_CACHE_SECONDS, client)
         return client
 
-    async def _clients_named(self, req: OAuth2Request) -> dict[str, Client]:
+    async def _clients_named(self, req: OAuth2Request, fresh: bool = False) -> dict[str, Client]:
+        """The clients a request names; ``fresh`` over mutual TLS, where the certificate must be the one recorded
+        now (a reissue retires the previous certificate at once, not once the cache expires: RFC 8705 §2.1.2)."""
         form = req.payload.data
         ids = {_basic_client_id(req.headers), form.get("client_id"), _assertion_client_id(form)}
         found = {}
         for client_id in ids:
-            client = await self.client(client_id)
+            client = await self.client(client_id, fresh)
             if client is not None:
                 found[client_id] = client
         return found
@@ -285,7 +288,7 @@ class Provider:
         unknown = self._target_error(asked, None)
         if unknown:
             return oauth_error("invalid_target", unknown)
-        w = work.Work(clients=await self._clients_named(req), asked=asked, peer=peer)  # the grants check them
+        w = work.Work(clients=await self._clients_named(req, fresh=peer is not None), asked=asked, peer=peer)
         refused = await self._consent_request(req, w)
         if refused is not None:
             return refused
@@ -568,7 +571,7 @@ class Provider:
     async def token_endpoint_request(self, req: OAuth2Request, endpoint: str, peer: PeerCertificate | None = None
                                      ) -> Reply:  # fmt: skip
         """Revocation (RFC 7009) and introspection (RFC 7662); ``peer`` as for ``token``."""
-        w = work.Work(clients=await self._clients_named(req), peer=peer)
+        w = work.Work(clients=await self._clients_named(req, fresh=peer is not None), peer=peer)
         raw = req.form.get("token", "")
         if 0 < len(raw) <= 4096:
             claims = self.verify_access(raw)

@@ -345,11 +345,15 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[mis
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH
 
     def validate_token_request(self) -> None:
-        """RFC 6749 §4.4.2, then RFC 8707 §2: only resources the client is registered for; with a consent detail
-        (RFC 9396 §6), the consent checks."""
+        """RFC 6749 §4.4.2, then RFC 8705 §2.1.2: over mutual TLS an agency's token is bound to its registered
+        certificate only (``invalid_client`` for any other, a reissued one's predecessor included, whatever the
+        client authenticated with); RFC 8707 §2: only resources the client is registered for; with a consent
+        detail (RFC 9396 §6), the consent checks."""
         super().validate_token_request()
         w = work.current()
         client: Client = self.request.client
+        if w.peer is not None and client.kind == "agency" and not w.peer.is_registered(client):
+            raise InvalidClientError(description=mtls.NOT_REGISTERED)
         if any(r not in client.resources for r in w.asked):
             raise InvalidTargetError(description="the client is not registered for a resource asked for")
         w.resources = list(dict.fromkeys(w.asked))
@@ -358,15 +362,14 @@ class ClientCredentialsGrant(grants.ClientCredentialsGrant):  # type: ignore[mis
 
     @staticmethod
     def _validate_consent(w: work.Work, client: Client) -> None:
-        """A consent token (issue 10 item 2): an agency, over mTLS with its own certificate (RFC 8705 §2.1.2),
+        """A consent token (issue 10 item 2): an agency, over mTLS with its registered certificate (RFC 8705 §2.1.2),
         for the vault only, and an artefact the consent gate lets it have now (RFC 9396 §5 otherwise)."""
         assert w.consent_detail is not None
         assert w.peer is not None  # the provider checked the port
         if client.kind != "agency":
             raise authorization_details.InvalidAuthorizationDetails(description="consent tokens are for agencies")
-        if not w.peer.names(client):
-            raise InvalidRequestError(description="a consent token is bound to the agency's own certificate: "
-                                                  "connect with the certificate issued to this client")  # fmt: skip
+        if not w.peer.is_registered(client):  # checked above already: never a consent token without it
+            raise InvalidClientError(description=mtls.NOT_REGISTERED)
         if any(r != VAULT for r in w.asked):
             raise InvalidTargetError(description=f"a consent token is for {VAULT} only")
         why = authorization_details.refusal(w.consent_detail, w.consent, client.client_id, dt.datetime.now(dt.UTC))

@@ -20,6 +20,7 @@ from cryptography.x509.oid import NameOID
 from audit.events import Pseudonymizer
 from core.keys import purposes
 from identity.oidc.registration import agency as agency_registration
+from identity.oidc.registration import issue_certificate
 from identity.oidc.store import ClientStore
 from protos.consent.v1 import consent_pb2_grpc as pb_grpc
 from registry.citizen import Citizen
@@ -57,16 +58,23 @@ class Person:
         return bearer(self.token)
 
 
-def agency_certificate(stack: Stack, folder: Path, client_id: str) -> tuple[Path, Path]:
-    """A key made here and the platform CA's certificate for it (``sign_agency_csr``, as
-    ``dinhdanh clients issue-cert`` does): the cert and key paths."""
+async def agency_certificate(
+    stack: Stack, folder: Path, client_id: str, store: ClientStore | None = None
+) -> tuple[Path, Path]:
+    """A key made here and the platform CA's certificate for it: with ``store``, issued and recorded on the client
+    as `dinhdanh clients issue-cert` does (``registration.issue_certificate``; only the recorded certificate
+    counts), else only signed (``sign_agency_csr``): the cert and key paths."""
     key = ec.generate_private_key(ec.SECP256R1())
     csr = (
         x509.CertificateSigningRequestBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, client_id)]))
         .sign(key, hashes.SHA256())
     )
-    cert = stack.ca.sign_agency_csr(client_id, csr.public_bytes(serialization.Encoding.PEM))
+    csr_pem = csr.public_bytes(serialization.Encoding.PEM)
+    if store is not None:
+        cert = (await issue_certificate(store, stack.ca.sign_agency_csr, client_id, csr_pem)).pem
+    else:
+        cert = stack.ca.sign_agency_csr(client_id, csr_pem)
     cert_path, key_path = folder / f"{client_id}.pem", folder / f"{client_id}.key"
     cert_path.write_bytes(cert)
     key_path.write_bytes(
@@ -105,7 +113,9 @@ async def agencies(
             await ClientStore(owner_db).add(client)
             if disabled:
                 await ClientStore(owner_db).set_disabled(client.client_id, True)
-        cert, key = agency_certificate(stack, folder, client.client_id)
+        cert, key = await agency_certificate(
+            stack, folder, client.client_id, ClientStore(owner_db) if registered else None
+        )
         address = f"127.0.0.1:{stack.ports.consent}"
         async with secure_channel(address, stack.ca.ca_cert_path, cert, key, server="consent") as channel:
             yield Agency(client.client_id, name, pb_grpc.ConsentStub(channel))

@@ -13,9 +13,10 @@
   the status change, sent by ``consent.notifications.Sender``).
 
 Roles: ``dinhdanh_consent`` reads and writes its schema, appends to ``audit.events``, checks bearer tokens and
-reads agencies' registrations (with their purposes) in ``oidc.clients``. ``dinhdanh_vault`` reads the
-consents and the signing keys and may update only the counters (it charges fetches itself,
-``consent.pg_store.PostgresConsentStore.charge_fetch``); ``dinhdanh_edge`` only reads them (the token
+reads agencies' registrations (with their purposes) in ``oidc.clients`` (and the registered certificate's
+``cert_sha256``, granted by migration 0015 which adds the column: an agency calls with that certificate only).
+``dinhdanh_vault`` reads the consents and the signing keys and may update only the counters (it charges fetches
+itself, ``consent.pg_store.PostgresConsentStore.charge_fetch``); ``dinhdanh_edge`` only reads them (the token
 endpoint checks an artefact).
 
 Revision ID: 0013

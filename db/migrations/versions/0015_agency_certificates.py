@@ -10,9 +10,16 @@ An agency's X.509 client certificate is issued by the platform CA for the agency
 - ``cert_sha256``: the last issued certificate's RFC 8705 §3.1 ``x5t#S256`` (base64url SHA-256 of its DER),
   ``cert_serial`` (hex) and ``cert_not_after``: what the operator sees in ``dinhdanh clients list``.
 
-The column-level SELECT grants other roles hold on ``oidc.clients`` (the vault's and the consent service's
-``client_id, name, kind, jwks, disabled``, the log's ``client_id, name, kind``) name their columns, so new
-columns change nothing for them; the edge has the whole ``oidc`` schema.
+Only the registered certificate counts: the edge's ``tls_client_auth`` and its certificate-bound tokens for an
+agency (``identity/oidc/mtls.py``, ``server.py``) and the consent service's agency RPCs (``consent.service``)
+require the presented certificate's ``x5t#S256`` to equal ``cert_sha256``, so a reissue retires the previous
+certificate at once (it is still from the platform CA and names the same URI until it expires).
+
+The column-level SELECT grants other roles hold on ``oidc.clients`` (the vault's ``client_id, name, kind, jwks,
+disabled``, the consent service's the same and ``purposes``, migration 0013, the log's ``client_id, name,
+kind``) name their columns, so new columns change nothing for them, except the one granted here: the consent
+service also reads ``cert_sha256`` (the certificate an agency must call it with). The edge has the whole
+``oidc`` schema.
 
 Revision ID: 0015
 Revises: 0014
@@ -39,9 +46,11 @@ def upgrade() -> None:
         " ADD COLUMN cert_serial text,"
         " ADD COLUMN cert_not_after timestamptz"
     )
+    op.execute("GRANT SELECT (cert_sha256) ON oidc.clients TO dinhdanh_consent")  # the role of migration 0013
 
 
 def downgrade() -> None:
+    op.execute("REVOKE SELECT (cert_sha256) ON oidc.clients FROM dinhdanh_consent")
     op.execute(
         "ALTER TABLE oidc.clients DROP COLUMN cert_not_after, DROP COLUMN cert_serial, DROP COLUMN cert_sha256,"
         " DROP COLUMN tls_client_auth_san_uri"
