@@ -39,7 +39,7 @@ OLD = {  # purpose → how the code before the split derived it from identity.ke
 }
 
 
-NEW = {p.DEVICE_ID}  # purposes the old release did not have: random keys, even when migrating
+NEW = {p.DEVICE_ID, p.CONSENT_SIGNING, p.LOG_SIGNING}  # purposes the old release did not have: random keys
 
 
 def test_every_purpose_of_the_old_release_keeps_its_key() -> None:
