@@ -184,6 +184,13 @@ def oauth_error(reply: httpx.Response) -> AgencyError:
     return AgencyError(f"the token endpoint answered HTTP {reply.status_code}", f"http_{reply.status_code}")
 
 
+def tls_context(ca: Path, cert: Path, key: Path) -> ssl.SSLContext:
+    """An HTTPS client context trusting the platform CA only and presenting the agency's certificate."""
+    context = ssl.create_default_context(cafile=str(ca))
+    context.load_cert_chain(str(cert), str(key))
+    return context
+
+
 @dataclass(frozen=True)
 class Shared:
     """A downloaded shared document: its metadata (the vault's ``Document``) and its bytes."""
@@ -380,9 +387,7 @@ class AgencyClient:
 
     def tls(self) -> ssl.SSLContext:
         """The TLS context of the mTLS token endpoint: the platform CA, this agency's certificate."""
-        context = ssl.create_default_context(cafile=str(self.ca))
-        context.load_cert_chain(str(self.cert), str(self.key))
-        return context
+        return tls_context(self.ca, self.cert, self.key)
 
     async def token_endpoint(self) -> str:
         """The mTLS alias of the token endpoint (RFC 8705 §5) from the OP's discovery document (cached)."""
