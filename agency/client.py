@@ -122,8 +122,8 @@ def consent_terms(
     data_life_days: int = 30,
     start: dt.datetime | None = None,
 ) -> cpb.ConsentTerms:
-    """What an agency asks for: from ``start`` (now) for ``days`` days, ``per_day`` fetches a calendar day
-    (Vietnam time), ``max_fetches`` in all; it may keep what it fetched ``data_life_days`` days."""
+    """What an agency asks for: from ``start`` (unset: the service's now) for ``days`` days, ``per_day`` fetches
+    a calendar day (Vietnam time), ``max_fetches`` in all; it may keep what it fetched ``data_life_days`` days."""
     if not document_ids and not document_types:
         raise AgencyError("name the documents asked for: --type or --document (at least one)", "INVALID_ARGUMENT")
     for name, value in (("days", days), ("max fetches", max_fetches), ("per day", per_day)):
@@ -131,7 +131,7 @@ def consent_terms(
             raise AgencyError(f"{name} must be at least 1", "INVALID_ARGUMENT")
     if data_life_days < 0:
         raise AgencyError("the data life is 0 days or more", "INVALID_ARGUMENT")
-    begins = start or dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)
+    begins = start or dt.datetime.now(dt.UTC)
     asked = cpb.ConsentTerms(
         purpose=purpose,
         document_ids=[check_uuid(d, "a document id") for d in document_ids],
@@ -141,7 +141,8 @@ def consent_terms(
         max_fetches=max_fetches,
         frequency=cpb.Frequency(count=per_day, unit=cpb.FREQUENCY_UNIT_DAY),
     )
-    asked.start.CopyFrom(_stamp(begins))
+    if start is not None:  # unset: the service's now (RequestConsent, ConsentTerms.start)
+        asked.start.CopyFrom(_stamp(start))
     return asked
 
 

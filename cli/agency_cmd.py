@@ -205,8 +205,8 @@ def request(
 
     def person() -> None:
         console.print(_consent_card(data))
-        console.print("The citizen approves or rejects it in the portal (Yêu cầu chia sẻ); then "
-                      f"`dinhdanh agency documents {data['id']}`.")  # fmt: skip
+        console.print("The citizen approves or rejects it in the demo portal (/consents); then "
+                      f"`dinhdanh agency documents {data['id']}`.", soft_wrap=True)  # fmt: skip
 
     emit(data, as_json, person)
 
@@ -321,7 +321,7 @@ def fetch(
 
     data = describe_document(_act(var, as_json, (client_id, cert, key), go)) | {"out": str(out)}
     human = f"wrote {out}: {data['title']} ({data['type']}, {data['size_bytes']:,} bytes, SHA-256 {data['sha256']})"
-    emit(data, as_json, lambda: console.print(escape(human)))
+    emit(data, as_json, lambda: console.print(escape(human), soft_wrap=True))
 
 
 @app.command("notify")

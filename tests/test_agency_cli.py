@@ -216,3 +216,13 @@ def test_bad_input_is_one_clear_line(stack: Stack, citizens: list[Citizen], tmp_
     assert data["error"].split(":")[0] in ("INVALID_ARGUMENT", "PERMISSION_DENIED"), data
     line = one_line_error(cli(stack, "status", "not-a-uuid", as_json=False))
     assert "UUID" in line
+
+
+def test_notification_url_set_and_removed(stack: Stack) -> None:
+    code, data = agency(stack, "notify", "ftp://example.org/hook")
+    assert code != 0, data
+    assert data["error"].startswith("INVALID_ARGUMENT"), data
+    code, data = agency(stack, "notify", "http://127.0.0.1:9/consent-hook")
+    assert (code, data) == (0, {"url": "http://127.0.0.1:9/consent-hook"})
+    code, data = agency(stack, "notify", "")
+    assert (code, data) == (0, {"url": ""})
