@@ -240,6 +240,8 @@ async def download_shared(channel: grpc.aio.Channel, token: str, document_id: st
     chunks: list[bytes] = []
     async for reply in call:
         if reply.WhichOneof("item") == "metadata":
+            if metadata is not None or chunks:
+                raise AgencyError("the vault sent the metadata again or after the content", "DATA_LOSS")
             metadata = reply.metadata
         else:
             chunks.append(reply.chunk)

@@ -5,7 +5,8 @@ Against the running stack (``var/stack.json``), the load generator on the same m
   two audiences), uploads a 100 KiB document and grants the stack's demo agency (``clients["agency_demo"]``)
   consents for it through the consent service (``GrantConsent``);
 - the agency gets one certificate-bound consent token per consent at the edge's mTLS token endpoint (RFC 8705 §5
-  alias, ``client_credentials`` with RFC 9396 ``authorization_details``);
+  alias, ``client_credentials`` with RFC 9396 ``authorization_details``, ``tls_client_auth``): the agency client
+  library's calls (``agency/client.py``), as for its ``DownloadShared``;
 - the agency's ``DownloadShared`` over its own certificate with ``concurrency`` calls in flight: mutual TLS, the
   bound token's checks, the consent's check and counter update (one row-locked transaction), the audit row, S3
   read and decryption; and the citizen's plain ``Download`` of the same document, same concurrency: ``seconds``
@@ -27,8 +28,6 @@ import datetime as dt
 import json
 import math
 import os
-import ssl
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,21 +36,19 @@ from urllib.parse import urlencode
 
 import asyncpg
 import grpc
-import httpx
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from bench.accounts import AccountPool, ensure_accounts, save_accounts
-from bench.browserless import Browser, SignIn, sign_in
+from agency.client import DEMO, AgencyClient, bearer, download_shared
+from bench.browserless import SignIn
 from bench.sso import REDIRECT
 from bench.stats import Tally
-from bench.vault import MIB, Op, phase, png_like, upload_messages
+from bench.vault import Op, drive, phase, png_like, sign_in_token, transfers, upload_messages
 from identity.oidc import registration
 from identity.oidc.store import ClientStore
 from protos.consent.v1 import consent_pb2 as cpb
 from protos.consent.v1 import consent_pb2_grpc as cgrpc
 from protos.vault.v1 import vault_pb2 as pb
 from protos.vault.v1 import vault_pb2_grpc as pb_grpc
-from services.tls import secure_channel
 from stack.info import StackInfo
 
 VAULT = "urn:dinhdanh:service:vault"
@@ -106,25 +103,9 @@ async def bench_portal(info: StackInfo, folder: Path) -> dict[str, str]:
 async def citizen_token(info: StackInfo, folder: Path) -> str:
     """A bench citizen's access token for the vault and the consent service."""
     portal = await bench_portal(info, folder)
-    accounts = await ensure_accounts(info, folder, 1)
-    pool = AccountPool(accounts)
-    account = pool.take()
-    while account is None:  # every account signed in during this TOTP step: wait for the next one
-        await asyncio.sleep(1.0)
-        account = pool.take()
     flow = ManyResources(info.oidc_issuer, portal["client_id"], portal["client_secret"], REDIRECT,
                          scope="openid vault.read vault.write consent.manage", resources=(VAULT, CONSENT))  # fmt: skip
-    async with httpx.AsyncClient(timeout=30) as http:
-        params = await sign_in(
-            Browser(http), flow, account["id_number"], account["password"], AccountPool.code(account)
-        )
-        save_accounts(folder, accounts)
-        if "code" not in params:
-            raise RuntimeError(f"bench sign-in did not reach the redirect: {params}")
-        reply = await flow.redeem(http, params["code"], params["_verifier"])
-    if reply.status_code != 200:
-        raise RuntimeError(f"token request refused: {reply.status_code} {reply.text[:200]}")
-    return str(reply.json()["access_token"])
+    return await sign_in_token(info, folder, flow)
 
 
 def _stamp(value: dt.datetime) -> Timestamp:
@@ -142,46 +123,22 @@ def _terms(document_id: str) -> cpb.ConsentTerms:
     )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class Agency:
-    client_id: str
-    client_secret: str
-    ca: Path
-    cert: Path
-    key: Path
+def demo_agency(info: StackInfo) -> AgencyClient:
+    """The stack's demo agency (``clients["agency_demo"]``) as the agency client library sees it."""
+    if not info.clients.get(DEMO):
+        raise RuntimeError("this stack lists no demo agency (stack.json clients.agency_demo): restart it")
+    return AgencyClient.from_stack(info)
 
-    @classmethod
-    def demo(cls, info: StackInfo) -> Agency:
-        data = info.clients.get("agency_demo")
-        if not data:
-            raise RuntimeError("this stack lists no demo agency (stack.json clients.agency_demo): restart it")
-        return cls(data["client_id"], data.get("client_secret", ""), Path(data.get("ca") or info.tls["ca"]),
-                   Path(data["cert"]), Path(data["key"]))  # fmt: skip
 
-    def channel(self, info: StackInfo, service: str) -> grpc.aio.Channel:
-        return secure_channel(info.services[service], self.ca, self.cert, self.key, server=service)
-
-    async def tokens(self, info: StackInfo, consent_ids: list[str]) -> list[str]:
-        """One bound consent token per consent, from the mTLS alias of the token endpoint."""
-        context = ssl.create_default_context(cafile=str(self.ca))
-        context.load_cert_chain(str(self.cert), str(self.key))
-        async with httpx.AsyncClient(timeout=30, verify=context) as http:
-            metadata = (await http.get(f"{info.oidc_issuer.rstrip('/')}/.well-known/openid-configuration")).json()
-            endpoint = (metadata.get("mtls_endpoint_aliases") or {}).get("token_endpoint") or metadata["token_endpoint"]
-            auth = (self.client_id, self.client_secret) if self.client_secret else None
-
-            async def one(consent_id: str) -> str:
-                details = [{"type": "consent", "consent_id": consent_id, "purpose": PURPOSE}]
-                form = {"grant_type": "client_credentials", "authorization_details": json.dumps(details),
-                        "resource": VAULT}  # fmt: skip
-                if auth is None:
-                    form["client_id"] = self.client_id  # tls_client_auth (RFC 8705 §2.1)
-                reply = await http.post(endpoint, data=form, auth=auth)
-                if reply.status_code != 200:
-                    raise RuntimeError(f"consent token refused: {reply.status_code} {reply.text[:200]}")
-                return str(reply.json()["access_token"])
-
-            return list(await asyncio.gather(*(one(c) for c in consent_ids)))
+async def consent_tokens(agency: AgencyClient, consent_ids: list[str]) -> list[str]:
+    """One certificate-bound consent token per consent (``agency.token``: the edge's mTLS token endpoint, RFC 8705
+    §5 alias, ``tls_client_auth``), 16 requests at a time."""
+    await agency.token_endpoint()  # the discovery document once, before the requests
+    tokens: list[str] = []
+    for start in range(0, len(consent_ids), 16):
+        batch = consent_ids[start : start + 16]
+        tokens.extend(t.access_token for t in await asyncio.gather(*(agency.token(c, PURPOSE) for c in batch)))
+    return tokens
 
 
 async def alternating(seconds: float, concurrency: int, ops: dict[str, Op]) -> dict[str, dict[str, Any]]:
@@ -191,41 +148,8 @@ async def alternating(seconds: float, concurrency: int, ops: dict[str, Op]) -> d
     rounds = max(1, math.ceil(seconds / SLICE))
     for _ in range(rounds):
         for name, op in ops.items():
-            tally = tallies[name]
-            end = time.perf_counter() + seconds / rounds
-
-            async def worker(index: int, op: Op = op, tally: Tally = tally, end: float = end) -> None:
-                round_ = 0
-                while time.perf_counter() < end:
-                    started = time.perf_counter()
-                    try:
-                        await op(index, round_)
-                    except grpc.aio.AioRpcError as error:
-                        tally.error(error.code().name)
-                        await asyncio.sleep(0.05)
-                    except Exception as error:  # a benchmark counts failures, it does not stop
-                        tally.error(type(error).__name__)
-                        await asyncio.sleep(0.05)
-                    else:
-                        tally.latencies.append(time.perf_counter() - started)
-                    round_ += 1
-
-            began = time.perf_counter()
-            await asyncio.gather(*(worker(i) for i in range(concurrency)))
-            spent[name] += time.perf_counter() - began
-    results = {}
-    for name, tally in tallies.items():
-        figures = tally.summary(spent[name])
-        count = int(figures["count"])  # type: ignore[arg-type]
-        results[name] = {
-            "documents_per_s": figures["per_second"],
-            "mib_per_s": round(count * SIZE / MIB / spent[name], 1) if spent[name] else 0.0,
-            "count": count,
-            "p50_ms": figures["p50_ms"],
-            "p99_ms": figures["p99_ms"],
-            "errors": figures["errors"],
-        }
-    return results
+            spent[name] += await drive(tallies[name], seconds / rounds, concurrency, op)
+    return {name: transfers(tally, spent[name], SIZE) for name, tally in tallies.items()}
 
 
 def slots(tokens: list[str]) -> Iterator[str]:
@@ -237,16 +161,15 @@ def slots(tokens: list[str]) -> Iterator[str]:
 async def run(info: StackInfo, var: Path, seconds: float, concurrency: int) -> dict[str, Any]:
     folder = var / "secrets"
     token = await citizen_token(info, folder)
-    agency = Agency.demo(info)
-    citizen_auth = (("authorization", f"Bearer {token}"),)
+    agency = demo_agency(info)
+    citizen_auth = bearer(token)
     data = png_like(SIZE)
     wanted = max(1, math.ceil(seconds * PLANNED_RATE / FETCHES_PER_CONSENT))
     consent_ids: list[str] = []
     async with info.channel("vault") as citizen_channel, info.channel("consent") as consent_channel, \
-            agency.channel(info, "vault") as agency_channel:  # fmt: skip
+            agency.channel("vault") as agency_channel:  # fmt: skip
         vault = pb_grpc.VaultStub(citizen_channel)
         consents = cgrpc.ConsentStub(consent_channel)
-        shared = pb_grpc.VaultStub(agency_channel)
         document = await vault.Upload(iter(upload_messages(data, "Bench consent")), metadata=citizen_auth, timeout=60)
         try:
             for start in range(0, wanted, 16):
@@ -256,14 +179,11 @@ async def run(info: StackInfo, var: Path, seconds: float, concurrency: int) -> d
                                           metadata=citizen_auth, timeout=30)
                     for _ in range(min(16, wanted - start))))  # fmt: skip
                 consent_ids.extend(record.id for record in granted)
-            tokens = await agency.tokens(info, consent_ids)
-            available = slots(tokens)
-            request = pb.DownloadSharedRequest(id=document.id)
+            available = slots(await consent_tokens(agency, consent_ids))
 
             async def first_check() -> None:
-                got = b"".join([r.chunk async for r in shared.DownloadShared(
-                    request, metadata=(("authorization", f"Bearer {next(available)}"),), timeout=30)])  # fmt: skip
-                if got != data:
+                shared = await download_shared(agency_channel, next(available), document.id)
+                if shared.content != data:
                     raise RuntimeError("the shared document does not equal what the citizen uploaded")
 
             await first_check()
@@ -272,11 +192,7 @@ async def run(info: StackInfo, var: Path, seconds: float, concurrency: int) -> d
                 slot = next(available, None)
                 if slot is None:
                     raise NoConsentLeft
-                got = 0
-                async for reply in shared.DownloadShared(request, metadata=(("authorization", f"Bearer {slot}"),),
-                                                         timeout=30):  # fmt: skip
-                    got += len(reply.chunk)
-                if got != SIZE:
+                if len((await download_shared(agency_channel, slot, document.id)).content) != SIZE:
                     raise ValueError("short download")
 
             async def download(_: int, __: int) -> None:

@@ -73,15 +73,21 @@ def upload_messages(data: bytes, title: str) -> list[pb.UploadRequest]:
 async def citizen_token(info: StackInfo, secrets_folder: Path) -> str:
     """A bench citizen's access token for the vault: a portal sign-in with ``resource`` the vault."""
     clients = await ensure_clients(info, secrets_folder)
+    portal = clients["portal"]
+    flow = SignIn(info.oidc_issuer, portal["client_id"], portal["client_secret"], REDIRECT,
+                  scope="openid vault.read vault.write", extra={"resource": VAULT})  # fmt: skip
+    return await sign_in_token(info, secrets_folder, flow)
+
+
+async def sign_in_token(info: StackInfo, secrets_folder: Path, flow: SignIn) -> str:
+    """A bench citizen's access token: one of the bench accounts signs in through ``flow`` (authorization code
+    with PKCE, OpenID Connect Core §3.1), the code redeemed at the token endpoint."""
     accounts = await ensure_accounts(info, secrets_folder, 1)
     pool = AccountPool(accounts)
     account = pool.take()
     while account is None:  # every account signed in during this TOTP step: wait for the next one
         await asyncio.sleep(1.0)
         account = pool.take()
-    portal = clients["portal"]
-    flow = SignIn(info.oidc_issuer, portal["client_id"], portal["client_secret"], REDIRECT,
-                  scope="openid vault.read vault.write", extra={"resource": VAULT})  # fmt: skip
     async with httpx.AsyncClient(timeout=30) as http:
         params = await sign_in(
             Browser(http), flow, account["id_number"], account["password"], AccountPool.code(account)
@@ -155,9 +161,9 @@ class RssSampler:
         self._thread.join()
 
 
-async def phase(seconds: float, concurrency: int, size: int, op: Op) -> dict[str, Any]:
-    """``concurrency`` workers loop ``op`` for ``seconds``; documents/s, MiB/s, p50/p99."""
-    tally = Tally()
+async def drive(tally: Tally, seconds: float, concurrency: int, op: Op) -> float:
+    """``concurrency`` workers loop ``op`` for ``seconds``, each call's latency or failure counted in ``tally``;
+    returns the time it took (the workers finish the call in flight at the deadline)."""
     deadline = time.perf_counter() + seconds
 
     async def worker(index: int) -> None:
@@ -178,7 +184,11 @@ async def phase(seconds: float, concurrency: int, size: int, op: Op) -> dict[str
 
     started = time.perf_counter()
     await asyncio.gather(*(worker(i) for i in range(concurrency)))
-    elapsed = time.perf_counter() - started
+    return time.perf_counter() - started
+
+
+def transfers(tally: Tally, elapsed: float, size: int) -> dict[str, Any]:
+    """Documents/s, MiB/s (of ``size``-byte documents), the count, p50/p99 and the errors of ``elapsed`` seconds."""
     figures = tally.summary(elapsed)
     count = int(figures["count"])  # type: ignore[arg-type]
     return {
@@ -189,6 +199,12 @@ async def phase(seconds: float, concurrency: int, size: int, op: Op) -> dict[str
         "p99_ms": figures["p99_ms"],
         "errors": figures["errors"],
     }
+
+
+async def phase(seconds: float, concurrency: int, size: int, op: Op) -> dict[str, Any]:
+    """``concurrency`` workers loop ``op`` for ``seconds``; documents/s, MiB/s, p50/p99."""
+    tally = Tally()
+    return transfers(tally, await drive(tally, seconds, concurrency, op), size)
 
 
 def ratio(vault: dict[str, Any], raw: dict[str, Any]) -> float:

@@ -1,7 +1,8 @@
 """Helpers of the agency-fetch tests: agencies registered with their own client certificates (`dinhdanh clients
 add-agency` + `issue-cert`), citizens signed in once for the vault and the consent service (one token, two
 audiences), consents granted through the real consent service, bound consent tokens from the edge's mTLS token
-endpoint, and DownloadShared/ListSharedDocuments calls that keep the refusal's status and trailers."""
+endpoint, and DownloadShared/ListSharedDocuments calls (the agency client library's, ``agency/client.py``) with the
+refusal's status and trailers kept."""
 
 from __future__ import annotations
 
@@ -9,27 +10,24 @@ import datetime as dt
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlencode
 
 import grpc
 import httpx
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from agency import client as agency_client
+from agency.client import DENIAL_TRAILER, bearer
+from agency.client import list_shared as list_shared  # the tests import it from here
 from audit.events import Pseudonymizer
-from bench.browserless import SignIn
+from bench.consent import ManyResources
 from core.keys.purposes import AUDIT_PSEUDONYM
 from protos.consent.v1 import consent_pb2 as cpb
 from protos.consent.v1 import consent_pb2_grpc as cgrpc
 from protos.vault.v1 import vault_pb2 as vpb
-from protos.vault.v1 import vault_pb2_grpc as vgrpc
 from registry.citizen import Citizen
 from stack.info import StackInfo
 from stack.supervisor import Stack
+from tests.agency_helpers import key_and_csr
 from tests.consent_agency_helpers import DemoAgency
 from tests.oidc_helpers import person, signed_in
 from tests.test_cli import dinhdanh
@@ -37,11 +35,6 @@ from tests.test_cli import dinhdanh
 PURPOSE = "EMPLOYMENT_BACKGROUND_CHECK"
 VAULT = "urn:dinhdanh:service:vault"
 CONSENT = "urn:dinhdanh:service:consent"
-Metadata = tuple[tuple[str, str], ...]
-
-
-def bearer(token: str) -> Metadata:
-    return (("authorization", f"Bearer {token}"),)
 
 
 def register_agency(stack: Stack, name: str, folder: Path, purposes: tuple[str, ...] = (PURPOSE,)) -> DemoAgency:
@@ -52,33 +45,11 @@ def register_agency(stack: Stack, name: str, folder: Path, purposes: tuple[str, 
     assert code == 0, agency
     client_id = agency["client_id"]
     folder.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
-                                                                                              name)]))  # fmt: skip
     csr_path, cert_path, key_path = (folder / f"{client_id}{suffix}" for suffix in (".csr", ".pem", ".key"))
-    csr_path.write_bytes(csr.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    key_path.chmod(0o600)
+    csr_path.write_bytes(key_and_csr(key_path, name))
     code, issued = dinhdanh(stack, "clients", "issue-cert", client_id, "--csr", str(csr_path), "--out", str(cert_path))
     assert code == 0, issued
     return DemoAgency(name, client_id, agency["client_secret"], stack.ca.ca_cert_path, cert_path, key_path)
-
-
-@dataclass
-class ManyResources(SignIn):
-    """A sign-in naming several resources (RFC 8707 §2: one ``resource`` parameter each)."""
-
-    resources: tuple[str, ...] = field(default_factory=tuple)
-
-    def authorize_url(self, state: str, nonce: str, challenge: str) -> str:
-        params: dict[str, Any] = {
-            "response_type": "code", "client_id": self.client_id, "redirect_uri": self.redirect_uri,
-            "scope": self.scope, "state": state, "nonce": nonce, "code_challenge": challenge,
-            "code_challenge_method": "S256", "resource": list(self.resources),
-        }  # fmt: skip
-        return f"{self.issuer}/authorize?{urlencode(params, doseq=True)}"
 
 
 @dataclass(frozen=True)
@@ -156,26 +127,18 @@ class Fetched:
 
     @property
     def reason(self) -> str:
-        return self.trailers.get("consent-denial-reason", "")
+        return self.trailers.get(DENIAL_TRAILER, "")
 
 
 async def download_shared(channel: grpc.aio.Channel, token: str, document_id: str) -> Fetched:
-    call = vgrpc.VaultStub(channel).DownloadShared(
-        vpb.DownloadSharedRequest(id=document_id), metadata=bearer(token), timeout=30
-    )
-    metadata, parts = None, []
+    """The client library's ``DownloadShared`` (the metadata once, first, then the chunks; else ``AgencyError``
+    DATA_LOSS), a refusal kept as its status, details and trailers."""
     try:
-        async for reply in call:
-            if reply.WhichOneof("item") == "metadata":
-                assert metadata is None, "the metadata comes once, first"
-                metadata = reply.metadata
-            else:
-                assert metadata is not None, "the metadata comes first"
-                parts.append(reply.chunk)
+        shared = await agency_client.download_shared(channel, token, document_id)
     except grpc.aio.AioRpcError as error:
         trailers = {key: str(value) for key, value in error.trailing_metadata() or ()}
         return Fetched(error.code(), error.details() or "", trailers)
-    return Fetched(grpc.StatusCode.OK, metadata=metadata, content=b"".join(parts))
+    return Fetched(grpc.StatusCode.OK, metadata=shared.metadata, content=shared.content)
 
 
 def denied(fetched: Fetched, reason: str) -> None:
@@ -183,11 +146,6 @@ def denied(fetched: Fetched, reason: str) -> None:
     assert fetched.code == grpc.StatusCode.PERMISSION_DENIED, (fetched.code, fetched.details)
     assert fetched.details.startswith(f"{reason}: "), fetched.details
     assert fetched.reason == reason, fetched.trailers
-
-
-async def list_shared(channel: grpc.aio.Channel, token: str, page_size: int = 0, page_token: str = "") -> Any:
-    request = vpb.ListSharedDocumentsRequest(page_size=page_size, page_token=page_token)
-    return await vgrpc.VaultStub(channel).ListSharedDocuments(request, metadata=bearer(token), timeout=20)
 
 
 def audit_ref(stack: Stack, id_number: str) -> str:

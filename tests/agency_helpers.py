@@ -50,23 +50,28 @@ def thumbprint_of(cert_path: Path) -> str:
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
-def issue_agency(ca: PlatformCA, folder: Path, client_id: str) -> AgencyCert:
-    """A fresh P-256 key, a CSR for it, and the CA's agency certificate for ``client_id``."""
-    folder.mkdir(parents=True, exist_ok=True)
+def key_and_csr(key_path: Path, common_name: str) -> bytes:
+    """A fresh P-256 key written to ``key_path`` (PKCS#8 PEM, mode 0600) and a PKCS#10 CSR for it (PEM, subject
+    CN ``common_name``): what an agency sends to `dinhdanh clients issue-cert`."""
     key = ec.generate_private_key(ec.SECP256R1())
     csr = (
         x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, client_id)]))
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
         .sign(key, hashes.SHA256())
     )
-    pem = ca.sign_agency_csr(client_id, csr.public_bytes(serialization.Encoding.PEM))
-    stem = f"{client_id}-{time.monotonic_ns()}"
-    cert_path, key_path = folder / f"{stem}.pem", folder / f"{stem}.key"
-    cert_path.write_bytes(pem)
     key_path.write_bytes(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
     key_path.chmod(0o600)
+    return csr.public_bytes(serialization.Encoding.PEM)
+
+
+def issue_agency(ca: PlatformCA, folder: Path, client_id: str) -> AgencyCert:
+    """A fresh P-256 key, a CSR for it, and the CA's agency certificate for ``client_id``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = f"{client_id}-{time.monotonic_ns()}"
+    cert_path, key_path = folder / f"{stem}.pem", folder / f"{stem}.key"
+    cert_path.write_bytes(ca.sign_agency_csr(client_id, key_and_csr(key_path, client_id)))
     return AgencyCert(client_id, ca.ca_cert_path, cert_path, key_path)
 
 
