@@ -81,6 +81,22 @@ REF = re.compile(r"[\x21-\x7e]{1,100}")  # MA_LK: printable ASCII without spaces
 CLIENT_ID = re.compile(r"[\x21-\x7e]{1,128}")
 INSTANT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})?")
 DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+MEMBERS = (
+    "v",
+    "facility",
+    "record_id",
+    "citizen_id_number",
+    "admitted_at",
+    "discharged_at",
+    "reason",
+    "diagnoses",
+    "procedures",
+    "prescriptions",
+    "lab_results",
+    "vaccinations",
+    "follow_up",
+    "referral",
+)
 T = TypeVar("T")
 
 
@@ -315,46 +331,24 @@ def parse_visit(data: Any, *, client_id: str, now: datetime, birth_date: date | 
     Errors are ``InvalidArgument`` naming the member (``diagnoses[1].code: …``); a record that names another
     client as its facility is ``PermissionDenied``. ``birth_date`` is the registry's, when the caller has it.
     """
-    members = _object(
-        data,
-        "",
-        (
-            "v",
-            "facility",
-            "record_id",
-            "citizen_id_number",
-            "admitted_at",
-            "discharged_at",
-            "reason",
-            "diagnoses",
-            "procedures",
-            "prescriptions",
-            "lab_results",
-            "vaccinations",
-            "follow_up",
-            "referral",
-        ),
-    )
+    members = _object(data, "", MEMBERS)
     if "v" in members and members["v"] != VERSION:
         raise InvalidArgument(f"v: only version {VERSION} visit records are known")
     facility = _facility(_required(members, "facility", ""), client_id)
-    visit = _at(
-        "",
-        lambda: Visit(
-            facility=facility,
-            record_id=_at("record_id", lambda: _string(_required(members, "record_id", ""))),
-            citizen_id_number=_at("citizen_id_number", lambda: _string(_required(members, "citizen_id_number", ""))),
-            admitted_at=_at("admitted_at", lambda: _instant(_required(members, "admitted_at", ""))),
-            discharged_at=_at("discharged_at", lambda: _instant(_required(members, "discharged_at", ""))),
-            reason=_at("reason", lambda: _text(_required(members, "reason", ""), LONG)),
-            diagnoses=_list(members, "diagnoses", _diagnosis),
-            procedures=_list(members, "procedures", _procedure),
-            prescriptions=_list(members, "prescriptions", _prescription),
-            lab_results=_list(members, "lab_results", _lab_result),
-            vaccinations=_list(members, "vaccinations", _vaccination),
-            follow_up=_at("follow_up", lambda: _day(members["follow_up"])) if "follow_up" in members else None,
-            referral=_referral(members["referral"]) if "referral" in members else None,
-        ),
+    visit = Visit(
+        facility=facility,
+        record_id=_at("record_id", lambda: _string(_required(members, "record_id", ""))),
+        citizen_id_number=_at("citizen_id_number", lambda: _string(_required(members, "citizen_id_number", ""))),
+        admitted_at=_at("admitted_at", lambda: _instant(_required(members, "admitted_at", ""))),
+        discharged_at=_at("discharged_at", lambda: _instant(_required(members, "discharged_at", ""))),
+        reason=_at("reason", lambda: _text(_required(members, "reason", ""), LONG)),
+        diagnoses=_list(members, "diagnoses", _diagnosis),
+        procedures=_list(members, "procedures", _procedure),
+        prescriptions=_list(members, "prescriptions", _prescription),
+        lab_results=_list(members, "lab_results", _lab_result),
+        vaccinations=_list(members, "vaccinations", _vaccination),
+        follow_up=_at("follow_up", lambda: _day(members["follow_up"])) if "follow_up" in members else None,
+        referral=_referral(members["referral"]) if "referral" in members else None,
     )
     check_dates(visit, now=now, birth_date=birth_date)
     return visit

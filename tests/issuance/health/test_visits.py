@@ -282,3 +282,36 @@ def test_parsing_does_not_change_its_input() -> None:
     kept = copy.deepcopy(data)
     parse(data)
     assert data == kept
+
+
+JUNK: list[Any] = [None, True, 1.5, -1, 2**70, "", "x" * 3000, [], {}, ["x"], [{}], {"x": 1}, [None], "\ud800"]
+
+
+@pytest.mark.parametrize("name", visits.MEMBERS[1:])
+@pytest.mark.parametrize("junk", JUNK, ids=range(len(JUNK)))
+def test_junk_in_any_member_is_a_domain_error_never_a_crash(name: str, junk: Any) -> None:
+    if junk == [] and name in ("procedures", "prescriptions", "lab_results", "vaccinations"):
+        return  # an empty optional list is simply none
+    with pytest.raises((InvalidArgument, PermissionDenied)):
+        parse(record(**{name: junk}))
+
+
+@pytest.mark.parametrize(
+    ("name", "inner"),
+    [
+        ("diagnoses", "code"),
+        ("procedures", "name"),
+        ("prescriptions", "quantity"),
+        ("prescriptions", "days"),
+        ("lab_results", "value"),
+        ("vaccinations", "date"),
+        ("vaccinations", "dose_number"),
+    ],
+)
+@pytest.mark.parametrize("junk", JUNK, ids=range(len(JUNK)))
+def test_junk_inside_an_item_is_a_domain_error(name: str, inner: str, junk: Any) -> None:
+    data = record()
+    item = data[name][0]
+    data[name][0] = ({"code": item} if isinstance(item, str) else dict(item)) | {inner: junk}
+    with pytest.raises(InvalidArgument):
+        parse(data)
