@@ -178,7 +178,8 @@ def verify_sd_jwt(
     jwt, *disclosures, empty = sd_jwt.split(SEPARATOR)
     if empty or not jwt:
         raise VerificationFailed("not an SD-JWT (it must be <JWT>~<Disclosure>~…~)")
-    header = _json_part(jwt.split(".")[0] if jwt.count(".") == 2 else "", "the issuer-signed JWT's header")
+    segments = jwt.split(".") if jwt.count(".") == 2 else ["", "", ""]
+    header = _json_part(segments[0], "the issuer-signed JWT's header")
     if header.get("typ") != TYPE:
         raise VerificationFailed(f"not an SD-JWT VC: typ must be {TYPE}")
     if header.get("alg") != ALGORITHM:
@@ -190,10 +191,11 @@ def verify_sd_jwt(
         issuer_key = jwcrypto_jwk.JWK(**find_key(jwks, kid).as_dict(private=False))
     except InvalidArgument as error:
         raise VerificationFailed(error.message) from None
+    _json_part(segments[1], "the issuer-signed JWT's payload")  # an object, before the library reads it
     by_digest = _decode_disclosures(disclosures)
     try:
         verifier = SDJWTVerifier(sd_jwt, lambda _issuer, _header: issuer_key, serialization_format="compact")
-    except (JWException, ValueError, TypeError, KeyError) as error:
+    except (JWException, ValueError, TypeError, KeyError, AttributeError) as error:
         raise VerificationFailed(f"the issuer signature does not verify ({type(error).__name__})") from None
     payload = verifier._sd_jwt_payload
     if not isinstance(payload, dict):

@@ -209,3 +209,9 @@ def test_bad_issuance_requests_are_refused() -> None:
     with pytest.raises(InvalidArgument, match="JSON"):
         issued(claims={"when": AT})
     assert issue_credential  # the public name the service calls
+
+
+def test_a_signed_payload_that_is_not_an_object_fails() -> None:
+    for payload in ([1, 2], "text", 5):
+        with pytest.raises(VerificationFailed, match="payload is not a JSON object"):
+            verify_credential(sign_jws(_header(), payload) + "~", JWKS, at=LATER)  # type: ignore[arg-type]
