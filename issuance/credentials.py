@@ -280,7 +280,9 @@ def _check_references(payload: dict[str, Any], by_digest: dict[str, list[Any]]) 
                     if len(decoded) != 3:
                         raise VerificationFailed("an array-element disclosure is referenced from an object")
                     if top and decoded[1] in RESERVED:
-                        raise VerificationFailed("a disclosure names a claim SD-JWT VC keeps in the clear")
+                        raise VerificationFailed(
+                            "a disclosure names a claim kept in the clear (iss, iat, exp, nbf, vct, cnf, status, sub)"
+                        )
                     walk(decoded[2], False)
             for name, value in node.items():
                 if name != "_sd":
