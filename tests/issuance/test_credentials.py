@@ -215,3 +215,16 @@ def test_a_signed_payload_that_is_not_an_object_fails() -> None:
     for payload in ([1, 2], "text", 5):
         with pytest.raises(VerificationFailed, match="payload is not a JSON object"):
             verify_credential(sign_jws(_header(), payload) + "~", JWKS, at=LATER)  # type: ignore[arg-type]
+
+
+def test_a_verified_credentials_status_reads_valid_revoked_or_suspended_from_its_list() -> None:
+    from issuance.status_list import Status, StatusList, credential_status, sign_status_list, verify_status_list
+
+    verified = verify_credential(issued(), JWKS, at=LATER)
+    assert verified.status is not None
+    status_list = StatusList.new(1024, 2)
+    for expected in (Status.VALID, Status.INVALID, Status.SUSPENDED, Status.VALID):
+        status_list.set(verified.status.idx, expected)
+        token = sign_status_list(ISSUER_KEY, status_list, uri=verified.status.uri, at=LATER, ttl=timedelta(hours=1))
+        published = verify_status_list(token, JWKS, uri=verified.status.uri, at=LATER)
+        assert credential_status(verified.status, published) is expected
