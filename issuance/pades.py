@@ -46,13 +46,14 @@ from pyhanko.sign import fields, signers
 from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.general import SigningError
 from pyhanko.sign.timestamps import TimeStamper
+from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko.sign.validation import async_validate_pdf_signature
 from pyhanko.sign.validation.settings import KeyUsageConstraints
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.errors import InvalidCertificateError
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from core.errors import InvalidArgument
+from core.errors import InvalidArgument, Unavailable
 from issuance.pdf import CertificateView, render_certificate
 from vault.signatures import content_digest
 
@@ -79,6 +80,16 @@ class DocumentSigner:
     certificate: x509.Certificate
     chain: tuple[x509.Certificate, ...]
     name: str
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.key, ec.EllipticCurvePrivateKey) or not isinstance(self.certificate, x509.Certificate):
+            raise InvalidArgument("a document signer is an ECDSA key and its certificate")
+        if self.key.public_key() != self.certificate.public_key():
+            raise InvalidArgument("the document-signing key does not match its certificate")
+        if not isinstance(self.chain, tuple) or not all(isinstance(c, x509.Certificate) for c in self.chain):
+            raise InvalidArgument("the chain is a tuple of certificates")
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise InvalidArgument("the document signer needs a name")
 
     @classmethod
     def from_pem(cls, key_pem: bytes, certificate_pem: bytes, chain_pem: bytes = b"", *, name: str) -> DocumentSigner:
@@ -183,8 +194,6 @@ def _asn1(certificate: x509.Certificate) -> asn1_x509.Certificate:
 
 
 def _pyhanko_signer(signer: DocumentSigner) -> signers.SimpleSigner:
-    if not isinstance(signer, DocumentSigner):
-        raise InvalidArgument("a DocumentSigner is required")
     der = signer.key.private_bytes(
         serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -207,13 +216,15 @@ async def sign_async(
     ``timestamper``."""
     if not isinstance(pdf, bytes | bytearray) or not bytes(pdf).startswith(b"%PDF-"):
         raise InvalidArgument("only a PDF can be signed")
+    if not isinstance(signer, DocumentSigner):
+        raise InvalidArgument("a DocumentSigner is required")
     meta = signers.PdfSignatureMetadata(
         field_name=FIELD,
         md_algorithm="sha256",
         subfilter=fields.SigSeedSubFilter.PADES,
         reason=reason,
         location=location,
-        name=signer.name if isinstance(signer, DocumentSigner) else None,
+        name=signer.name,
         certify=True,
         docmdp_permissions=fields.MDPPerm.NO_CHANGES,
         use_pades_lta=False,
@@ -224,6 +235,8 @@ async def sign_async(
         out = await signers.async_sign_pdf(
             writer, meta, signer=_pyhanko_signer(signer), timestamper=timestamper, bytes_reserved=reserved
         )
+    except TimestampRequestError:
+        raise Unavailable("the time-stamping authority did not answer") from None
     except (PdfError, SigningError, ValueError) as error:
         raise InvalidArgument(f"the PDF cannot be signed ({type(error).__name__})") from None
     return bytes(out.getbuffer())

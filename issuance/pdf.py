@@ -12,10 +12,11 @@ the issuing authority and the document number top left, place and date above the
   included (marked "Đã được xóa án tích").
 
 A QR code (PNG bytes from the caller: the signed offline payload) sits bottom left, above the line telling how
-to check the document. Text is set in DejaVu Serif (``issuance/fonts``, Bitstream Vera licence), which covers
-Vietnamese completely; every string is normalised to NFC first, and a character the font lacks, or a control
-character, is refused (``InvalidArgument``) rather than rendered as a blank. The output is deterministic: the
-same input gives the same bytes (the creation date is the issue date).
+to check the document. Text is set in DejaVu Serif (``issuance/fonts``: regular, bold and italic, reduced to
+Latin, Vietnamese and punctuation; Bitstream Vera licence in ``issuance/fonts/LICENSE``), which covers all 134
+precomposed Vietnamese letters; every string is normalised to NFC first, and a character the fonts lack (e.g.
+Cyrillic or CJK), or a control character, is refused (``InvalidArgument``) rather than rendered as a blank. The
+output is deterministic: the same input gives the same bytes (the creation date is the issue date).
 
 :func:`render_document` lays out any titled list of sections in the same frame (the health book's visit
 PDF); :func:`render_certificate` the certificate. Both return the PDF bytes, to be signed by

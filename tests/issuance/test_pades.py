@@ -16,7 +16,7 @@ from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
 
-from core.errors import InvalidArgument
+from core.errors import InvalidArgument, Unavailable
 from issuance.pades import (
     DOCUMENT_SIGNING,
     REASON,
@@ -283,3 +283,17 @@ def test_signing_runs_inside_an_event_loop(
         return await sign_async(unsigned, signer)
 
     assert validate(asyncio.run(main()), [ca[0]]).valid
+
+
+def test_a_signer_whose_key_does_not_match_its_certificate_is_refused(signer: DocumentSigner) -> None:
+    with pytest.raises(InvalidArgument, match="does not match"):
+        DocumentSigner(key=ec.generate_private_key(ec.SECP256R1()), certificate=signer.certificate, chain=(), name="x")
+    with pytest.raises(InvalidArgument, match="DocumentSigner"):
+        sign(b"%PDF-1.7\n", "not a signer")  # type: ignore[arg-type]
+
+
+def test_a_time_stamping_authority_that_does_not_answer_is_unavailable(unsigned: bytes, signer: DocumentSigner) -> None:
+    from pyhanko.sign.timestamps import HTTPTimeStamper
+
+    with pytest.raises(Unavailable, match="time-stamping"):
+        sign(unsigned, signer, timestamper=HTTPTimeStamper("http://127.0.0.1:9/tsa", timeout=2))

@@ -16,6 +16,7 @@ from issuance.pdf import (
     Conviction,
     Holder,
     Section,
+    Signature,
     render_certificate,
     render_document,
 )
@@ -236,3 +237,20 @@ def test_the_generic_document_refuses_bad_sections() -> None:
         render_document("", [], qr_png(), verify_url=VERIFY_URL)
     with pytest.raises(InvalidArgument, match="section"):
         render_document("X", ["not a section"], qr_png(), verify_url=VERIFY_URL)  # type: ignore[list-item]
+
+
+def test_every_vietnamese_letter_renders_in_every_style() -> None:
+    letters = "".join(chr(c) for c in range(0x1EA0, 0x1EFA)) + "ĂăÂâĐđÊêÔôƠơƯư" + "ÀÁÃÈÉÊÌÍÒÓÕÙÚÝàáãèéìíòóõùúýĨĩŨũ"
+    assert len(set(letters)) == 134  # every precomposed Vietnamese letter, upper and lower case
+    words = [letters[i : i + 12] for i in range(0, len(letters), 12)]
+    pdf = render_document(
+        "Bảng chữ cái",
+        [Section("Chữ cái", rows=tuple((word, word) for word in words), paragraphs=(" ".join(words),))],
+        qr_png(),
+        verify_url=VERIFY_URL,
+        signature=Signature(place=" ".join(words[:2]), day=date(2026, 12, 1)),  # italic
+    )
+    text = text_of(pdf)
+    for word in words:
+        assert text.count(word) >= 3, word  # label (regular), value (bold), paragraph
+    assert f"{words[0]} {words[1]}, ngày 01 tháng 12 năm 2026" in text  # italic
