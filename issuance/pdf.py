@@ -113,11 +113,12 @@ class CertificateView:
 
 @dataclass(frozen=True, slots=True)
 class Section:
-    """A heading followed by label/value rows and paragraphs (in that order)."""
+    """A heading followed by label/value rows and paragraphs (in that order; ``strong``: paragraphs in bold)."""
 
     heading: str
     rows: tuple[tuple[str, str], ...] = ()
     paragraphs: tuple[str, ...] = ()
+    strong: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,7 +174,7 @@ def render_certificate(view: CertificateView, qr_png: bytes) -> bytes:
             ("10. Họ và tên mẹ", holder.mother or "—"),
             ("11. Họ và tên vợ/chồng", holder.spouse or "—"),
         ]
-    sections = [Section("XÁC NHẬN", rows=tuple(rows)), _convictions(view.convictions)]
+    sections = [Section("XÁC NHẬN", rows=tuple(rows)), *_convictions(view.convictions)]
     if view.ban is not None:
         sections.append(Section(BAN_HEADING, paragraphs=(view.ban,)))
     frame = _Frame(
@@ -215,13 +216,13 @@ def render_document(
     return _render(frame, qr_png)
 
 
-def _convictions(convictions: tuple[Conviction, ...]) -> Section:
+def _convictions(convictions: tuple[Conviction, ...]) -> list[Section]:
     if not convictions:
-        return Section(CONVICTIONS_HEADING, paragraphs=(NO_CONVICTION,))
-    rows: list[tuple[str, str]] = [("Tình trạng", HAS_CONVICTION)]
+        return [Section(CONVICTIONS_HEADING, paragraphs=(NO_CONVICTION,), strong=True)]
+    sections = [Section(CONVICTIONS_HEADING, paragraphs=(HAS_CONVICTION,), strong=True)]
     for index, conviction in enumerate(convictions, start=1):
-        rows += [
-            (f"Án tích {index} – Bản án", conviction.judgment),
+        rows = [
+            ("Bản án", conviction.judgment),
             ("Tòa án", conviction.court),
             ("Tội danh", conviction.offence),
             ("Hình phạt", conviction.sentence),
@@ -229,7 +230,8 @@ def _convictions(convictions: tuple[Conviction, ...]) -> Section:
         ]
         if conviction.expunged:
             rows.append(("Xóa án tích", EXPUNGED))
-    return Section(CONVICTIONS_HEADING, rows=tuple(rows))
+        sections.append(Section(f"Án tích {index}", rows=tuple(rows)))
+    return sections
 
 
 def _require(**values: object) -> None:
@@ -288,14 +290,31 @@ def _check_frame(frame: _Frame) -> _Frame:
     return frame
 
 
+class _Pages(FPDF):
+    """Every page ends with the document number and "Trang n/N"."""
+
+    number = ""
+
+    def footer(self) -> None:
+        self.set_y(-12)
+        self.set_font(FAMILY, "", 8)
+        label = f"Số: {self.number} – " if self.number else ""
+        self.cell(0, 5, f"{label}Trang {self.page_no()}/{{nb}}", align="R")
+
+
 class _Writer:
     def __init__(self, frame: _Frame) -> None:
         self.frame = frame
-        pdf = FPDF(orientation="P", unit="mm", format="A4")
+        pdf = _Pages(orientation="P", unit="mm", format="A4")
+        pdf.number = _text(frame.number, "number")
         for style, name in FONT_FILES.items():
             pdf.add_font(FAMILY, style, str(FONTS / name))
+        for font in pdf.fonts.values():
+            # The shipped fonts' bounding boxes are right: not recomputing them on saving the subset spares
+            # decoding and re-encoding every glyph's outline (half the time of a render).
+            font.ttfont.recalcBBoxes = False
         pdf.set_margins(MARGIN, 15.0, 15.0)
-        pdf.set_auto_page_break(auto=True, margin=15.0)
+        pdf.set_auto_page_break(auto=True, margin=18.0)
         pdf.set_compression(True)
         day = frame.signature.day or date(2000, 1, 1)
         pdf.set_creation_date(datetime(day.year, day.month, day.day, tzinfo=UTC))
@@ -363,7 +382,7 @@ class _Writer:
             pdf.write(LINE, _text(value, "value"))
             pdf.ln(LINE)
         for paragraph in section.paragraphs:
-            self.font("", BODY)
+            self.font("B" if section.strong else "", BODY)
             pdf.multi_cell(0, LINE, _text(paragraph, "paragraph"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         pdf.ln(3)
 

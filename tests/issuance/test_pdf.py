@@ -176,8 +176,13 @@ def test_rendering_is_deterministic() -> None:
 def test_many_convictions_flow_onto_further_pages() -> None:
     pdf = render_certificate(view(form=2, convictions=(CONVICTION,) * 12), qr_png())
     reader = PdfReader(io.BytesIO(pdf))
-    assert len(reader.pages) > 1
-    assert text_of(pdf).count("Trộm cắp tài sản (Điều 173 Bộ luật Hình sự)") == 12
+    pages = len(reader.pages)
+    assert pages > 1
+    text = text_of(pdf)
+    assert text.count("Trộm cắp tài sản (Điều 173 Bộ luật Hình sự)") == 12
+    assert "Án tích 12" in text
+    for page in range(1, pages + 1):
+        assert f"Số: 2026/000123/LLTP – Trang {page}/{pages}" in text
 
 
 @pytest.mark.parametrize(
