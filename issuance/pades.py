@@ -255,16 +255,29 @@ def sign(
 
 
 def signed_pdf(pdf: bytes, signer: DocumentSigner, *, timestamper: TimeStamper | None = None) -> SignedPdf:
+    """Sign ``pdf``; the signed bytes and their SHA-256 (outside an event loop)."""
+    return asyncio.run(signed_pdf_async(pdf, signer, timestamper=timestamper))
+
+
+async def signed_pdf_async(pdf: bytes, signer: DocumentSigner, *, timestamper: TimeStamper | None = None) -> SignedPdf:
     """Sign ``pdf``; the signed bytes and their SHA-256."""
-    content = sign(pdf, signer, timestamper=timestamper)
+    content = await sign_async(pdf, signer, timestamper=timestamper)
     return SignedPdf(content=content, sha256=hashlib.sha256(content).digest())
 
 
 def signed_certificate(
     view: CertificateView, qr_png: bytes, signer: DocumentSigner, *, timestamper: TimeStamper | None = None
 ) -> SignedPdf:
-    """Render the certificate (``issuance.pdf.render_certificate``) and sign it; the bytes and their SHA-256."""
-    return signed_pdf(render_certificate(view, qr_png), signer, timestamper=timestamper)
+    """Render the certificate (``issuance.pdf.render_certificate``) and sign it (outside an event loop)."""
+    return asyncio.run(signed_certificate_async(view, qr_png, signer, timestamper=timestamper))
+
+
+async def signed_certificate_async(
+    view: CertificateView, qr_png: bytes, signer: DocumentSigner, *, timestamper: TimeStamper | None = None
+) -> SignedPdf:
+    """Render the certificate and sign it; the bytes and their SHA-256. CPU-bound (about 0.1 s): a service
+    runs it in a worker thread or process."""
+    return await signed_pdf_async(render_certificate(view, qr_png), signer, timestamper=timestamper)
 
 
 def _roots(trust_roots: Sequence[x509.Certificate]) -> list[asn1_x509.Certificate]:

@@ -27,6 +27,7 @@ from issuance.pades import (
     sign,
     sign_async,
     signed_certificate,
+    signed_certificate_async,
     signed_pdf,
     validate,
     validate_async,
@@ -297,3 +298,14 @@ def test_a_time_stamping_authority_that_does_not_answer_is_unavailable(unsigned:
 
     with pytest.raises(Unavailable, match="time-stamping"):
         sign(unsigned, signer, timestamper=HTTPTimeStamper("http://127.0.0.1:9/tsa", timeout=2))
+
+
+def test_the_signed_certificate_inside_an_event_loop(
+    signer: DocumentSigner, ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
+) -> None:
+    async def main() -> SignedPdf:
+        return await signed_certificate_async(view(), qr_png(), signer)
+
+    result = asyncio.run(main())
+    assert result.sha256 == hashlib.sha256(result.content).digest()
+    assert validate(result.content, [ca[0]]).valid
