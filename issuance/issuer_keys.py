@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey
 from jwcrypto import jwk as jwcrypto_jwk
 from pycose.keys.curves import P256
@@ -79,7 +80,7 @@ def public_key(jwk: Any) -> ECKey:
     public = {name: jwk[name] for name in ("kty", "crv", "x", "y") if name in jwk}
     try:
         return ECKey.import_key(public, {"kid": str(jwk.get("kid", "")), "use": "sig", "alg": ALGORITHM})
-    except (ValueError, TypeError) as error:
+    except (ValueError, TypeError, JoseError) as error:
         raise InvalidArgument(f"the JWK is not a valid P-256 public key ({type(error).__name__})") from None
 
 
