@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from cli import accounts, agency_cmd, audit_cmd, bench_cmd, clients, keys_cmd, registry_cmd, vault_cmd
+from cli import accounts, agency_cmd, audit_cmd, bench_cmd, clients, keys_cmd, registry_cmd, vault_cmd, verify_cmd
 from cli.output import JsonErrors, JsonOption, VarOption, emit, stack_info
 from cli.up import up
 from core import logs
@@ -27,6 +27,7 @@ def _logs() -> None:
 
 
 app.command()(up)
+app.command("verify")(verify_cmd.verify)
 app.add_typer(registry_cmd.app, name="registry")
 app.add_typer(accounts.app, name="accounts")
 app.add_typer(clients.app, name="clients")
