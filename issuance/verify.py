@@ -78,8 +78,12 @@ LABELS: Mapping[str, str] = {
     "birthdate": "Ngày, tháng, năm sinh",
     "criminal_record": "Tình trạng án tích",
     "certificate_number": "Số phiếu",
+    "form": "Phiếu lý lịch tư pháp số",
     "ban": "Cấm đảm nhiệm chức vụ, thành lập, quản lý doanh nghiệp, hợp tác xã",
     "authority": "Cơ quan cấp",
+    "issuing_authority": "Cơ quan cấp",
+    "residence": "Nơi cư trú",
+    "sex": "Giới tính",
     # the PDF's signature
     "signer": "Người ký (chứng thư số)",
     "signer_name": "Tên người ký",
@@ -154,6 +158,7 @@ def verify_presented(
     checker = _Checker(issuer_jwks, status_lists, at)
     kind, value = _recognise(item)
     if kind != KIND_PDF:
+        _no_qr_alongside(qr)
         return checker.text(kind, value, audience, nonce)  # type: ignore[arg-type]
     roots = _trust_roots(trust_roots)
     return checker.pdf(value, pades.validate(value, roots), qr)  # type: ignore[arg-type]
@@ -174,6 +179,7 @@ async def verify_presented_async(
     checker = _Checker(issuer_jwks, status_lists, at)
     kind, value = _recognise(item)
     if kind != KIND_PDF:
+        _no_qr_alongside(qr)
         return checker.text(kind, value, audience, nonce)  # type: ignore[arg-type]
     roots = _trust_roots(trust_roots)
     return checker.pdf(value, await pades.validate_async(value, roots), qr)  # type: ignore[arg-type]
@@ -205,6 +211,11 @@ def _recognise(item: Any) -> tuple[str, bytes | str]:
             raise InvalidArgument(error.message) from None
         return (KIND_PRESENTATION if key_binding else KIND_CREDENTIAL), text
     raise InvalidArgument(f"not a QR text ({PREFIX}…), an SD-JWT (<JWT>~…~) or a PDF")
+
+
+def _no_qr_alongside(qr: str | None) -> None:
+    if qr is not None:
+        raise InvalidArgument("a QR text alongside goes with a PDF only (verify a QR text as the item itself)")
 
 
 def _trust_roots(trust_roots: Sequence[x509.Certificate]) -> list[x509.Certificate]:

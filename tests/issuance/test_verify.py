@@ -279,6 +279,16 @@ def test_what_is_neither_a_qr_an_sd_jwt_nor_a_pdf_is_unusable(item: bytes | str)
         verify(item)
 
 
+def test_a_qr_alongside_goes_with_a_pdf_only() -> None:
+    with pytest.raises(InvalidArgument, match="PDF only"):
+        verify(issued(), qr=qr_text())
+
+
+def test_an_unreadable_pdf_is_invalid(ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey]) -> None:
+    verdict = verify(b"%PDF-1.7 not really", trust_roots=[ca[0]])
+    assert (verdict.kind, verdict.outcome) == (KIND_PDF, Outcome.INVALID)
+
+
 def test_the_issuer_keys_must_be_a_jwk_set() -> None:
     with pytest.raises(InvalidArgument, match="JWK Set"):
         verify(qr_text(), issuer_jwks={"keys": "no"})
@@ -292,3 +302,39 @@ def test_the_verdict_as_json_says_everything() -> None:
     assert data["issued_at"] == AT.isoformat()
     assert data["fields"]["holder_name"] == "Nguyễn Thị Minh Khai"
     assert data["labels"]["holder_name"] == "Họ và tên"
+
+
+# --- what issuance.certificates issues, end to end ---
+
+
+def test_an_issued_certificate_verifies_in_all_three_forms_and_they_agree() -> None:
+    from tests.issuance import test_certificates as issuing
+
+    ca = make_ca()
+    certificate = issuing.issue(make_signer(ca))
+    status_list = StatusList.new(8192, 2)
+    status_list.set(4711, Status.SUSPENDED)
+    token = sign_status_list(issuing.ISSUER_KEY, status_list, uri=issuing.STATUS_URI, at=issuing.AT)
+    common = {"issuer_jwks": issuing.ISSUER_KEY.jwks(), "at": issuing.AT, "status_lists": [token]}
+    credential = verify_presented(certificate.credential, **common)  # type: ignore[arg-type]
+    qr = verify_presented(certificate.qr_text, **common)  # type: ignore[arg-type]
+    pdf = verify_presented(certificate.pdf, trust_roots=[ca[0]], qr=certificate.qr_text, **common)  # type: ignore[arg-type]
+    assert [v.outcome for v in (credential, qr, pdf)] == [Outcome.SUSPENDED] * 3
+    assert all(v.status_checked for v in (credential, qr, pdf))
+    assert credential.fields["certificate_number"] == qr.fields["certificate_id"] == pdf.fields["certificate_id"]
+    assert credential.fields["full_name"] == qr.fields["holder_name"]
+    assert credential.labels()["issuing_authority"] == "Cơ quan cấp"
+
+
+def test_the_async_entry_verifies_a_pdf_inside_an_event_loop(
+    signed_pdf: bytes, ca: tuple[x509.Certificate, ec.EllipticCurvePrivateKey]
+) -> None:
+    import asyncio
+
+    from issuance.verify import verify_presented_async
+
+    async def inside() -> Verdict:
+        return await verify_presented_async(signed_pdf, issuer_jwks=JWKS, trust_roots=[ca[0]], at=AT)
+
+    verdict = asyncio.run(inside())
+    assert (verdict.kind, verdict.outcome, verdict.status_checked) == (KIND_PDF, Outcome.VALID, False)
