@@ -247,12 +247,14 @@ class _Checker:
                 presented = verify_presentation(text, self.jwks, audience=audience, nonce=nonce, at=self.at)
             except InvalidArgument as error:
                 return Verdict(kind, Outcome.INVALID, error.message)
-            return self.credential(kind, presented.credential, "the issuer signature and the holder's key binding")
+            return self.credential(
+                kind, presented.credential, "the issuer signature and the holder's key binding verify"
+            )
         try:
             credential = verify_credential(text, self.jwks, at=self.at)
         except InvalidArgument as error:
             return Verdict(kind, Outcome.INVALID, error.message)
-        return self.credential(kind, credential, "the issuer signature")
+        return self.credential(kind, credential, "the issuer signature verifies")
 
     def qr(self, text: str) -> Verdict:
         try:
@@ -275,14 +277,14 @@ class _Checker:
         outcome, status_note, checked = self.status(reference)
         if reference is None:
             status_note = f"{NOT_CHECKED}: the QR names no status list"
-        reason = f"{prefix}the QR's issuer signature verifies; {status_note}"
+        reason = f"{prefix or 'the QR: '}the issuer signature verifies; {status_note}"
         return Verdict(kind, outcome, reason, fields, verified.issuer, verified.issued_at, checked, reference)
 
     def credential(self, kind: str, credential: VerifiedCredential, what: str) -> Verdict:
         outcome, status_note, checked = self.status(credential.status)
         if credential.status is None:
             status_note = f"{NOT_CHECKED}: the credential names no status list"
-        reason = f"{what} verify; {status_note}"
+        reason = f"{what}; {status_note}"
         return Verdict(
             kind, outcome, reason, dict(credential.claims), credential.issuer, credential.issued_at, checked,
             credential.status,
@@ -303,17 +305,15 @@ class _Checker:
         if text is None:
             reason = f"the PDF signature is valid; {NOT_CHECKED}: the PDF carries no QR text (give it alongside)"
             return Verdict(KIND_PDF, Outcome.VALID, reason, signature, pdf=validation)
-        where = (
-            "given alongside, checked apart from the PDF: compare its number with the printed one; "
-            if alongside
-            else ""
-        )
+        where = "the QR given alongside" if alongside else "the QR it carries"
         try:
             verified = QrVerifier(self.jwks).verify(text, at=self.at)
         except InvalidArgument as error:
-            reason = f"the PDF signature is valid, but its QR ({where.rstrip('; ') or 'in the PDF'}) is not: "
-            return Verdict(KIND_PDF, Outcome.INVALID, reason + error.message, signature, pdf=validation)
-        verdict = self.qr_verdict(verified, KIND_PDF, f"the PDF signature is valid; the QR {where}")
+            reason = f"the PDF signature is valid, but {where} does not verify: {error.message}"
+            return Verdict(KIND_PDF, Outcome.INVALID, reason, signature, pdf=validation)
+        if alongside:
+            where += " (checked apart from the PDF: compare its number with the printed one)"
+        verdict = self.qr_verdict(verified, KIND_PDF, f"the PDF signature is valid; {where}: ")
         return Verdict(
             KIND_PDF, verdict.outcome, verdict.reason, {**verdict.fields, **signature}, verdict.issuer,
             verdict.issued_at, verdict.status_checked, verdict.status, validation,
