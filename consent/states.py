@@ -22,7 +22,7 @@ import enum
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from core.errors import FailedPrecondition, PermissionDenied
+from core import state_machine
 
 
 class Status(enum.Enum):
@@ -67,42 +67,25 @@ TRANSITIONS: Mapping[tuple[Status, Event], tuple[Status, frozenset[Actor]]] = Ma
         (Status.PAUSED, Event.EXPIRE): (Status.EXPIRED, SYSTEM),
     }
 )
-TERMINAL = frozenset(Status) - {source for source, _ in TRANSITIONS}
-ACTORS_OF: Mapping[Event, frozenset[Actor]] = MappingProxyType(
-    {event: frozenset().union(*(who for (_, e), (_, who) in TRANSITIONS.items() if e is event)) for event in Event}
-)
 
 
-class IllegalTransition(FailedPrecondition):
+class IllegalTransition(state_machine.IllegalTransition):
     """The consent's status does not allow this event (FAILED_PRECONDITION)."""
 
-    def __init__(self, status: Status, event: Event) -> None:
-        if status in TERMINAL:
-            message = f"the consent is {status.value}, a final state: it cannot {event.value}"
-        else:
-            message = f"a {status.value} consent cannot {event.value}"
-        super().__init__(message)
-        self.status = status
-        self.event = event
+    noun = "consent"
 
 
-class ActorNotAllowed(PermissionDenied):
+class ActorNotAllowed(state_machine.ActorNotAllowed):
     """This kind of caller may not cause this event (PERMISSION_DENIED)."""
 
-    def __init__(self, event: Event, actor: Actor) -> None:
-        super().__init__(f"a {actor.value.lower()} may not {event.value} a consent")
-        self.event = event
-        self.actor = actor
+    noun = "consent"
+
+
+MACHINE = state_machine.StateMachine(TRANSITIONS, Status, Event, IllegalTransition, ActorNotAllowed)
+TERMINAL = MACHINE.terminal
+ACTORS_OF = MACHINE.actors_of
 
 
 def transition(status: Status, event: Event, actor: Actor) -> Status:
     """The status after ``event`` caused by ``actor``, or the domain error that refuses it."""
-    if actor not in ACTORS_OF[event]:
-        raise ActorNotAllowed(event, actor)
-    try:
-        target, allowed = TRANSITIONS[status, event]
-    except KeyError:
-        raise IllegalTransition(status, event) from None
-    if actor not in allowed:
-        raise ActorNotAllowed(event, actor)
-    return target
+    return MACHINE.transition(status, event, actor)

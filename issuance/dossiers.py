@@ -31,7 +31,8 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, timezone
 from types import MappingProxyType
 
-from core.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from core import state_machine
+from core.errors import InvalidArgument
 from issuance.calendar import add_working_days
 from issuance.fees import Fee
 from issuance.forms import FormNo
@@ -79,40 +80,28 @@ TRANSITIONS: Mapping[tuple[Status, Event], tuple[Status, frozenset[Actor]]] = Ma
         (Status.APPROVED, Event.ISSUE): (Status.ISSUED, _SYSTEM),
     }
 )
-TERMINAL = frozenset(Status) - {source for source, _ in TRANSITIONS}
-ACTORS_OF: Mapping[Event, frozenset[Actor]] = MappingProxyType(
-    {event: frozenset().union(*(who for (_, e), (_, who) in TRANSITIONS.items() if e is event)) for event in Event}
-)
 
 
-class IllegalTransition(FailedPrecondition):
-    def __init__(self, status: Status, event: Event) -> None:
-        if status in TERMINAL:
-            message = f"the dossier is {status.value}, a final state: it cannot {event.value}"
-        else:
-            message = f"a {status.value} dossier cannot {event.value}"
-        super().__init__(message)
-        self.status = status
-        self.event = event
+class IllegalTransition(state_machine.IllegalTransition):
+    """The dossier's status does not allow this event (FAILED_PRECONDITION)."""
+
+    noun = "dossier"
 
 
-class ActorNotAllowed(PermissionDenied):
-    def __init__(self, event: Event, actor: Actor) -> None:
-        super().__init__(f"a {actor.value.lower()} may not {event.value} a dossier")
-        self.event = event
-        self.actor = actor
+class ActorNotAllowed(state_machine.ActorNotAllowed):
+    """This kind of caller may not cause this event (PERMISSION_DENIED)."""
+
+    noun = "dossier"
+
+
+MACHINE = state_machine.StateMachine(TRANSITIONS, Status, Event, IllegalTransition, ActorNotAllowed)
+TERMINAL = MACHINE.terminal
+ACTORS_OF = MACHINE.actors_of
 
 
 def transition(status: Status, event: Event, actor: Actor, reason: str = "") -> Status:
     """The status after ``event`` by ``actor``, or the domain error that refuses it."""
-    if actor not in ACTORS_OF[event]:
-        raise ActorNotAllowed(event, actor)
-    try:
-        target, allowed = TRANSITIONS[status, event]
-    except KeyError:
-        raise IllegalTransition(status, event) from None
-    if actor not in allowed:
-        raise ActorNotAllowed(event, actor)
+    target = MACHINE.transition(status, event, actor)
     if event is Event.REJECT and not reason.strip():
         raise InvalidArgument("a rejection needs a reason the citizen can read")
     if len(reason) > MAX_REASON:
