@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     identity_address: str = ""
     consent_address: str = ""
     log_address: str = ""
+    vault_address: str = ""
+    judicial_address: str = ""
+    issuance_address: str = ""
+    health_address: str = ""
     issuer: str = ""  # the OpenID Provider's public URL (the HTTP edge)
     mtls_listen: str = ""  # the edge: host:port of its mutual-TLS endpoints for agencies (RFC 8705 §5); "" none
     keys_dir: Path | None = None  # this process's keys, one file per purpose (core.keys.files)

@@ -14,7 +14,16 @@ import uvloop
 
 from core import logs
 from core.settings import Settings
-from services import consent_server, identity_server, log_server, registry_server, vault_server
+from services import (
+    consent_server,
+    health_server,
+    identity_server,
+    issuance_server,
+    judicial_server,
+    log_server,
+    registry_server,
+    vault_server,
+)
 from services.server import ServiceSpec, serve
 
 BUILDERS: dict[str, Callable[[Settings], Awaitable[ServiceSpec]]] = {
@@ -23,6 +32,9 @@ BUILDERS: dict[str, Callable[[Settings], Awaitable[ServiceSpec]]] = {
     "vault": vault_server.build,
     "consent": consent_server.build,
     "log": log_server.build,
+    "judicial": judicial_server.build,
+    "issuance": issuance_server.build,
+    "health": health_server.build,
 }
 
 

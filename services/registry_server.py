@@ -19,7 +19,7 @@ from registry.store import PopulationStore
 from services.server import ServiceSpec, token_verifier
 
 NAME = pb.DESCRIPTOR.services_by_name["PopulationRegistry"].full_name
-READERS = Allow.of(services=("identity", "edge", "issuance", "vault", "consent"), operators=True)
+READERS = Allow.of(services=("identity", "edge", "issuance", "vault", "consent", "health"), operators=True)
 POLICY = {
     f"/{NAME}/GetCitizen": READERS,
     f"/{NAME}/GetMyRecord": Allow.of(citizens=True, scopes=("profile",)),

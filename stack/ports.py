@@ -24,6 +24,9 @@ class Ports:
     vault: int = 50053
     consent: int = 50054
     log: int = 50055
+    judicial: int = 50056
+    issuance: int = 50057
+    health: int = 50058
     edge: int = 18000
     edge_mtls: int = 18443
     portal: int = 18001

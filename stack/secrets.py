@@ -26,6 +26,10 @@ PROCESS_KEYS: dict[str, tuple[str, ...]] = {
     "vault": (p.OIDC_SUBJECT, p.AUDIT_PSEUDONYM, p.VAULT_OWNER, p.VAULT_MASTER),
     "consent": (p.OIDC_SUBJECT, p.AUDIT_PSEUDONYM, p.CONSENT_SIGNING),  # citizens by sub or ID number; signing
     "log": (p.OIDC_SUBJECT, p.AUDIT_PSEUDONYM, p.LOG_SIGNING),  # a citizen's own entries; checkpoints
+    "judicial": (),  # conviction records only, read by the issuance service
+    "issuance": (p.OIDC_SUBJECT, p.AUDIT_PSEUDONYM, p.ISSUANCE_SIGNING, p.ISSUANCE_DOCUMENT),  # citizens; signing
+    "health": (p.OIDC_SUBJECT, p.AUDIT_PSEUDONYM, p.HEALTH_SIGNING),  # citizens by sub; signed extracts
+    "portal": (p.HOLDER_KEY,),  # the citizens' holder keys it presents credentials with
 }
 LEGACY_MASTER = "identity.key"
 

@@ -39,7 +39,7 @@ from stack.seaweed import SeaweedS3
 from stack.secrets import SecretStore
 
 LAYOUT = "1"
-SERVICES = ("registry", "identity", "vault", "consent", "log")
+SERVICES = ("registry", "identity", "vault", "consent", "log", "judicial", "issuance", "health")
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VAR = Path("var")
 
@@ -251,6 +251,10 @@ class Stack:
             "DINHDANH_REGISTRY_ADDRESS": f"{HOST}:{self.ports.registry}",
             "DINHDANH_CONSENT_ADDRESS": f"{HOST}:{self.ports.consent}",
             "DINHDANH_LOG_ADDRESS": f"{HOST}:{self.ports.log}",
+            "DINHDANH_VAULT_ADDRESS": f"{HOST}:{self.ports.vault}",
+            "DINHDANH_JUDICIAL_ADDRESS": f"{HOST}:{self.ports.judicial}",
+            "DINHDANH_ISSUANCE_ADDRESS": f"{HOST}:{self.ports.issuance}",
+            "DINHDANH_HEALTH_ADDRESS": f"{HOST}:{self.ports.health}",
             "DINHDANH_KEYS_DIR": str(self.secrets.keys_dir(name)),
             "DINHDANH_ISSUER": web.issuer(self.ports),
         }

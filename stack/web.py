@@ -30,8 +30,9 @@ PORTALS = (
 )
 # What the demo portals ask for: the claims they show, and the vault pages (portal/vault.py).
 DEMO_SCOPES = ("address", "phone", "national_id", "offline_access", "vault.read", "vault.write", "consent.manage",
-               "log.read")  # fmt: skip
-DEMO_RESOURCES = ("urn:dinhdanh:service:vault", "urn:dinhdanh:service:consent", "urn:dinhdanh:service:log")
+               "log.read", "issuance.apply", "health.read")  # fmt: skip
+DEMO_RESOURCES = ("urn:dinhdanh:service:vault", "urn:dinhdanh:service:consent", "urn:dinhdanh:service:log",
+                  "urn:dinhdanh:service:issuance", "urn:dinhdanh:service:health")  # fmt: skip
 # The demo agency: an employer-vetting office that asks citizens for their papers (issue 10).
 DEMO_AGENCY = "Sở Lao động - Thương binh và Xã hội (demo)"
 DEMO_AGENCY_PURPOSES = ("EMPLOYMENT_BACKGROUND_CHECK", "PUBLIC_SERVICE_DOSSIER", "SOCIAL_INSURANCE_BENEFIT",

@@ -39,7 +39,15 @@ OLD = {  # purpose → how the code before the split derived it from identity.ke
 }
 
 
-NEW = {p.DEVICE_ID, p.CONSENT_SIGNING, p.LOG_SIGNING}  # purposes the old release did not have: random keys
+NEW = {
+    p.DEVICE_ID,
+    p.CONSENT_SIGNING,
+    p.LOG_SIGNING,
+    p.ISSUANCE_SIGNING,
+    p.ISSUANCE_DOCUMENT,
+    p.HEALTH_SIGNING,
+    p.HOLDER_KEY,
+}  # purposes the old release did not have: random keys
 
 
 def test_every_purpose_of_the_old_release_keeps_its_key() -> None:

@@ -37,7 +37,16 @@ KEYS = {"services", "tls", "postgres_dsn", "s3_endpoint", "demo_citizen"}
 def test_stack_json_says_where_everything_is(stack: Stack) -> None:
     data = json.loads(stack.info_path.read_text())
     assert set(data) >= KEYS
-    assert set(data["services"]) == {"registry", "identity", "vault", "consent", "log"}
+    assert set(data["services"]) == {
+        "registry",
+        "identity",
+        "vault",
+        "consent",
+        "log",
+        "judicial",
+        "issuance",
+        "health",
+    }
     assert all(Path(p).exists() for p in data["tls"].values())
     assert set(data["demo_citizen"]) == {"id_number", "password", "totp_secret"}
     assert oct(stack.info_path.stat().st_mode & 0o777) == "0o600"

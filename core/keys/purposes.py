@@ -19,6 +19,10 @@ VAULT_OWNER = "vault-owner"  # HMAC owner references (vault)
 VAULT_MASTER = "vault-master"  # wraps every citizen's KEK (vault)
 CONSENT_SIGNING = "consent-signing"  # the P-256 scalar seed of the key signing consent artefacts and statuses (consent)
 LOG_SIGNING = "log-signing"  # the Ed25519 seed of the transparency log's checkpoint key (log)
+ISSUANCE_SIGNING = "issuance-signing"  # P-256 seed: the certificate issuer (SD-JWT VC, QR, status list) (issuance)
+ISSUANCE_DOCUMENT = "issuance-document"  # P-256 seed: the PAdES document-signing key, certified by the CA (issuance)
+HEALTH_SIGNING = "health-signing"  # P-256 seed: the health book's signed extracts and their delivery (health)
+HOLDER_KEY = "holder-key"  # derives each citizen's P-256 holder key for key-bound presentations (portal)
 
 SIZES: dict[str, int] = {
     TOTP_SECRET: 32,
@@ -34,4 +38,8 @@ SIZES: dict[str, int] = {
     VAULT_MASTER: 32,
     CONSENT_SIGNING: 32,
     LOG_SIGNING: 32,
+    ISSUANCE_SIGNING: 32,
+    ISSUANCE_DOCUMENT: 32,
+    HEALTH_SIGNING: 32,
+    HOLDER_KEY: 32,
 }

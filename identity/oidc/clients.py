@@ -25,11 +25,11 @@ from typing import Any
 from authlib.oauth2.rfc6749 import ClientMixin
 
 PORTAL_SCOPES = ("openid", "profile", "address", "phone", "national_id", "offline_access", "vault.read", "vault.write",
-                 "consent.manage", "log.read")  # fmt: skip
+                 "consent.manage", "log.read", "issuance.apply", "health.read")  # fmt: skip
 PORTAL_DEFAULT_SCOPES = ("openid", "profile")  # the least; an operator adds the others explicitly
 AGENCY_SCOPES = ("vault.read", "vault.issue", "registry.read")
 CLIENT_SCOPES_SUPPORTED = tuple(dict.fromkeys(PORTAL_SCOPES + AGENCY_SCOPES))
-RESOURCES = tuple(f"urn:dinhdanh:service:{s}" for s in ("vault", "consent", "issuance", "registry", "log"))
+RESOURCES = tuple(f"urn:dinhdanh:service:{s}" for s in ("vault", "consent", "issuance", "registry", "log", "health"))
 SECRET_AUTH = "client_secret_basic"  # noqa: S105 - a method name
 KEY_AUTH = "private_key_jwt"
 TLS_AUTH = "tls_client_auth"  # RFC 8705 §2.1: PKI mutual-TLS client authentication

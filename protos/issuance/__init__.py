@@ -1,0 +1,1 @@
+"""Issuance contracts (issue 11)."""
