@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class PortalSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DINHDANH_PORTAL_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="DINHDANH_PORTAL_", extra="ignore", populate_by_name=True)
 
     issuer: str = "http://localhost:8080"
     client_id: str = ""
@@ -37,6 +39,9 @@ class PortalSettings(BaseSettings):
     # Upload request bodies above this many bytes are refused (413) before they reach the vault, whose own
     # limit on a document (20 MiB by default) is lower.
     upload_limit: int = Field(default=32 * 1024 * 1024, ge=1024)
+    # The folder of this process's keys (``DINHDANH_KEYS_DIR``, as every process is given it): the portal holds
+    # only HOLDER_KEY, from which each citizen's holder key is derived (portal/holder.py); None: no holder keys.
+    keys_dir: Path | None = Field(default=None, validation_alias="DINHDANH_KEYS_DIR")
 
     @field_validator("base_url")
     @classmethod

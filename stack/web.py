@@ -149,6 +149,7 @@ def start_portal(name: str, title: str, client: dict[str, Any], secrets: SecretS
         "DINHDANH_PORTAL_TITLE": title,
         "DINHDANH_PORTAL_SESSION_KEY": secrets.token(f"{name}-session-key", 32),
         "DINHDANH_PORTAL_COOKIE_NAME": f"{name}_session",
+        "DINHDANH_KEYS_DIR": str(secrets.keys_dir("portal")),  # HOLDER_KEY only: the citizens' holder keys
     }
     if ca is not None:
         from audit.sequencer import Signer
