@@ -54,6 +54,7 @@ def describe(client: Client) -> dict[str, Any]:
         "disabled": client.disabled,
         "tls_client_auth_san_uri": client.tls_client_auth_san_uri,
         "cert_sha256": client.cert_sha256,
+        "roles": list(client.roles),
     }
 
 
@@ -97,13 +98,16 @@ def add_agency(
         [], "--resource", help="A resource it may ask for (repeatable; default: the services its scopes name)."
     ),
     jwks: Path | None = typer.Option(None, "--jwks", help="The agency's public signing keys (JWKS JSON file)."),
+    role: list[str] = typer.Option(
+        [], "--role", help="facility, officer, procedural_authority or authorised_by_law (repeatable; none by default)."
+    ),
     var: Path = VarOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Register an agency (client_credentials); prints client_id and client_secret (shown once). With --jwks,
     the public keys its issued documents are signed with (needed to deliver into citizens' vaults)."""
     try:
-        client, secret = registration.agency(name, purpose, scope or None, resource or None)
+        client, secret = registration.agency(name, purpose, scope or None, resource or None, role)
         if jwks is not None:
             client = dataclasses.replace(client, jwks=check_public_jwks(_json_file(jwks)))
     except InvalidArgument as error:

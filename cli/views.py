@@ -33,7 +33,8 @@ def _may_ask_for(client: Mapping[str, Any]) -> str:
 
 def _where(client: Mapping[str, Any]) -> str:
     if client.get("kind") == "agency":
-        return f"purposes: {_words(client.get('purposes', ()))}"
+        roles = f"\nroles: {_words(client['roles'])}" if client.get("roles") else ""
+        return f"purposes: {_words(client.get('purposes', ()))}{roles}"
     return "\n".join(escape(uri) for uri in client.get("redirect_uris", ())) or "—"
 
 
@@ -72,6 +73,8 @@ def client_card(client: Mapping[str, Any], title: str) -> Table:
     table.add_row("may ask for", _may_ask_for(client))
     if client.get("kind") == "agency":
         table.add_row("purposes", _words(client.get("purposes", ())))
+        if client.get("roles"):
+            table.add_row("roles", _words(client["roles"]))
         if client.get("signing_keys"):
             table.add_row("document signing keys", _words(k or "?" for k in client["signing_keys"]))
     else:

@@ -37,9 +37,13 @@ VAULT = "urn:dinhdanh:service:vault"
 CONSENT = "urn:dinhdanh:service:consent"
 
 
-def register_agency(stack: Stack, name: str, folder: Path, purposes: tuple[str, ...] = (PURPOSE,)) -> DemoAgency:
-    """`dinhdanh clients add-agency`, a key and CSR of its own, then `dinhdanh clients issue-cert`."""
+def register_agency(
+    stack: Stack, name: str, folder: Path, purposes: tuple[str, ...] = (PURPOSE,), roles: tuple[str, ...] = ()
+) -> DemoAgency:
+    """`dinhdanh clients add-agency` (with each of ``roles`` as ``--role``), a key and CSR of its own, then
+    `dinhdanh clients issue-cert`."""
     args = [arg for purpose in purposes for arg in ("--purpose", purpose)]
+    args += [arg for role in roles for arg in ("--role", role)]
     code, agency = dinhdanh(stack, "clients", "add-agency", "--name", name, *args, "--scope", "vault.read",
                             "--resource", VAULT, "--resource", CONSENT)  # fmt: skip
     assert code == 0, agency

@@ -28,6 +28,10 @@ PORTAL_SCOPES = ("openid", "profile", "address", "phone", "national_id", "offlin
                  "consent.manage", "log.read", "issuance.apply", "health.read")  # fmt: skip
 PORTAL_DEFAULT_SCOPES = ("openid", "profile")  # the least; an operator adds the others explicitly
 AGENCY_SCOPES = ("vault.read", "vault.issue", "registry.read")
+# What a registered agency is, beyond a client (migration 0016, ``oidc.clients.roles``): a health facility, the
+# Judicial Records Centre's officers, a procedural authority (Law on Judicial Records 2009 Art. 7(2)), an agency a
+# law allows to obtain Form No. 1 (Art. 7(3)). A portal has none.
+AGENCY_ROLES = ("facility", "officer", "procedural_authority", "authorised_by_law")
 CLIENT_SCOPES_SUPPORTED = tuple(dict.fromkeys(PORTAL_SCOPES + AGENCY_SCOPES))
 RESOURCES = tuple(f"urn:dinhdanh:service:{s}" for s in ("vault", "consent", "issuance", "registry", "log", "health"))
 SECRET_AUTH = "client_secret_basic"  # noqa: S105 - a method name
@@ -69,6 +73,7 @@ class Client(ClientMixin):  # type: ignore[misc]
     disabled: bool = False
     tls_client_auth_san_uri: str | None = None  # RFC 8705 §2.1.2: the URI SAN of its platform-issued certificate
     cert_sha256: str | None = None  # x5t#S256 (RFC 8705 §3.1) of the certificate issued last
+    roles: tuple[str, ...] = ()  # AGENCY_ROLES an agency is registered with (migration 0016); a portal has none
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     # -- authlib ClientMixin ---------------------------------------------------------------

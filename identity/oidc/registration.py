@@ -12,6 +12,7 @@ from cryptography import x509
 from core.callers import AGENCY_URI_PREFIX
 from core.errors import InvalidArgument, NotFound
 from identity.oidc.clients import (
+    AGENCY_ROLES,
     AGENCY_SCOPES,
     PORTAL_DEFAULT_SCOPES,
     PORTAL_SCOPES,
@@ -96,11 +97,25 @@ def portal(
     return client, secret
 
 
+def check_roles(roles: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """An agency's roles (migration 0016: ``AGENCY_ROLES``), each once, in the order given."""
+    unknown = [r for r in roles if r not in AGENCY_ROLES]
+    if unknown:
+        raise InvalidArgument(f"unknown agency roles: {', '.join(unknown)}; known: {', '.join(AGENCY_ROLES)}")
+    return tuple(dict.fromkeys(roles))
+
+
 def agency(
-    name: str, purposes: list[str], scopes: list[str] | None = None, resources: list[str] | None = None
+    name: str,
+    purposes: list[str],
+    scopes: list[str] | None = None,
+    resources: list[str] | None = None,
+    roles: list[str] | tuple[str, ...] = (),
 ) -> tuple[Client, str]:
     """An agency client (``client_credentials``) with the purposes it may state when it fetches; its resources
-    are the services its scopes name unless ``resources`` says otherwise."""
+    are the services its scopes name unless ``resources`` says otherwise; ``roles`` what it is (``AGENCY_ROLES``:
+    a facility, the records centre's officers, a procedural authority, an agency authorised by law)."""
+    checked_roles = check_roles(roles)
     if not name.strip() or len(name) > MAX_NAME:
         raise InvalidArgument("an agency needs a name (at most 200 characters)")
     if not purposes:
@@ -120,6 +135,7 @@ def agency(
         auth_method=SECRET_AUTH,
         secret_hash=digest,
         purposes=tuple(p.strip() for p in purposes if p.strip()),
+        roles=checked_roles,
     )
     return client, secret
 

@@ -16,7 +16,7 @@ from identity.oidc.keys import StoredKey
 _CLIENT_COLUMNS = (
     "client_id, name, kind, grant_types, scopes, auth_method, secret_hash, redirect_uris,"
     " post_logout_redirect_uris, jwks, id_token_alg, purposes, refresh_policy, disabled, resources, min_acr,"
-    " tls_client_auth_san_uri, cert_sha256"
+    " tls_client_auth_san_uri, cert_sha256, roles"
 )
 
 
@@ -40,6 +40,7 @@ def _client(row: asyncpg.Record) -> Client:
         min_acr=row["min_acr"],
         tls_client_auth_san_uri=row["tls_client_auth_san_uri"],
         cert_sha256=row["cert_sha256"],
+        roles=tuple(row["roles"]),
     )
 
 
@@ -59,11 +60,11 @@ class ClientStore:
         await self._pool.execute(
             "INSERT INTO oidc.clients (client_id, name, kind, grant_types, scopes, auth_method, secret_hash,"
             " redirect_uris, post_logout_redirect_uris, jwks, id_token_alg, purposes, refresh_policy, resources,"
-            " min_acr)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13, $14, $15)",
+            " min_acr, roles)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13, $14, $15, $16)",
             c.client_id, c.name, c.kind, list(c.grant_types), list(c.scopes), c.auth_method, c.secret_hash,
             list(c.redirect_uris), list(c.post_logout_redirect_uris), json.dumps(c.jwks) if c.jwks else None,
-            c.id_token_alg, list(c.purposes), c.refresh_policy, list(c.resources), c.min_acr,
+            c.id_token_alg, list(c.purposes), c.refresh_policy, list(c.resources), c.min_acr, list(c.roles),
         )  # fmt: skip
 
     async def set_access(self, client_id: str, scopes: tuple[str, ...], resources: tuple[str, ...]) -> bool:
