@@ -28,7 +28,7 @@ from db.migrate import upgrade
 from registry.generator import generate
 from registry.seeding import seed
 from registry.store import PopulationStore
-from stack import seaweed, web
+from stack import issuers, seaweed, web
 from stack.info import StackInfo, shown
 from stack.pki import PlatformCA
 from stack.ports import HOST, Ports
@@ -103,6 +103,7 @@ class Stack:
         self.info: StackInfo | None = None
         self._answers: dict[str, str] = {}  # web process → the URL that answers once it is up
         self._lock: int | None = None
+        self._issuer_clients: dict[str, dict[str, str]] = {}  # stack/issuers.py: process → client id and secret
 
     @property
     def info_path(self) -> Path:
@@ -138,6 +139,7 @@ class Stack:
         if self.secrets.ensure_keys():  # before the services that hold them start
             self.say("split var/secrets/identity.key into one key per purpose (var/secrets/keys/) and removed it")
         await self.postgres.enable_service_logins({s: self.secrets.database_password(s) for s in (*SERVICES, "edge")})
+        self._issuer_clients = await issuers.register_issuers(self.secrets, dsn)  # before the issuers start
         for name in SERVICES:
             self._start_service(name, dsn)
         info = self._info(dsn)
@@ -258,6 +260,9 @@ class Stack:
             "DINHDANH_KEYS_DIR": str(self.secrets.keys_dir(name)),
             "DINHDANH_ISSUER": web.issuer(self.ports),
         }
+        env |= issuers.issuer_env(name, self._issuer_clients)  # issuance, health: their vault.issue clients
+        if name == "issuance":  # its document-signing certificate (PAdES), issued by the platform CA
+            env |= issuers.document_env(self.ca, self.secrets)
         if name == "consent":  # agencies on this machine may take notifications over plain http to loopback
             env["DINHDANH_CONSENT_NOTIFY_LOOPBACK_HTTP"] = "true"
         if name in ("vault", "log"):  # the vault's documents; the log's tiles, with a pair for its bucket only
