@@ -72,3 +72,58 @@ def test_no_holder_key_is_a_clear_refusal(tmp_path: Path) -> None:
     for bad in ("", "x" * 256):
         with pytest.raises(InvalidArgument):
             holder.holder_key(settings, bad)
+
+
+# -- the vault keeps an SD-JWT presentation as application/dc+sd-jwt -------------------------------------------
+
+
+def _presentation(issuer: SigningKey, holder_key: SigningKey, **claims: object) -> str:
+    from datetime import UTC, datetime
+
+    from issuance.credentials import VCT_CRIMINAL_RECORD, issue_credential
+    from issuance.presentations import present
+    from issuance.status_list import StatusReference
+
+    now = datetime.now(UTC)
+    credential = issue_credential(
+        issuer,
+        issuer="http://localhost:8080",
+        vct=VCT_CRIMINAL_RECORD,
+        claims=claims or {"full_name": "Nguyễn Văn A", "criminal_record": "Không có án tích"},
+        holder_jwk=holder_key.public_jwk,
+        status=StatusReference(0, "http://localhost:8080/issuance/status/0"),
+        issued_at=now,
+    )
+    return present(credential, holder_key, disclose=["full_name"], audience="agency-x", nonce="n-1", at=now)
+
+
+def _sniff(data: bytes, chunk: int = 5) -> str:
+    from vault.content_types import Sniffer
+
+    sniffer = Sniffer()
+    for start in range(0, len(data), chunk):
+        sniffer.feed(data[start : start + chunk])
+    return sniffer.finish()
+
+
+def test_the_vault_recognises_an_sd_jwt_presentation_and_refuses_lookalikes() -> None:
+    from vault.content_types import SD_JWT
+
+    issuer, holder_key = SigningKey.generate(), SigningKey.generate()
+    presentation = _presentation(issuer, holder_key)
+    assert _sniff(presentation.encode()) == SD_JWT
+    assert _sniff(presentation.rsplit("~", 1)[0].encode() + b"~") == SD_JWT  # an issued SD-JWT VC too
+    header, rest = presentation.split(".", 1)
+    plain_jwt = presentation.split("~", 1)[0]  # no disclosures, no ~: a JWT, not an SD-JWT
+    other_typ = b64url_json({"alg": "ES256", "typ": "JWT"}) + "." + rest
+    for bad in (plain_jwt, other_typ, presentation + "\n<script>", presentation.replace("~", "~ ", 1), "eyJ!!!.a.b~"):
+        with pytest.raises(InvalidArgument, match="unsupported content type"):
+            _sniff(bad.encode())
+    assert header.startswith("eyJ")
+
+
+def b64url_json(value: dict[str, str]) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
