@@ -229,7 +229,8 @@ class Allow:
             raise TokenForbidden("the token lacks a scope this method needs", scope=" ".join(sorted(self.scopes)))
         if principal.kind == "citizen" and principal.assurance_level < self.min_acr:
             raise TokenForbidden(
-                "this method needs a higher authentication assurance level",
+                "this method needs a higher authentication assurance level: level 2 is reached when an officer"
+                " verifies the account in person (`dinhdanh accounts verify-in-person`), then sign in again",
                 error="insufficient_user_authentication",
                 acr_values=str(self.min_acr),
             )
