@@ -36,7 +36,8 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import logs
-from portal import claims, consent, history
+from portal import certificates, claims, consent, history
+from portal.certificates import CertificatePages
 from portal.consent import ConsentPages
 from portal.errors import PageError
 from portal.history import HistoryPages
@@ -83,7 +84,7 @@ PAGE_HEADERS = {
 
 
 # Where the callback may send a citizen who was sent to sign in from a page (never a URL from the request).
-RETURN_PAGES = ("/vault", consent.PAGE, history.PAGE)
+RETURN_PAGES = ("/vault", consent.PAGE, history.PAGE, certificates.PAGE)
 
 
 def audiences(settings: PortalSettings) -> list[tuple[str, str]]:
@@ -92,6 +93,7 @@ def audiences(settings: PortalSettings) -> list[tuple[str, str]]:
         (settings.vault_address, VAULT_SCOPES, RESOURCE),
         (settings.consent_address, consent.SCOPES, consent.RESOURCE),
         (settings.log_address, history.SCOPES, history.RESOURCE),
+        (settings.issuance_address, certificates.SCOPES, certificates.RESOURCE),
     ]
     return [(scopes, resource) for address, scopes, resource in wanted if address]
 
@@ -174,7 +176,7 @@ class Portal:
             del request.session["sid"]
         rows = claims.shown(data["claims"]) if data else None
         shown = {"vault": self.settings.vault_address, "consents": self.settings.consent_address,
-                 "history": self.settings.log_address}  # fmt: skip
+                 "history": self.settings.log_address, "certificates": self.settings.issuance_address}  # fmt: skip
         return self.page(request, "home.html", rows=rows, **{page: bool(address) for page, address in shown.items()})
 
     async def login(self, request: Request) -> Response:
@@ -311,6 +313,7 @@ def create_app(settings: PortalSettings | None = None) -> Starlette:
     vault = VaultPages(portal)  # its pages only when a vault is configured
     consents = ConsentPages(portal, vault)  # and the consent and history pages with their services
     accesses = HistoryPages(portal, vault, consents)
+    issued = CertificatePages(portal, vault)  # the criminal-record certificate pages with the issuance service
     session_key = settings.session_key.get_secret_value()
     if not session_key:
         session_key = secrets.token_urlsafe(32)
@@ -325,6 +328,7 @@ def create_app(settings: PortalSettings | None = None) -> Starlette:
             await vault.close()
             await consents.close()
             await accesses.close()
+            await issued.close()
 
     async def health(_request: Request) -> Response:
         return PlainTextResponse("ok")
@@ -338,6 +342,7 @@ def create_app(settings: PortalSettings | None = None) -> Starlette:
         *vault.routes(),
         *consents.routes(),
         *accesses.routes(),
+        *issued.routes(),
     ]
     middleware = [
         Middleware(RequestLog),
