@@ -24,6 +24,8 @@ cannot disagree.
 Choices made here:
 
 * The issue date is the date in Hà Nội (UTC+7) at the instant of issue.
+* The PDF's document information ``/Subject`` is the QR text (signed with the rest), so a PDF alone verifies
+  offline (``issuance.verify``) without its QR image being decoded.
 * The law sets no validity period, so nothing expires (``exp`` absent in the credential and the QR, no
   ``expires_on`` in the vault): revocation and suspension go through the status list.
 * The QR's conviction count is the number of convictions **on record** (not expunged) the form shows: on Form
@@ -39,6 +41,7 @@ Choices made here:
 from __future__ import annotations
 
 import asyncio
+import io
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,6 +50,8 @@ from types import MappingProxyType
 from typing import Any
 
 from joserfc.errors import JoseError
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.misc import PdfError
 
 from core.errors import InvalidArgument
 from issuance import pdf, qr
@@ -347,6 +352,20 @@ def _prepare(
     return _Prepared(facts, content, credential, fields, qr_text, qr_png, _view(facts, verify_url))
 
 
+def with_subject(document: bytes, qr_text: str) -> bytes:
+    """``document`` with ``qr_text`` as its document information ``/Subject`` (ISO 32000-2 §14.3.3), written as an
+    incremental update before signing, so the PAdES signature covers it and ``issuance.verify`` reads the QR from
+    a signed PDF alone (`dinhdanh verify FILE.pdf`, no ``--qr``)."""
+    try:
+        writer = IncrementalPdfFileWriter(io.BytesIO(document), strict=False)
+        writer.document_meta.subject = qr_text
+        out = io.BytesIO()
+        writer.write(out)
+    except (PdfError, ValueError) as error:
+        raise InvalidArgument(f"the rendered PDF cannot carry its QR text ({type(error).__name__})") from None
+    return out.getvalue()
+
+
 def _check_holder_jwk(jwk: Any) -> None:
     if not isinstance(jwk, Mapping):
         raise InvalidArgument("holder_jwk is the holder's public JWK")
@@ -419,7 +438,8 @@ async def issue_criminal_record_certificate_async(
         verify_url=verify_url,
         authority=authority,
     )
-    signed = await signed_pdf_async(pdf.render_certificate(prepared.view, prepared.qr_png), document_signer)
+    rendered = with_subject(pdf.render_certificate(prepared.view, prepared.qr_png), prepared.qr_text)
+    signed = await signed_pdf_async(rendered, document_signer)
     return _issued(prepared, signed.content, signed.sha256)
 
 

@@ -362,12 +362,21 @@ def _subject(token: Any) -> str:
 
 def _qr_in_pdf(data: bytes) -> str | None:
     """The QR text in the PDF's document information (``/Subject``, or ``/Keywords``)."""
+    from pyhanko.pdf_utils.generic import IndirectObject
     from pyhanko.pdf_utils.misc import PdfError
     from pyhanko.pdf_utils.reader import PdfFileReader
 
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
-        info = reader.trailer["/Info"].get_object() if "/Info" in reader.trailer else {}
+        signatures = reader.embedded_signatures
+        # the document information as signed: an update appended later may change /Info and still pass pyHanko's
+        # difference analysis (it counts as metadata), so a QR text from there would not be the signed one
+        if not signatures:
+            return None
+        signed = reader.get_historical_resolver(signatures[0].signed_revision)
+        trailer = signed.trailer_view
+        raw = trailer.raw_get("/Info") if "/Info" in trailer else {}
+        info = signed(raw) if isinstance(raw, IndirectObject) else raw
         subject, keywords = info.get("/Subject"), info.get("/Keywords")
     except (PdfError, ValueError, TypeError, KeyError, IndexError, AttributeError):
         return None
