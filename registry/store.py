@@ -39,6 +39,10 @@ class PopulationStore:
     async def count(self) -> int:
         return int(await self._pool.fetchval("SELECT count(*) FROM registry.citizens"))
 
+    async def all(self) -> list[Citizen]:
+        """Every citizen, by ID number (seeding what derives from the population, e.g. judicial records)."""
+        return [_citizen(row) for row in await self._pool.fetch("SELECT * FROM registry.citizens ORDER BY id_number")]
+
     async def load(self, citizens: Iterable[Citizen]) -> int:
         """Add citizens not on record yet (COPY into a staging table, then one INSERT); returns how many."""
         rows = [citizen_row(c) for c in citizens]

@@ -1,5 +1,9 @@
 """Judicial records (issue 11): the ``judicial`` schema and the role of the judicial-records service.
 
+``judicial.convictions``: one row per conviction (``issuance.judicial.Conviction``: offence by Penal Code 2015
+article, offence date, court, judgment number and date, main penalty, completion, the Art. 41 office ban, a
+court's Art. 71 expungement), keyed by ``(id_number, serial)``; no row, a clean record.
+
 ``dinhdanh_judicial`` reads its schema (the records are seeded by the deployment as the schema's owner:
 ``issuance.judicial_store``); it checks no bearer tokens (only the issuance service and operators call it).
 
@@ -18,7 +22,34 @@ branch_labels = None
 depends_on = None
 
 ROLE = "dinhdanh_judicial"
-TABLES: tuple[str, ...] = ()  # the tables of the judicial records (helper: judicial)
+KINDS = "'WARNING', 'FINE', 'NON_CUSTODIAL', 'SUSPENDED', 'PRISON', 'LIFE'"  # issuance.judicial.SentenceKind
+
+# One row per conviction (issuance.judicial.Conviction), keyed by the person's ID number and the conviction's
+# serial in their record (1, 2 … in judgment order). A person without a row has a clean record.
+TABLES: tuple[str, ...] = (
+    f"""
+    CREATE TABLE judicial.convictions (
+        id_number           text NOT NULL CHECK (id_number ~ '^[0-9]{{12}}$'),
+        serial              smallint NOT NULL CHECK (serial >= 1),
+        penal_code_article  smallint NOT NULL CHECK (penal_code_article BETWEEN 1 AND 426),
+        offence_date        date NOT NULL,
+        court               text NOT NULL CHECK (court <> ''),
+        judgment_number     text NOT NULL CHECK (judgment_number <> ''),
+        judgment_date       date NOT NULL,
+        sentence_kind       text NOT NULL CHECK (sentence_kind IN ({KINDS})),
+        sentence_months     smallint NOT NULL DEFAULT 0 CHECK (sentence_months >= 0),
+        probation_months    smallint NOT NULL DEFAULT 0 CHECK (probation_months >= 0),
+        fine_vnd            bigint NOT NULL DEFAULT 0 CHECK (fine_vnd >= 0),
+        completion_date     date NOT NULL,
+        ban_position_vi     text,
+        ban_years           smallint CHECK (ban_years BETWEEN 1 AND 5),
+        court_expunged_on   date,
+        PRIMARY KEY (id_number, serial),
+        CHECK (offence_date <= judgment_date AND judgment_date <= completion_date),
+        CHECK ((ban_position_vi IS NULL) = (ban_years IS NULL))
+    )
+    """,
+)
 
 
 def upgrade() -> None:
