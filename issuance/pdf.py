@@ -36,6 +36,7 @@ from pathlib import Path
 from fontTools.ttLib import TTFont
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
+from fpdf.fonts import SubsetMap, TTFFont
 from PIL import Image, UnidentifiedImageError
 
 from core.errors import InvalidArgument
@@ -290,6 +291,51 @@ def _check_frame(frame: _Frame) -> _Frame:
     return frame
 
 
+@cache
+def _font_files() -> dict[str, bytes]:
+    """The three font files' bytes, read once a process."""
+    return {style: (FONTS / name).read_bytes() for style, name in FONT_FILES.items()}
+
+
+@cache
+def _font_templates() -> tuple[TTFFont, ...]:
+    """The three fonts as fpdf2 parses them (metrics, character widths, cmap, glyph ids, descriptor), once a
+    process: parsing them for every document cost some 17 ms of a certificate's CPU. Read-only once built."""
+    pdf = FPDF()
+    for style, name in FONT_FILES.items():
+        pdf.add_font(FAMILY, style, str(FONTS / name))
+    fonts = tuple(pdf.fonts.values())
+    for font in fonts:
+        font.close()
+    return fonts
+
+
+_SHARED = frozenset(TTFFont.__slots__) - {"ttfont", "subset", "missing_glyphs", "biggest_size_pt", "_hbfont"}
+
+
+def _add_fonts(pdf: FPDF) -> None:
+    """Give ``pdf`` the three fonts from the process's parsed templates, as ``FPDF.add_font`` would: the parsed
+    (immutable) parts shared, and of its own the subset of glyphs used, the missing glyphs and a fresh ``TTFont``
+    on the file's bytes, which the subsetting at output cuts down (so each document still embeds only the glyphs
+    it uses)."""
+    files = _font_files()
+    for template, style in zip(_font_templates(), FONT_FILES, strict=True):
+        font = TTFFont.__new__(TTFFont)
+        for name in _SHARED:
+            if hasattr(template, name):  # fpdf2 leaves some slots unset (unicode_range)
+                setattr(font, name, getattr(template, name))
+        font.i = len(pdf.fonts) + 1
+        font.ttfont = TTFont(io.BytesIO(files[style]), recalcTimestamp=False, lazy=True)
+        # The shipped fonts' bounding boxes are right: not recomputing them on saving the subset spares
+        # decoding and re-encoding every glyph's outline (half the time of a render).
+        font.ttfont.recalcBBoxes = False
+        font.missing_glyphs = []
+        font.biggest_size_pt = 0
+        font._hbfont = None
+        font.subset = SubsetMap(font)
+        pdf.fonts[font.fontkey] = font
+
+
 class _Pages(FPDF):
     """Every page ends with the document number and "Trang n/N"."""
 
@@ -307,12 +353,7 @@ class _Writer:
         self.frame = frame
         pdf = _Pages(orientation="P", unit="mm", format="A4")
         pdf.number = _text(frame.number, "number")
-        for style, name in FONT_FILES.items():
-            pdf.add_font(FAMILY, style, str(FONTS / name))
-        for font in pdf.fonts.values():
-            # The shipped fonts' bounding boxes are right: not recomputing them on saving the subset spares
-            # decoding and re-encoding every glyph's outline (half the time of a render).
-            font.ttfont.recalcBBoxes = False
+        _add_fonts(pdf)
         pdf.set_margins(MARGIN, 15.0, 15.0)
         pdf.set_auto_page_break(auto=True, margin=18.0)
         pdf.set_compression(True)
