@@ -163,14 +163,14 @@ class PostgresStatusStore:
                 short = covering is not None and covering >= row["size"]
                 if (older_than is not None or covering is not None) and not (stale or short):
                     return _published(row)
-            return await self._rebuild(connection, at, list_id, locked=True)
+            return await self._rebuild(connection, at, list_id, locked=True, covering=covering)
 
-    async def _rebuild(self, connection: asyncpg.Connection, at: datetime, list_id: int,
-                       locked: bool = False) -> PublishedList:  # fmt: skip
+    async def _rebuild(self, connection: asyncpg.Connection, at: datetime, list_id: int, locked: bool = False,
+                       covering: int | None = None) -> PublishedList:  # fmt: skip
         if not locked:
             await connection.execute("SELECT pg_advisory_xact_lock($1, $2)", LOCK_CLASS, list_id)
         highest = await connection.fetchval(HIGHEST_INDEX)
-        size = revocation.list_size(highest)
+        size = revocation.list_size(max(-1 if highest is None else highest, -1 if covering is None else covering))
         entries = {
             record["status_index"]: CredentialStatus(record["credential_status"])
             for record in await connection.fetch(NOT_VALID)

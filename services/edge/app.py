@@ -29,7 +29,7 @@ from identity.oidc import mtls
 from identity.oidc.provider import Outcome, Provider, oauth_error
 from protos.identity.v1 import identity_pb2 as ipb
 from protos.identity.v1 import identity_pb2_grpc as igrpc
-from services.edge import http, log_routes, verify_routes
+from services.edge import http, issuance_routes, log_routes, verify_routes
 from services.edge.i18n import TEXT, pick
 from services.edge.records import RegistryRecords
 from services.edge.sources import Sources
@@ -413,6 +413,7 @@ ROUTES = [
     Route("/consent", consent_submit, methods=["POST"]),
     log_routes.mount(),  # /log/checkpoint, /log/tile/..., /log/key (C2SP tlog-tiles)
     *verify_routes.routes(),  # /verify: the public verification page of issued certificates
+    *issuance_routes.routes(),  # /statuslists/{id}, /.well-known/jwt-vc-issuer, /issuance/document-ca.pem
 ]
 
 
