@@ -428,6 +428,29 @@ class AgencyClient:
             str(body["access_token"]), int(body.get("expires_in", 0)), list(body.get("authorization_details", []))
         )
 
+    # the issuer's published keys (what a shared certificate presentation is verified with)
+
+    async def issuer_metadata(self) -> dict[str, Any]:
+        """The platform issuer's SD-JWT VC Issuer Metadata (draft-ietf-oauth-sd-jwt-vc §5:
+        ``/.well-known/jwt-vc-issuer``, its ``issuer`` the platform's and its ``jwks`` inline). Only the platform
+        this agency is registered with is asked: a credential naming another issuer is not trusted here."""
+        url = f"{self.issuer.rstrip('/')}/.well-known/jwt-vc-issuer"
+        async with _http(url), httpx.AsyncClient(timeout=TIMEOUT) as http:
+            metadata = (await http.get(url)).raise_for_status().json()
+        if not isinstance(metadata, dict) or metadata.get("issuer") != self.issuer.rstrip("/"):
+            raise AgencyError(f"{url} does not name the platform as the issuer", "server_error")
+        if not isinstance(metadata.get("jwks"), dict):
+            raise AgencyError(f"{url} publishes no keys (jwks)", "server_error")
+        return metadata
+
+    async def status_list(self, uri: str) -> str | None:
+        """The Status List Token at ``uri`` when the platform publishes it (``None`` for another host's URI)."""
+        if not uri.startswith(self.issuer.rstrip("/") + "/"):
+            return None
+        async with _http(uri), httpx.AsyncClient(timeout=TIMEOUT) as http:
+            reply = await http.get(uri, headers={"accept": "application/statuslist+jwt"})
+        return reply.text.strip() if reply.status_code == 200 else None
+
     # the vault
 
     async def list_shared(self, token: str) -> list[vpb.Document]:
@@ -451,6 +474,42 @@ class AgencyClient:
         if shared.metadata.sha256 and hashlib.sha256(shared.content).digest() != shared.metadata.sha256:
             raise AgencyError("the downloaded bytes do not match the document's SHA-256", "DATA_LOSS")
         return shared
+
+
+SD_JWT = "application/dc+sd-jwt"  # a certificate shared selectively (portal/disclosure.py)
+CONSENT_MAX_AGE = dt.timedelta(days=366)  # a consent's longest window (consent.proto)
+
+
+def status_uri(sd_jwt: str) -> str | None:
+    """The Token Status List URI an SD-JWT's issuer-signed payload names (``status.status_list.uri``), if any."""
+    try:
+        payload = _jwt_part(sd_jwt.split("~", 1)[0], 1)
+    except (AgencyError, IndexError, ValueError):
+        return None
+    entry = payload.get("status", {}).get("status_list", {}) if isinstance(payload.get("status"), dict) else {}
+    uri = entry.get("uri") if isinstance(entry, dict) else None
+    return uri if isinstance(uri, str) else None
+
+
+async def verify_shared(
+    agency: AgencyClient, content: bytes, consent_id: str, issuer_jwks: dict[str, Any] | None = None
+) -> Any:
+    """The verdict (``issuance.verify.Verdict``) on a presentation fetched under ``consent_id``: the issuer's
+    signature with the platform's published keys (or ``issuer_jwks``), the status list when the platform publishes
+    it, and the key binding — ``aud`` this agency's client id, ``nonce`` the consent id (RFC 9901 §7.3). The KB-JWT
+    was made when the citizen shared it: the consent, checked by the fetch itself, bounds its age."""
+    from issuance.verify import verify_presented  # pyHanko and SD-JWT: only when a presentation is verified
+
+    text = content.decode("ascii", errors="replace").strip()
+    jwks = issuer_jwks if issuer_jwks is not None else (await agency.issuer_metadata())["jwks"]
+    uri = status_uri(text)
+    token = await agency.status_list(uri) if uri else None
+    try:
+        return verify_presented(text, issuer_jwks=jwks, status_lists=[token] if token else [],
+                                at=dt.datetime.now(dt.UTC), audience=agency.client_id, nonce=consent_id,
+                                max_age=CONSENT_MAX_AGE)  # fmt: skip
+    except InvalidArgument as error:
+        raise AgencyError(f"the shared presentation cannot be verified: {error.message}", "invalid") from None
 
 
 @contextlib.asynccontextmanager

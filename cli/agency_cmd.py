@@ -21,7 +21,16 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from rich.markup import escape
 from rich.table import Table
 
-from agency.client import STATUSES, AgencyClient, AgencyError, SignedStatus, check_uuid, type_name
+from agency.client import (
+    SD_JWT,
+    STATUSES,
+    AgencyClient,
+    AgencyError,
+    SignedStatus,
+    check_uuid,
+    type_name,
+    verify_shared,
+)
 from cli.output import JsonOption, VarOption, console, emit, err, stack_info
 from protos.consent.v1 import consent_pb2 as cpb
 from protos.vault.v1 import vault_pb2 as vpb
@@ -298,6 +307,12 @@ def fetch(
     consent_id: str,
     document_id: str,
     out: Path = typer.Option(..., "--out", help="Where to write the document (created, mode 0600)."),
+    verify: bool = typer.Option(
+        True, "--verify/--no-verify", help="Verify a shared certificate presentation (application/dc+sd-jwt)."
+    ),
+    keys: Path | None = typer.Option(
+        None, "--keys", help="The issuer's keys (a JWK Set file) instead of the platform's published ones."
+    ),
     client_id: str | None = ClientIdOption,
     cert: Path | None = CertOption,
     key: Path | None = KeyOption,
@@ -305,11 +320,16 @@ def fetch(
     as_json: bool = JsonOption,
 ) -> None:
     """Download one shared document under the consent (a consent token, then DownloadShared): counted against
-    the consent; a refusal prints the rule that refused (its reason code) and exits non-zero."""
+    the consent; a refusal prints the rule that refused (its reason code) and exits non-zero. A certificate the
+    citizen shared selectively (an SD-JWT presentation) is verified too: the issuer's signature with the
+    platform's published keys (``/.well-known/jwt-vc-issuer``; ``--keys`` another JWK Set), its status, and the
+    key binding to this agency (``aud``) and this consent (``nonce``); not VALID exits non-zero (the file is
+    written anyway)."""
     consent_id = _checked(consent_id, "the consent id", as_json)
     document_id = _checked(document_id, "the document id", as_json)
+    issuer_jwks = _issuer_keys(keys, as_json) if keys is not None else None
 
-    async def go(agency: AgencyClient) -> vpb.Document:
+    async def go(agency: AgencyClient) -> tuple[vpb.Document, Any]:
         shared = await agency.download_shared((await agency.token(consent_id)).access_token, document_id)
         try:
             fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -317,11 +337,33 @@ def fetch(
                 f.write(shared.content)
         except OSError as error:
             raise AgencyError(f"cannot write {out}: {error.strerror}", "io") from None
-        return shared.metadata
+        verdict = None
+        if verify and shared.metadata.content_type == SD_JWT:
+            verdict = await verify_shared(agency, shared.content, consent_id, issuer_jwks)
+        return shared.metadata, verdict
 
-    data = describe_document(_act(var, as_json, (client_id, cert, key), go)) | {"out": str(out)}
+    metadata, verdict = _act(var, as_json, (client_id, cert, key), go)
+    data = describe_document(metadata) | {"out": str(out)}
     human = f"wrote {out}: {data['title']} ({data['type']}, {data['size_bytes']:,} bytes, SHA-256 {data['sha256']})"
+    if verdict is not None:
+        data["verification"] = verdict.to_json()
+        labels = verdict.labels()
+        shown = "; ".join(f"{labels[name]}: {value}" for name, value in verdict.fields.items())
+        human += f"\n{verdict.outcome.upper()}: {verdict.reason}\n{shown}"
     emit(data, as_json, lambda: console.print(escape(human), soft_wrap=True))
+    if verdict is not None and str(verdict.outcome) != "valid":
+        raise typer.Exit(REFUSED_EXIT)
+
+
+def _issuer_keys(path: Path, as_json: bool) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        _refused(AgencyError(f"cannot read the issuer keys {path}: {error}", "io"), as_json)
+        raise
+    if not isinstance(value, dict):
+        _refused(AgencyError(f"{path}: the issuer keys are not a JWK Set", "io"), as_json)
+    return value
 
 
 @app.command("notify")

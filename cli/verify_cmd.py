@@ -4,7 +4,8 @@ The item is a file (a signed PDF, or a file holding a QR text, an SD-JWT VC or a
 for standard input, or the QR text / SD-JWT itself on the command line. ``--keys`` is the issuer's JWK Set
 (JSON); ``--trust-root`` the CA certificate(s) a PDF's PAdES signature must chain to (PEM, repeatable);
 ``--status-list`` a Status List Token (``statuslist+jwt``, repeatable), without which the line says "status not
-checked"; ``--audience`` and ``--nonce`` what a presentation's key binding must name; ``--qr`` the QR text of a
+checked"; ``--audience`` and ``--nonce`` what a presentation's key binding must name (and ``--max-age`` how old it may
+be: 300 s for a challenge just sent, longer for a presentation stored for a consent); ``--qr`` the QR text of a
 PDF that does not carry it. See ``issuance.verify`` for the checks.
 
 ``issuance`` is imported by the command only (a second of pyHanko and SD-JWT for every other command).
@@ -16,7 +17,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -133,6 +134,12 @@ def verify(
     nonce: str = typer.Option(None, "--nonce", help="The nonce a presentation's key binding must answer."),
     qr: str = typer.Option(None, "--qr", help="The QR text of a PDF that does not carry it."),
     at: str = typer.Option(None, "--at", help="Verify as at this ISO 8601 instant (default: now)."),
+    max_age: int = typer.Option(
+        300,
+        "--max-age",
+        min=1,
+        help="How old a presentation's key binding may be, in seconds (a stored one: its consent's validity).",
+    ),
     as_json: bool = JsonOption,
 ) -> None:
     """Verify a certificate offline (a QR text, an SD-JWT VC or presentation, a signed PDF): valid, invalid,
@@ -153,6 +160,7 @@ def verify(
             audience=audience,
             nonce=nonce,
             qr=qr,
+            max_age=timedelta(seconds=max_age),
         )
     except InvalidArgument as error:
         fail(error.message, as_json, UNUSABLE)

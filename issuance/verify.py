@@ -7,7 +7,9 @@ the reason, the disclosed fields, the issuer and the issue time:
 - a QR text (``VN1:`` prefix): ``issuance.qr`` (CWT in COSE_Sign1, after the EU DCC's HCERT spec v1.0.5);
 - an SD-JWT VC (issued form, ending in ``~``): ``issuance.credentials`` (RFC 9901 §7.1, SD-JWT VC §3);
 - an SD-JWT presentation (``~`` then a KB-JWT): ``issuance.presentations`` (RFC 9901 §7.3); the verifier's
-  ``audience`` and ``nonce`` are then required — key binding without them proves nothing;
+  ``audience`` and ``nonce`` are then required — key binding without them proves nothing; ``max_age`` is how
+  old its KB-JWT may be (5 minutes by default, for a nonce the verifier has just sent; a presentation the
+  citizen stored for a consent, whose nonce is the consent id, is as fresh as the consent: its validity);
 - a PDF (bytes starting ``%PDF``): its PAdES signature against ``trust_roots`` (``issuance.pades``, ETSI EN 319
   142-1), then the QR text it carries. The QR image itself is not decoded (no image decoding offline here):
   the verifier reads the QR text from the PDF's document information ``/Subject`` (or ``/Keywords`` when its
@@ -34,7 +36,7 @@ import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
@@ -44,7 +46,7 @@ from issuance import pades
 from issuance.application import FIELDS as REQUEST_LABELS
 from issuance.credentials import VerificationFailed, VerifiedCredential, split_key_binding, verify_credential
 from issuance.issuer_keys import b64url_decode, jwks_keys
-from issuance.presentations import verify_presentation
+from issuance.presentations import MAX_AGE, verify_presentation
 from issuance.qr import PREFIX, QrVerifier, VerifiedQr
 from issuance.status_list import Status, StatusReference, credential_status, verify_status_list
 
@@ -153,13 +155,14 @@ def verify_presented(
     audience: str | None = None,
     nonce: str | None = None,
     qr: str | None = None,
+    max_age: timedelta = MAX_AGE,
 ) -> Verdict:
     """The verdict on ``item`` (see the module docstring); outside an event loop."""
     checker = _Checker(issuer_jwks, status_lists, at)
     kind, value = _recognise(item)
     if kind != KIND_PDF:
         _no_qr_alongside(qr)
-        return checker.text(kind, value, audience, nonce)  # type: ignore[arg-type]
+        return checker.text(kind, value, audience, nonce, max_age)  # type: ignore[arg-type]
     roots = _trust_roots(trust_roots)
     return checker.pdf(value, pades.validate(value, roots), qr)  # type: ignore[arg-type]
 
@@ -174,13 +177,14 @@ async def verify_presented_async(
     audience: str | None = None,
     nonce: str | None = None,
     qr: str | None = None,
+    max_age: timedelta = MAX_AGE,
 ) -> Verdict:
     """:func:`verify_presented` inside an event loop (the PDF validation is pyHanko's async one)."""
     checker = _Checker(issuer_jwks, status_lists, at)
     kind, value = _recognise(item)
     if kind != KIND_PDF:
         _no_qr_alongside(qr)
-        return checker.text(kind, value, audience, nonce)  # type: ignore[arg-type]
+        return checker.text(kind, value, audience, nonce, max_age)  # type: ignore[arg-type]
     roots = _trust_roots(trust_roots)
     return checker.pdf(value, await pades.validate_async(value, roots), qr)  # type: ignore[arg-type]
 
@@ -237,14 +241,18 @@ class _Checker:
         for token in status_lists or ():
             self.lists.setdefault(_subject(token), token)
 
-    def text(self, kind: str, text: str, audience: str | None, nonce: str | None) -> Verdict:
+    def text(
+        self, kind: str, text: str, audience: str | None, nonce: str | None, max_age: timedelta = MAX_AGE
+    ) -> Verdict:
         if kind == KIND_QR:
             return self.qr(text)
         if kind == KIND_PRESENTATION:
             if not audience or not nonce:
                 raise InvalidArgument("a presentation is verified with the audience and nonce the verifier expects")
             try:
-                presented = verify_presentation(text, self.jwks, audience=audience, nonce=nonce, at=self.at)
+                presented = verify_presentation(
+                    text, self.jwks, audience=audience, nonce=nonce, at=self.at, max_age=max_age
+                )
             except InvalidArgument as error:
                 return Verdict(kind, Outcome.INVALID, error.message)
             return self.credential(

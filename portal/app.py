@@ -39,6 +39,7 @@ from core import logs
 from portal import certificates, claims, consent, history
 from portal.certificates import CertificatePages
 from portal.consent import ConsentPages
+from portal.disclosure import SharePages
 from portal.errors import PageError
 from portal.history import HistoryPages
 from portal.settings import PortalSettings
@@ -314,6 +315,7 @@ def create_app(settings: PortalSettings | None = None) -> Starlette:
     consents = ConsentPages(portal, vault)  # and the consent and history pages with their services
     accesses = HistoryPages(portal, vault, consents)
     issued = CertificatePages(portal, vault)  # the criminal-record certificate pages with the issuance service
+    sharing = SharePages(portal, vault, consents)  # selective sharing of an issued certificate (SD-JWT + consent)
     session_key = settings.session_key.get_secret_value()
     if not session_key:
         session_key = secrets.token_urlsafe(32)
@@ -329,6 +331,7 @@ def create_app(settings: PortalSettings | None = None) -> Starlette:
             await consents.close()
             await accesses.close()
             await issued.close()
+            await sharing.close()
 
     async def health(_request: Request) -> Response:
         return PlainTextResponse("ok")
@@ -343,6 +346,7 @@ def create_app(settings: PortalSettings | None = None) -> Starlette:
         *consents.routes(),
         *accesses.routes(),
         *issued.routes(),
+        *sharing.routes(),
     ]
     middleware = [
         Middleware(RequestLog),

@@ -9,6 +9,8 @@ import hmac
 import os
 from pathlib import Path
 
+import grpc
+import httpx
 import pytest
 
 from core.errors import InvalidArgument
@@ -17,6 +19,12 @@ from core.keys.purposes import HOLDER_KEY
 from issuance.issuer_keys import SigningKey
 from portal import holder
 from portal.settings import PortalSettings
+from protos.vault.v1 import vault_pb2 as vpb
+from registry.citizen import Citizen
+from stack.info import StackInfo
+from stack.supervisor import Stack
+
+VCT = "urn:dinhdanh:vct:criminal-record-certificate:1"
 
 
 def _keys_dir(tmp_path: Path, master: bytes) -> Path:
@@ -123,6 +131,195 @@ def test_the_vault_recognises_an_sd_jwt_presentation_and_refuses_lookalikes() ->
 
 
 def b64url_json(value: dict[str, str]) -> str:
+    import base64
+    import json
+
+    return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+
+# -- sharing through the vault and a consent, against the stack ------------------------------------------------
+
+CLAIMS: dict[str, object] = {
+    "form": 1,
+    "certificate_number": "LLTP-TEST-0001",
+    "full_name": "Nguyễn Văn Thử",
+    "birthdate": "1990-05-17",
+    "place_of_birth": "Xã Đông Hội, huyện Đông Anh, Hà Nội",
+    "father_name": "Nguyễn Văn Cha",
+    "mother_name": "Trần Thị Mẹ",
+    "id_number": "001090012345",
+    "criminal_record": "Không có án tích",
+    "convictions": [],
+}
+CHOSEN = ("criminal_record", "full_name")
+
+
+def _issued(issuer: SigningKey, holder_jwk: dict[str, object]) -> str:
+    """An SD-JWT VC as issuance.credentials issues it (the issuance service's own path is tested elsewhere)."""
+    from datetime import UTC, datetime
+
+    from issuance.credentials import VCT_CRIMINAL_RECORD, issue_credential
+    from issuance.status_list import StatusReference
+
+    return issue_credential(
+        issuer,
+        issuer="http://localhost:8080",
+        vct=VCT_CRIMINAL_RECORD,
+        claims=CLAIMS,
+        holder_jwk=holder_jwk,
+        status=StatusReference(7, "http://localhost:8080/issuance/status/0"),
+        issued_at=datetime.now(UTC),
+    )
+
+
+def _portal_holder_key(stack: object, id_number: str) -> SigningKey:
+    """The key the running portal holds for this citizen: HOLDER_KEY of its key folder over the citizen's sub."""
+    from core.keys.purposes import OIDC_SUBJECT
+    from identity.oidc.subjects import Subjects
+
+    sub = Subjects(stack.secrets.keys("edge").key(OIDC_SUBJECT)).subject(id_number)  # type: ignore[attr-defined]
+    return holder.derive_key(stack.secrets.keys("portal").key(HOLDER_KEY), sub)  # type: ignore[attr-defined]
+
+
+def _verify(presentation: str, jwks: dict[str, object], audience: str, nonce: str) -> object:
+    from datetime import UTC, datetime, timedelta
+
+    from issuance.verify import verify_presented
+
+    return verify_presented(
+        presentation, issuer_jwks=jwks, at=datetime.now(UTC), audience=audience, nonce=nonce,
+        max_age=timedelta(days=30),
+    )  # fmt: skip
+
+
+async def test_a_shared_presentation_reveals_the_chosen_claims_only_to_the_agency_under_its_consent(
+    stack: Stack, info: StackInfo, http: httpx.AsyncClient, fresh_citizen: Citizen, tmp_path: Path
+) -> None:
+    import datetime as dt
+    import json as jsonlib
+    import subprocess
+    import sys
+
+    from issuance.verify import Outcome
+    from portal import disclosure
+    from protos.consent.v1 import consent_pb2_grpc as cgrpc
+    from protos.vault.v1 import vault_pb2_grpc as vgrpc
+    from tests.agency_fetch_helpers import Consents, download_shared, sign_in_citizen
+    from tests.conftest import channel_as
+    from tests.consent_agency_helpers import DemoAgency
+
+    citizen = await sign_in_citizen(http, info, fresh_citizen)
+    issuer = SigningKey.generate()
+    key = _portal_holder_key(stack, fresh_citizen.id_number)
+    credential = _issued(issuer, key.public_jwk)
+    agency = DemoAgency.of(info)
+    terms = disclosure.ShareTerms(CHOSEN, agency.client_id, "EMPLOYMENT_BACKGROUND_CHECK", days=7, max_fetches=5,
+                                  per_day=5, data_life_days=30)  # fmt: skip
+    call = {"metadata": (("authorization", f"Bearer {citizen.token}"),), "timeout": 30}
+    async with channel_as(stack, "vault", "portal") as vault_channel, channel_as(stack, "consent", "portal") as cc:
+        vault, consents = vgrpc.VaultStub(vault_channel), cgrpc.ConsentStub(cc)
+        with pytest.raises(InvalidArgument, match="holder key"):  # a credential bound to someone else's key
+            await disclosure.share(vault, consents, call, credential=_issued(issuer, SigningKey.generate().public_jwk),
+                                   vct=VCT, holder_key=key, terms=terms, now=dt.datetime.now(dt.UTC))  # fmt: skip
+        shared = await disclosure.share(vault, consents, call, credential=credential, vct=VCT, holder_key=key,
+                                        terms=terms, now=dt.datetime.now(dt.UTC))  # fmt: skip
+        versions = await vault.ListVersions(vpb.ListVersionsRequest(id=shared.document_id), **call)
+    assert [v.content_type for v in versions.versions] == ["application/dc+sd-jwt", "application/json"]
+    assert shared.claims == CHOSEN
+
+    # The agency fetches it under the consent: exactly the presentation, nothing else.
+    token = await agency.token(info, shared.consent_id)
+    async with agency.vault(info) as channel:
+        fetched = await download_shared(channel, token, shared.document_id)
+    assert fetched.code == grpc.StatusCode.OK, fetched.details
+    presentation = fetched.content.decode("ascii")
+    assert presentation == shared.presentation
+    assert fetched.metadata is not None
+    assert fetched.metadata.content_type == "application/dc+sd-jwt"
+    jwks = issuer.jwks()
+    verdict = _verify(presentation, jwks, agency.client_id, shared.consent_id)
+    assert verdict.outcome is Outcome.VALID, verdict.reason  # type: ignore[attr-defined]
+    assert set(verdict.fields) == set(CHOSEN)  # type: ignore[attr-defined]
+    assert disclosure.presented_claims(presentation) == list(CHOSEN)
+    for hidden in ("place_of_birth", "father_name", "mother_name", "birthdate", "id_number"):
+        assert str(CLAIMS[hidden]) not in _decoded(presentation)
+
+    # The verifier's command line: VALID with only the chosen fields; another nonce or audience is refused.
+    keys = tmp_path / "issuer.jwks"
+    keys.write_text(jsonlib.dumps(jwks))
+    item = tmp_path / "presentation.sd-jwt"
+    item.write_bytes(fetched.content)
+
+    def verify_cli(audience: str, nonce: str) -> tuple[int, dict[str, object]]:
+        args = ["verify", str(item), "--keys", str(keys), "--audience", audience, "--nonce", nonce,
+                "--max-age", str(7 * 86400), "--json"]  # fmt: skip
+        run = subprocess.run([sys.executable, "-m", "cli.main", *args], capture_output=True, text=True, timeout=120)
+        return run.returncode, jsonlib.loads(run.stdout)
+
+    code, shown = verify_cli(agency.client_id, shared.consent_id)
+    assert (code, shown["outcome"]) == (0, "valid"), shown
+    assert set(shown["fields"]) == set(CHOSEN)  # type: ignore[arg-type]
+    assert verify_cli(agency.client_id, "another-consent")[0] == 1
+    assert verify_cli("another-agency", shared.consent_id)[0] == 1
+
+    # Once the citizen revokes the consent, the agency's next fetch is refused.
+    async with channel_as(stack, "consent", "edge") as channel:
+        await Consents(channel).change(citizen, "Revoke", shared.consent_id)
+    async with agency.vault(info) as channel:
+        refused = await download_shared(channel, token, shared.document_id)
+    assert refused.code == grpc.StatusCode.PERMISSION_DENIED
+    assert refused.reason in ("NOT_ACTIVE", "EXPIRED"), refused.details
+
+
+def _decoded(presentation: str) -> str:
+    """Every part of a presentation decoded as text, so a value hidden in any Disclosure would be found."""
+    import base64
+
+    out = []
+    for part in presentation.replace(".", "~").split("~"):
+        if part:
+            out.append(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4)).decode("utf-8", "replace"))
+    return "\n".join(out)
+
+
+def test_a_tampered_presentation_does_not_verify() -> None:
+    """Another holder key, another audience or nonce, an added, dropped or altered Disclosure: INVALID."""
+    from datetime import UTC, datetime
+
+    from issuance.presentations import key_binding_jwt, present
+    from issuance.verify import Outcome
+    from portal import disclosure
+
+    issuer, key = SigningKey.generate(), SigningKey.generate()
+    credential = _issued(issuer, key.public_jwk)
+    now = datetime.now(UTC)
+    good = present(credential, key, disclose=CHOSEN, audience="agency-a", nonce="consent-1", at=now)
+    jwks = issuer.jwks()
+    assert _verify(good, jwks, "agency-a", "consent-1").outcome is Outcome.VALID  # type: ignore[attr-defined]
+    assert "place_of_birth" not in disclosure.presented_claims(good)
+    head = good.rsplit("~", 1)[0] + "~"
+    stolen = head + key_binding_jwt(SigningKey.generate(), head, audience="agency-a", nonce="consent-1", at=now)
+    all_parts = credential.split("~")
+    birthplace = next(d for d in all_parts[1:-1] if "place_of_birth" in _decoded(d))
+    resigned = head + birthplace + "~"
+    added = resigned + key_binding_jwt(key, resigned, audience="agency-a", nonce="consent-1", at=now)
+    widened = head + birthplace + "~" + good.rsplit("~", 1)[1]  # a Disclosure added after the holder signed
+    first = head.split("~")[1]
+    altered = head.replace(first, b64url_json_list(["salt", "criminal_record", "Có án tích"])) + good.rsplit("~", 1)[1]
+    for bad, audience, nonce in (
+        (stolen, "agency-a", "consent-1"),
+        (good, "agency-b", "consent-1"),
+        (good, "agency-a", "consent-2"),
+        (widened, "agency-a", "consent-1"),
+        (altered, "agency-a", "consent-1"),
+    ):
+        verdict = _verify(bad, jwks, audience, nonce)
+        assert verdict.outcome is Outcome.INVALID, (verdict.reason, audience, nonce)  # type: ignore[attr-defined]
+    # A holder who re-signs with the birthplace added shows it, but it is what they chose: still their key.
+    assert _verify(added, jwks, "agency-a", "consent-1").outcome is Outcome.VALID  # type: ignore[attr-defined]
+
+
+def b64url_json_list(value: list[str]) -> str:
     import base64
     import json
 
