@@ -25,6 +25,7 @@ import asyncpg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from db.migrate import upgrade
+from issuance.judicial_store import seed_judicial_records
 from registry.generator import generate
 from registry.seeding import seed
 from registry.store import PopulationStore
@@ -176,7 +177,7 @@ class Stack:
             }
             for name, c in clients.items()
         }
-        info.clients["agency_demo"] = await web.demo_agency(self.ca, self.secrets, dsn)
+        info.clients |= await web.demo_agencies(self.ca, self.secrets, dsn)  # agency_demo, officer_demo …
 
     def _prepare_var(self) -> None:
         self.var.mkdir(parents=True, exist_ok=True)
@@ -233,6 +234,11 @@ class Stack:
                         self.on_seed_progress(done, self.seed_count)
 
                 await seed(store, self.seed_count, progress=tick)
+            if not await pool.fetchval("SELECT EXISTS (SELECT 1 FROM judicial.convictions)"):
+                self.say("seeding the judicial records (the demo citizen's is clean)")
+                stored = (self.secrets.json("demo-citizen.json") or {}).get("id_number")
+                demo = {next(iter(generate(1))).id_number, *([stored] if stored else [])}  # see _demo_citizen
+                await seed_judicial_records(pool, await store.all(), clean=demo)
         finally:
             await pool.close()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -99,27 +100,67 @@ async def demo_clients(secrets: SecretStore, ports: Ports, dsn: str) -> dict[str
     return known
 
 
+@dataclass(frozen=True)
+class DemoAgency:
+    """One demo agency: its ``stack.json`` name (``clients[key]``), the stem of its files (``var/secrets/<stem>.json``
+    with client_id and secret, ``var/pki/<stem>.key`` and ``.pem``), and its registration."""
+
+    key: str
+    stem: str
+    name: str
+    purposes: tuple[str, ...]
+    scopes: tuple[str, ...] = ("vault.read",)
+    resources: tuple[str, ...] = ("urn:dinhdanh:service:vault", "urn:dinhdanh:service:consent")
+    roles: tuple[str, ...] = ()
+
+
+# The demo agencies (issues 10, 11): the employer-vetting office, and one agency for each role issue 11 opens RPCs
+# to: the Judicial Records Centre's officers (Officers), a hospital (HealthRecords), a procuracy (AgencyRequests).
+DEMO_AGENCIES = (
+    DemoAgency("agency_demo", "agency-demo", DEMO_AGENCY, DEMO_AGENCY_PURPOSES, DEMO_AGENCY_SCOPES,
+               DEMO_AGENCY_RESOURCES),
+    DemoAgency("officer_demo", "officer-demo", "Trung tâm Lý lịch tư pháp quốc gia — cán bộ (demo)",
+               ("PUBLIC_SERVICE_DOSSIER",), roles=("officer",)),
+    DemoAgency("facility_demo", "facility-demo", "Bệnh viện Đa khoa (demo)", ("HEALTH_INSURANCE_CLAIM",),
+               roles=("facility",)),
+    DemoAgency("authority_demo", "authority-demo", "Viện kiểm sát nhân dân (demo)", ("PUBLIC_SERVICE_DOSSIER",),
+               roles=("procedural_authority",)),
+)  # fmt: skip
+
+
 async def demo_agency(ca: PlatformCA, secrets: SecretStore, dsn: str) -> dict[str, Any]:
-    """The demo agency, registered once as `dinhdanh clients add-agency` would, with its client certificate: a key
-    made here (``var/pki/agency-demo.key``), a CSR for it signed by the platform CA through the same function as
-    `dinhdanh clients issue-cert` (``var/pki/agency-demo.pem``). Returns what ``stack.json`` lists as
-    ``clients["agency_demo"]``: client_id, client_secret (``client_secret_basic``), cert, key and ca paths."""
-    known = secrets.json("agency-demo.json")
-    key_path, cert_path = ca.folder / "agency-demo.key", ca.folder / "agency-demo.pem"
+    """The employer-vetting demo agency (``clients["agency_demo"]``, files ``agency-demo.*``): see
+    ``register_demo_agency``."""
+    return await register_demo_agency(ca, secrets, dsn, DEMO_AGENCIES[0])
+
+
+async def demo_agencies(ca: PlatformCA, secrets: SecretStore, dsn: str) -> dict[str, dict[str, Any]]:
+    """Every demo agency of ``DEMO_AGENCIES``, by its ``stack.json`` name."""
+    return {agency.key: await register_demo_agency(ca, secrets, dsn, agency) for agency in DEMO_AGENCIES}
+
+
+async def register_demo_agency(ca: PlatformCA, secrets: SecretStore, dsn: str, agency: DemoAgency) -> dict[str, Any]:
+    """A demo agency, registered once as `dinhdanh clients add-agency` would (with its ``--role``s), with its client
+    certificate: a key made here (``var/pki/<stem>.key``), a CSR for it signed by the platform CA through the same
+    function as `dinhdanh clients issue-cert` (``var/pki/<stem>.pem``). Returns what ``stack.json`` lists as
+    ``clients[agency.key]``: client_id, client_secret (``client_secret_basic``), name, roles, cert, key and ca
+    paths."""
+    known = secrets.json(f"{agency.stem}.json")
+    key_path, cert_path = ca.folder / f"{agency.stem}.key", ca.folder / f"{agency.stem}.pem"
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
     try:
         store = ClientStore(pool)
         registered = known is not None and await store.get(known["client_id"]) is not None
         if not registered:
-            client, secret = registration.agency(DEMO_AGENCY, list(DEMO_AGENCY_PURPOSES), list(DEMO_AGENCY_SCOPES),
-                                                 list(DEMO_AGENCY_RESOURCES))  # fmt: skip
+            client, secret = registration.agency(agency.name, list(agency.purposes), list(agency.scopes),
+                                                 list(agency.resources), agency.roles)  # fmt: skip
             await store.add(client)
             known = {"client_id": client.client_id, "client_secret": secret}
-            secrets.put_json("agency-demo.json", known)
+            secrets.put_json(f"{agency.stem}.json", known)
         assert known is not None
         if not registered or not (key_path.exists() and cert_path.exists()):
             key = ec.generate_private_key(ec.SECP256R1())
-            name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, DEMO_AGENCY)])
+            name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, agency.name)])
             csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
             pem = csr.public_bytes(serialization.Encoding.PEM)
             issued = await registration.issue_certificate(store, ca.sign_agency_csr, known["client_id"], pem)
@@ -131,7 +172,8 @@ async def demo_agency(ca: PlatformCA, secrets: SecretStore, dsn: str) -> dict[st
             cert_path.write_bytes(issued.pem)
     finally:
         await pool.close()
-    return {**known, "cert": str(cert_path), "key": str(key_path), "ca": str(ca.ca_cert_path)}
+    described = {"name": agency.name, "roles": list(agency.roles)}
+    return {**known, **described, "cert": str(cert_path), "key": str(key_path), "ca": str(ca.ca_cert_path)}
 
 
 def start_portal(name: str, title: str, client: dict[str, Any], secrets: SecretStore, ports: Ports,
