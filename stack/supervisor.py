@@ -25,6 +25,7 @@ import asyncpg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from db.migrate import upgrade
+from issuance import demo_issuer
 from issuance.judicial_store import seed_judicial_records
 from registry.generator import generate
 from registry.seeding import seed
@@ -149,6 +150,9 @@ class Stack:
         info.demo_citizen = await self._demo_citizen(info)
         self._remember_ports()  # from here on, registrations (redirect URIs, the issuer) name these ports
         await self._start_web(info, dsn)
+        papers = await demo_issuer.set_up(self.ca, self.secrets, dsn, info, self.say)  # issue 11 item 5
+        if papers:
+            info.clients["issuer_demo"] = papers
         info.save(self.info_path)
         return info
 
