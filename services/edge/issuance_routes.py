@@ -41,7 +41,7 @@ MAX_LIST_ID = 2**31 - 1
 POOL_SIZE = 2
 KEYS_CACHE = "public, max-age=300"
 PEM = "application/pem-certificate-chain"  # RFC 8555 §9.1
-ISSUER_PATHS = ("", "/issuance")  # the issuer URLs whose metadata is served: the edge's, and under /issuance
+ISSUER_PATHS = ("",)  # the issuer URLs whose metadata is served: the edge's (the credentials' iss)
 PUBLIC = ("kty", "crv", "x", "y")
 
 

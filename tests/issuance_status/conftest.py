@@ -26,9 +26,11 @@ INSERT_DOSSIER = """
 INSERT INTO issuance.dossiers (id, tracking_number, request_id, requester, requester_ref, id_number, subject, form,
     purpose, answers, fields, fee, working_days, deadline, received_at, status, status_changed_at, certificate_id,
     status_index, credential_status, credential, qr_text, issued_at)
-VALUES ($1, $2, $3, 'SELF', $4, $5, $4, 1, 'EMPLOYMENT', '{}'::jsonb, '{}'::jsonb, '{}'::jsonb, 10, $6, $7, $8, $7,
+VALUES ($1, $2, $3, 'SELF', $4, $5, $4, 1, 'EMPLOYMENT', '{}'::jsonb, '[]'::jsonb, $15::jsonb, 10, $6, $7, $8, $7,
     $9, $10, $11, $12, $13, $14)
 """
+FEE = {"groups": [], "base_vnd": 200000, "reduction_vnd": 0, "extra_copies_vnd": 0, "total_vnd": 200000,
+       "reason": "", "basis": "Thông tư 244/2016/TT-BTC"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ def issued_dossier(owner_pool: asyncpg.Pool, issuer_key: SigningKey, issuer: str
             f"{secrets.randbelow(10**12):012d}", date.today() + timedelta(days=14), now, status,
             certificate_id if issued else None, index if issued else None, "VALID" if issued else None,
             "sd-jwt-of-the-fixture~" if issued else None, qr if issued else None, now if issued else None,
+            json.dumps(FEE),
         )  # fmt: skip
         return IssuedDossier(dossier_id, index, certificate_id, qr, subject)
 
