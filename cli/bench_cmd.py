@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from bench import audit, auth, consent, sso, vault
+from bench import issuance as issuance_bench
 from cli.output import JsonOption, VarOption, console, emit, run, stack_info
 
 app = typer.Typer(help="Benchmarks against a running stack (`make up` first).", no_args_is_help=True)
@@ -95,4 +96,20 @@ def bench_consent(
     info = stack_info(var, as_json)
     result = run(lambda: consent.run(info, var, seconds, concurrency), as_json)
     title = "bench consent: agency fetches under consent beside the citizen's own download, same machine"
+    emit(result, as_json, lambda: _table(title, result))
+
+
+@app.command("issuance")
+def bench_issuance(
+    seconds: float = typer.Option(20.0, "--seconds", min=1.0, help="How long applicants keep applying."),
+    concurrency: int = typer.Option(16, "--concurrency", min=1, help="Dossiers in flight (one per applicant)."),
+    qr_seconds: float = typer.Option(3.0, "--qr-seconds", min=0.5, help="How long each QR verification runs."),
+    var: Path = VarOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Criminal-record dossiers end to end (Apply → auto-approval → SD-JWT VC + PDF + PAdES + QR → in the vault)
+    per second with p50/p99, and offline QR verifications per second in-process."""
+    info = stack_info(var, as_json)
+    result = run(lambda: issuance_bench.run(info, var, seconds, concurrency, qr_seconds), as_json)
+    title = "bench issuance: dossiers end to end on this machine, load generator included; offline QR in-process"
     emit(result, as_json, lambda: _table(title, result))
