@@ -36,11 +36,12 @@ from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import logs
-from portal import certificates, claims, consent, history
+from portal import certificates, claims, consent, health, history
 from portal.certificates import CertificatePages
 from portal.consent import ConsentPages
 from portal.disclosure import SharePages
 from portal.errors import PageError
+from portal.health import HealthPages
 from portal.history import HistoryPages
 from portal.settings import PortalSettings
 from portal.vault import AFTER_LOGIN, RESOURCE, VAULT_SCOPES, VaultPages
@@ -85,7 +86,7 @@ PAGE_HEADERS = {
 
 
 # Where the callback may send a citizen who was sent to sign in from a page (never a URL from the request).
-RETURN_PAGES = ("/vault", consent.PAGE, history.PAGE, certificates.PAGE)
+RETURN_PAGES = ("/vault", consent.PAGE, history.PAGE, certificates.PAGE, health.PAGE)
 
 
 def audiences(settings: PortalSettings) -> list[tuple[str, str]]:
@@ -95,6 +96,7 @@ def audiences(settings: PortalSettings) -> list[tuple[str, str]]:
         (settings.consent_address, consent.SCOPES, consent.RESOURCE),
         (settings.log_address, history.SCOPES, history.RESOURCE),
         (settings.issuance_address, certificates.SCOPES, certificates.RESOURCE),
+        (settings.health_address, health.SCOPES, health.RESOURCE),
     ]
     return [(scopes, resource) for address, scopes, resource in wanted if address]
 
@@ -177,7 +179,8 @@ class Portal:
             del request.session["sid"]
         rows = claims.shown(data["claims"]) if data else None
         shown = {"vault": self.settings.vault_address, "consents": self.settings.consent_address,
-                 "history": self.settings.log_address, "certificates": self.settings.issuance_address}  # fmt: skip
+                 "history": self.settings.log_address, "certificates": self.settings.issuance_address,
+                 "health": self.settings.health_address}  # fmt: skip
         return self.page(request, "home.html", rows=rows, **{page: bool(address) for page, address in shown.items()})
 
     async def login(self, request: Request) -> Response:
@@ -315,6 +318,7 @@ def create_app(settings: PortalSettings | None = None) -> Starlette:
     consents = ConsentPages(portal, vault)  # and the consent and history pages with their services
     accesses = HistoryPages(portal, vault, consents)
     issued = CertificatePages(portal, vault)  # the criminal-record certificate pages with the issuance service
+    book = HealthPages(portal, vault)  # the electronic health book pages with the health service
     sharing = SharePages(portal, vault, consents)  # selective sharing of an issued certificate (SD-JWT + consent)
     session_key = settings.session_key.get_secret_value()
     if not session_key:
@@ -331,6 +335,7 @@ def create_app(settings: PortalSettings | None = None) -> Starlette:
             await consents.close()
             await accesses.close()
             await issued.close()
+            await book.close()
             await sharing.close()
 
     async def health(_request: Request) -> Response:
@@ -346,6 +351,7 @@ def create_app(settings: PortalSettings | None = None) -> Starlette:
         *consents.routes(),
         *accesses.routes(),
         *issued.routes(),
+        *book.routes(),
         *sharing.routes(),
     ]
     middleware = [

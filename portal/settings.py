@@ -29,6 +29,7 @@ class PortalSettings(BaseSettings):
     consent_address: str = ""  # the consent service (the citizen's consent pages); "" no such pages
     log_address: str = ""  # the transparency log (the access history with its proofs)
     issuance_address: str = ""  # the issuance service (certificates, their selective sharing); "" no such pages
+    health_address: str = ""  # the health service (the citizen's electronic health book); "" no such pages
     # The log's verifier key (C2SP signed-note "<name>+<hex id>+<base64 key>"); "" fetches it once from the
     # edge's /log/key. ``log_origin``: the checkpoints' expected origin line ("": the key's name).
     log_key: str = ""

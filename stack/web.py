@@ -207,6 +207,7 @@ def start_portal(name: str, title: str, client: dict[str, Any], secrets: SecretS
             "DINHDANH_PORTAL_VAULT_ADDRESS": f"{HOST}:{ports.vault}",
             "DINHDANH_PORTAL_CONSENT_ADDRESS": f"{HOST}:{ports.consent}",
             "DINHDANH_PORTAL_LOG_ADDRESS": f"{HOST}:{ports.log}",
+            "DINHDANH_PORTAL_HEALTH_ADDRESS": f"{HOST}:{ports.health}",  # the health book pages (portal/health.py)
             "DINHDANH_PORTAL_ISSUANCE_ADDRESS": f"{HOST}:{ports.issuance}",
             "DINHDANH_PORTAL_TLS_CA": str(paths.ca),
             "DINHDANH_PORTAL_TLS_CERT": str(paths.cert),

@@ -96,6 +96,7 @@ MEMBERS = (
     "vaccinations",
     "follow_up",
     "referral",
+    "doctor",
 )
 T = TypeVar("T")
 
@@ -154,18 +155,21 @@ class Procedure:
 
 @dataclass(frozen=True, slots=True)
 class Prescription:
-    """A drug prescribed: how to take it (free text), how much (a decimal, in ``unit``), for how many days."""
+    """A drug prescribed: how to take it (free text), how much (a decimal, in ``unit``), for how many days, and
+    how often (free text, optional: "2 lần/ngày")."""
 
     drug: str
     dose: str
     quantity: Decimal
     days: int
     unit: str = ""
+    frequency: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "drug", _text(self.drug, SHORT))
         object.__setattr__(self, "dose", _text(self.dose, SHORT))
         object.__setattr__(self, "unit", _text(self.unit, 50, optional=True))
+        object.__setattr__(self, "frequency", _text(self.frequency, SHORT, optional=True))
         if not isinstance(self.quantity, Decimal) or not self.quantity.is_finite():
             raise InvalidArgument("quantity must be a decimal number")
         if not 0 < self.quantity <= MAX_QUANTITY:
@@ -237,6 +241,7 @@ class Visit:
     vaccinations: tuple[Vaccination, ...] = ()
     follow_up: date | None = None
     referral: Referral | None = None
+    doctor: str = ""  # the treating doctor as the facility names them (optional)
 
     def __post_init__(self) -> None:
         if not isinstance(self.facility, Facility):
@@ -252,6 +257,7 @@ class Visit:
         if self.discharged_at < self.admitted_at:
             raise InvalidArgument("discharged_at: the discharge is before admission")
         object.__setattr__(self, "reason", _text(self.reason, LONG))
+        object.__setattr__(self, "doctor", _text(self.doctor, SHORT, optional=True))
         self._check_items()
         if self.follow_up is not None:
             if not isinstance(self.follow_up, date) or isinstance(self.follow_up, datetime):
@@ -349,6 +355,7 @@ def parse_visit(data: Any, *, client_id: str, now: datetime, birth_date: date | 
         vaccinations=_list(members, "vaccinations", _vaccination),
         follow_up=_at("follow_up", lambda: _day(members["follow_up"])) if "follow_up" in members else None,
         referral=_referral(members["referral"]) if "referral" in members else None,
+        doctor=_at("doctor", lambda: _text(members["doctor"], SHORT)) if "doctor" in members else "",
     )
     check_dates(visit, now=now, birth_date=birth_date)
     return visit
@@ -372,7 +379,8 @@ def to_json_value(visit: Visit) -> dict[str, Any]:
         "procedures": [_drop_empty({"code": p.code, "name": p.name}) for p in visit.procedures],
         "prescriptions": [
             _drop_empty(
-                {"drug": p.drug, "dose": p.dose, "quantity": _decimal_text(p.quantity), "unit": p.unit, "days": p.days}
+                {"drug": p.drug, "dose": p.dose, "quantity": _decimal_text(p.quantity), "unit": p.unit, "days": p.days,
+                 "frequency": p.frequency}
             )
             for p in visit.prescriptions
         ],
@@ -390,6 +398,8 @@ def to_json_value(visit: Visit) -> dict[str, Any]:
         value["follow_up"] = visit.follow_up.isoformat()
     if visit.referral is not None:
         value["referral"] = {"to_facility": visit.referral.to_facility, "reason": visit.referral.reason}
+    if visit.doctor:
+        value["doctor"] = visit.doctor
     return value
 
 
@@ -509,7 +519,7 @@ def _procedure(data: Any, where: str) -> Procedure:
 
 
 def _prescription(data: Any, where: str) -> Prescription:
-    members = _object(data, where, ("drug", "dose", "quantity", "unit", "days"))
+    members = _object(data, where, ("drug", "dose", "quantity", "unit", "days", "frequency"))
     quantity = _field(members, "quantity", where, _quantity)
     days = _field(members, "days", where, lambda v: _integer(v, 1, MAX_DAYS))
     return Prescription(
@@ -518,6 +528,7 @@ def _prescription(data: Any, where: str) -> Prescription:
         quantity=quantity,
         days=days,
         unit=_field(members, "unit", where, lambda v: _text(v, 50, optional=True), default=""),
+        frequency=_field(members, "frequency", where, lambda v: _text(v, SHORT, optional=True), default=""),
     )
 
 
