@@ -473,7 +473,7 @@ class SharePages:
             document_id=document_id,
             client_id=record.client_id,
             agency=record.agency_name or record.client_id,
-            status=label,
+            consent_status=label,
             expiry=when(record.terms.expiry),
             claims=revealed,
         )
