@@ -19,6 +19,7 @@ worker (``issuance.issuing.start_worker``: APPROVED → ISSUED) and the status l
 
 from __future__ import annotations
 
+import inspect
 import json
 import uuid
 from collections.abc import Awaitable, Callable
@@ -372,7 +373,10 @@ async def _optional_worker(settings: Settings, pool: Any) -> list[Callable[[], A
         log.warning("issuance.worker_missing")
         return []
     start: Any = issuing.start_worker
-    return [await start(settings, pool)]
+    stop = start(settings, pool)
+    if inspect.isawaitable(stop):
+        stop = await stop
+    return [stop]
 
 
 async def build(settings: Settings) -> ServiceSpec:

@@ -405,3 +405,39 @@ async def test_issuer_keys_answer_any_platform_peer(stack: Stack, owner_db: asyn
         keys = await call
     assert keys.issuer
     assert len(json.loads(keys.jwks)["keys"]) == published
+
+
+async def test_status_changes_need_an_issued_certificate_and_an_officer(
+    certificates: pb_grpc.CertificatesStub, carol: Applicant, officer: AgencyCalls, plain_agency: AgencyCalls
+) -> None:
+    dossier = await certificates.Apply(apply_request(2), metadata=carol.metadata, timeout=30)
+    stub = officer.officers
+    error = await refused(stub.Revoke(pb.StatusChangeRequest(id=dossier.id, reason="Cấp nhầm"), timeout=10))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION, error.details()
+    error = await refused(stub.Suspend(pb.StatusChangeRequest(id=dossier.id, reason=" "), timeout=10))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, error.details()
+    error = await refused(stub.Reinstate(pb.StatusChangeRequest(id=str(uuid.uuid4()), reason="x"), timeout=10))
+    assert error.code() == grpc.StatusCode.NOT_FOUND, error.details()
+    error = await refused(plain_agency.officers.Revoke(pb.StatusChangeRequest(id=dossier.id, reason="x"), timeout=10))
+    assert error.code() == grpc.StatusCode.PERMISSION_DENIED, error.details()
+
+
+async def test_my_dossiers_come_newest_first_in_pages(certificates: pb_grpc.CertificatesStub, bob: Applicant) -> None:
+    opened = [(await certificates.Apply(apply_request(1), metadata=bob.metadata, timeout=30)).id for _ in range(3)]
+    seen: list[str] = []
+    token = ""
+    while True:
+        page = await certificates.ListMyDossiers(
+            pb.ListMyDossiersRequest(page_size=2, page_token=token), metadata=bob.metadata, timeout=10
+        )
+        assert len(page.dossiers) <= 2
+        seen += [d.id for d in page.dossiers]
+        token = page.next_page_token
+        if not token:
+            break
+    assert seen[:3] == opened[::-1]
+    assert len(seen) == len(set(seen))
+    error = await refused(
+        certificates.ListMyDossiers(pb.ListMyDossiersRequest(page_token="nonsense"), metadata=bob.metadata)
+    )
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
