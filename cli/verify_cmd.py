@@ -130,7 +130,7 @@ def verify(
         [], "--trust-root", help="A CA certificate (PEM) a PDF signer must chain to."
     ),
     status_list: list[Path] = typer.Option([], "--status-list", help="A Status List Token (statuslist+jwt) file."),
-    audience: str = typer.Option(None, "--audience", help="The audience a presentation's key binding must name."),
+    audience: str = typer.Option(None, "--audience", "--aud", help="The aud a presentation's KB-JWT must name."),
     nonce: str = typer.Option(None, "--nonce", help="The nonce a presentation's key binding must answer."),
     qr: str = typer.Option(None, "--qr", help="The QR text of a PDF that does not carry it."),
     at: str = typer.Option(None, "--at", help="Verify as at this ISO 8601 instant (default: now)."),
