@@ -14,6 +14,9 @@ Measured, the load generator on the same machine as the stack:
   :data:`POLL` seconds until it is ISSUED with its ``vault_document_id``. Dossiers per second (those completed,
   over the time from the first Apply until the last one finished), p50/p99 of Apply → in the vault; the dossiers
   still open when the time is up are waited for (up to :data:`DRAIN`) and counted in; errors by gRPC code;
+  :data:`WARM_UP` dossiers go through first, unmeasured (the issuing worker's processes start on first use);
+  the CPU the issuance service (with its builder processes) and the vault spent a dossier, from /proc, so the
+  figure means something on a machine other work shares;
 * **offline QR verifications per second**, in-process: ``issuance.qr.QrVerifier.verify`` alone, and
   ``issuance.verify.verify_presented`` (prefix, Base45, zlib, COSE_Sign1 ES256 and the status list entry) on a
   QR the same as a certificate's.
@@ -25,6 +28,7 @@ It prints figures and never asserts them: the targets (60 dossiers a second on t
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import time
@@ -36,8 +40,9 @@ from typing import Any
 import asyncpg
 import grpc
 import httpx
+import psutil
 
-from bench.accounts import AccountPool, ensure_accounts, save_accounts
+from bench.accounts import ACCOUNTS_FILE, AccountPool, save_accounts
 from bench.browserless import Browser, SignIn, sign_in
 from bench.stats import Tally
 from issuance import qr
@@ -49,11 +54,13 @@ from protos.identity.v1 import identity_pb2_grpc as igrpc
 from protos.issuance.v1 import issuance_pb2 as pb
 from protos.issuance.v1 import issuance_pb2_grpc as pb_grpc
 from stack.info import StackInfo
+from stack.provision import activate_with_totp
 
 ISSUANCE = "urn:dinhdanh:service:issuance"
-POLL = 0.1  # seconds between GetMyDossier calls of one applicant
+POLL = 0.25  # seconds between GetMyDossier calls of one applicant (each costs the service CPU too)
 DRAIN = 120.0  # seconds to wait for the dossiers still open when the time is up
 TIMEOUT = 30.0
+WARM_UP = 4  # dossiers issued before measuring
 TARGET_DOSSIERS = 60.0
 TARGET_QR = 1000.0
 LEVEL_NOTE = "bench issuance: verified in person (benchmark citizen)"
@@ -80,6 +87,47 @@ async def clean(info: StackInfo, id_numbers: list[str]) -> list[str]:
     return [n for n in id_numbers if n not in convicted]
 
 
+async def _clean_without_account(info: StackInfo, count: int) -> list[str]:
+    conn = await asyncpg.connect(info.postgres_dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT c.id_number FROM registry.citizens c LEFT JOIN identity.accounts a USING (id_number)"
+            " WHERE a.id_number IS NULL AND NOT EXISTS"
+            " (SELECT 1 FROM judicial.convictions j WHERE j.id_number = c.id_number)"
+            " ORDER BY c.id_number LIMIT $1",
+            count,
+        )
+    finally:
+        await conn.close()
+    return [row["id_number"] for row in rows]
+
+
+async def clean_accounts(info: StackInfo, folder: Path, count: int) -> list[dict[str, str]]:
+    """``count`` bench accounts (``bench.accounts``' file) of citizens with a clean record, activating more one
+    at a time when needed: identity admits one activation at a time from a device (RESOURCE_EXHAUSTED, retried)."""
+    path = folder / ACCOUNTS_FILE
+    known: list[dict[str, str]] = json.loads(path.read_text()) if path.exists() else []
+    usable = set(await clean(info, [a["id_number"] for a in known]))
+    chosen = [a for a in known if a["id_number"] in usable][:count]
+    if len(chosen) >= count:
+        return chosen
+    fresh: list[dict[str, str]] = []
+    password = "Bench-issuance-" + uuid.uuid4().hex[:8]
+    async with info.channel("registry") as registry, info.channel("identity") as identity:
+        for id_number in await _clean_without_account(info, count - len(chosen)):
+            for attempt in range(30):
+                try:
+                    secret = await activate_with_totp(registry, identity, id_number, password)
+                    break
+                except grpc.aio.AioRpcError as error:
+                    if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED or attempt == 29:
+                        raise
+                    await asyncio.sleep(1.1)
+            fresh.append({"id_number": id_number, "password": password, "totp_secret": secret})
+    save_accounts(folder, fresh)
+    return chosen + fresh
+
+
 async def level_2(info: StackInfo, id_numbers: list[str]) -> None:
     async with info.channel("identity") as channel:
         identity = igrpc.IdentityStub(channel)
@@ -92,13 +140,7 @@ async def level_2(info: StackInfo, id_numbers: list[str]) -> None:
 
 async def applicants(info: StackInfo, secrets_folder: Path, count: int) -> list[str]:
     """Access tokens of ``count`` clean, level-2 bench citizens for the issuance service."""
-    accounts = await ensure_accounts(info, secrets_folder, count * 2)
-    usable = set(await clean(info, [a["id_number"] for a in accounts]))
-    chosen = [a for a in accounts if a["id_number"] in usable][:count]
-    if len(chosen) < count:
-        accounts = await ensure_accounts(info, secrets_folder, len(accounts) + 2 * (count - len(chosen)))
-        usable = set(await clean(info, [a["id_number"] for a in accounts]))
-        chosen = [a for a in accounts if a["id_number"] in usable][:count]
+    chosen = await clean_accounts(info, secrets_folder, count)
     await level_2(info, [a["id_number"] for a in chosen])
     portal = info.clients["portal"]
     flow = SignIn(info.oidc_issuer, portal["client_id"], portal["client_secret"], portal["redirect_uris"][0],
@@ -121,6 +163,28 @@ async def applicants(info: StackInfo, secrets_folder: Path, count: int) -> list[
             tokens.append(str(reply.json()["access_token"]))
     save_accounts(secrets_folder, chosen)
     return tokens
+
+
+def listening(address: str) -> psutil.Process | None:
+    """The process listening on ``address``'s port (this stack's service; other stacks may run beside)."""
+    port = int(address.rsplit(":", 1)[1])
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                return psutil.Process(conn.pid)
+    return None
+
+
+def cpu_seconds(proc: psutil.Process | None) -> float:
+    """User + system CPU seconds of ``proc`` and its living children (the issuing worker's builder processes)."""
+    if proc is None:
+        return 0.0
+    total = 0.0
+    for one in (proc, *proc.children(recursive=True)):
+        with contextlib.suppress(psutil.NoSuchProcess, psutil.AccessDenied):
+            times = one.cpu_times()
+            total += times.user + times.system
+    return total
 
 
 async def dossiers(info: StackInfo, tokens: list[str], seconds: float, concurrency: int) -> dict[str, Any]:
@@ -157,9 +221,15 @@ async def dossiers(info: StackInfo, tokens: list[str], seconds: float, concurren
                     tally.error(error.code().name)
                     await asyncio.sleep(POLL)
 
+        # warm-up, not measured: the issuing worker's processes start, import and parse their fonts on first use
+        await asyncio.gather(*(one(tokens[i % len(tokens)]) for i in range(min(concurrency, WARM_UP))))
+        tally.latencies.clear()
+        watched = {name: listening(info.services[name]) for name in ("issuance", "vault")}
+        before = {name: cpu_seconds(proc) for name, proc in watched.items()}
         start = time.perf_counter()
         await asyncio.gather(*(applicant(i, start + seconds) for i in range(concurrency)))
         elapsed = time.perf_counter() - start
+        used = {name: cpu_seconds(proc) - before[name] for name, proc in watched.items()}
     summary = tally.summary(elapsed)
     return {
         "dossiers_per_second": summary["per_second"],
@@ -168,6 +238,9 @@ async def dossiers(info: StackInfo, tokens: list[str], seconds: float, concurren
         "p99_apply_to_vault_ms": summary["p99_ms"],
         "elapsed_s": round(elapsed, 1),
         "errors": summary["errors"],
+        "cpu_ms_per_dossier": {
+            name: round(seconds_used * 1000 / max(1, int(summary["count"])), 1) for name, seconds_used in used.items()
+        },
         "target_dossiers_per_second": TARGET_DOSSIERS,
     }
 
