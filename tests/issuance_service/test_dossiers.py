@@ -15,6 +15,7 @@ import asyncpg
 import grpc
 import httpx
 import pytest
+from joserfc.jwk import ECKey
 
 from issuance.application import CITIZEN, REGISTRY
 from issuance.calendar import add_working_days
@@ -36,6 +37,7 @@ from tests.issuance_service.conftest import (
 )
 from tests.oidc_helpers import person, portal_flow, signed_in
 from tests.test_cli import dinhdanh
+from tests.waiting import until
 
 APPROVED, VERIFYING, REJECTED = pb.DOSSIER_STATUS_APPROVED, pb.DOSSIER_STATUS_VERIFYING, pb.DOSSIER_STATUS_REJECTED
 
@@ -441,3 +443,45 @@ async def test_my_dossiers_come_newest_first_in_pages(certificates: pb_grpc.Cert
         certificates.ListMyDossiers(pb.ListMyDossiersRequest(page_token="nonsense"), metadata=bob.metadata)
     )
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_an_approved_dossier_is_issued_and_its_credential_can_be_suspended_and_revoked(
+    http: httpx.AsyncClient,
+    info: StackInfo,
+    certificates: pb_grpc.CertificatesStub,
+    clean_citizens: Iterator[Citizen],
+    officer: AgencyCalls,
+) -> None:
+    """With the issuing worker (issuance.issuing) running: APPROVED → ISSUED, the holder's credential, and the
+    officers' status changes (issuance.revocation) shown on the dossier."""
+    dan = await applicant(http, info, next(clean_citizens))
+    holder = ECKey.generate_key("P-256").as_dict(private=False)
+    request = apply_request(1, holder_jwk=json.dumps(holder))
+    dossier = await certificates.Apply(request, metadata=dan.metadata, timeout=30)
+    assert dossier.status == APPROVED
+
+    async def issued() -> pb.Dossier | None:
+        now = await certificates.GetMyDossier(pb.DossierRequest(id=dossier.id), metadata=dan.metadata, timeout=10)
+        return now if now.status == pb.DOSSIER_STATUS_ISSUED else None
+
+    done = await until(issued, "the dossier is issued", timeout=180, every=0.5)
+    assert done.certificate_id
+    assert done.credential_status == pb.CREDENTIAL_STATUS_VALID
+    assert done.history[-1].status == pb.DOSSIER_STATUS_ISSUED
+    assert done.history[-1].actor == "SYSTEM"
+    credential = await certificates.GetMyCredential(pb.DossierRequest(id=dossier.id), metadata=dan.metadata)
+    assert credential.sd_jwt.endswith("~")
+    assert credential.qr_text.startswith("VN1:")
+    assert credential.status == pb.CREDENTIAL_STATUS_VALID
+
+    stub = officer.officers
+    changed = await stub.Suspend(pb.StatusChangeRequest(id=dossier.id, reason="Đang xác minh lại"), timeout=30)
+    assert changed.credential_status == pb.CREDENTIAL_STATUS_SUSPENDED
+    changed = await stub.Reinstate(pb.StatusChangeRequest(id=dossier.id, reason="Đã xác minh"), timeout=30)
+    assert changed.credential_status == pb.CREDENTIAL_STATUS_VALID
+    changed = await stub.Revoke(pb.StatusChangeRequest(id=dossier.id, reason="Cấp nhầm"), timeout=30)
+    assert changed.credential_status == pb.CREDENTIAL_STATUS_REVOKED
+    error = await refused(stub.Reinstate(pb.StatusChangeRequest(id=dossier.id, reason="x"), timeout=30))
+    assert error.code() == grpc.StatusCode.FAILED_PRECONDITION
+    mine = await certificates.GetMyCredential(pb.DossierRequest(id=dossier.id), metadata=dan.metadata)
+    assert mine.status == pb.CREDENTIAL_STATUS_REVOKED
