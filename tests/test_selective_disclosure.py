@@ -7,12 +7,15 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import httpx
 import pytest
 
+from bench.browserless import csrf_of
 from core.errors import InvalidArgument
 from core.keys.provider import KeyUnavailable
 from core.keys.purposes import HOLDER_KEY
@@ -324,3 +327,139 @@ def b64url_json_list(value: list[str]) -> str:
     import json
 
     return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+
+# -- through the portal: an issued certificate, shared selectively, fetched and verified by the agency ---------
+
+SHARE_CONSENT = re.compile(r'id="shared-consent">([0-9a-f-]{36})<')
+SHARE_DOCUMENT = re.compile(r'id="shared-document">([0-9a-f-]{36})<')
+SHARED_CLAIM = re.compile(r'data-claim="([a-z_]+)"')
+PURPOSE_OPTION = re.compile(r'<option value="([A-Z0-9_]+)"')
+REQUEST_ID = re.compile(r'name="request_id" value="([^"]+)"')
+VAULT_LINK = re.compile(r'href="/vault/([0-9a-f-]{36})"')
+
+
+def _cli(*args: str) -> tuple[int, dict[str, object]]:
+    import json as jsonlib
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "cli.main", *args, "--json"], capture_output=True, text=True,
+                         timeout=180)  # fmt: skip
+    assert run.stdout.count("\n") == 1, run.stdout + run.stderr
+    return run.returncode, jsonlib.loads(run.stdout)
+
+
+async def test_the_citizen_shares_chosen_fields_of_an_issued_certificate_through_the_portal(
+    stack: Stack, info: StackInfo, http: httpx.AsyncClient, fresh_citizens: Iterator[Citizen], tmp_path: Path
+) -> None:
+    import json as jsonlib
+
+    from issuance.judicial import seed_record
+    from tests.consent_agency_helpers import DemoAgency
+    from tests.oidc_helpers import person
+    from tests.portal_vault_helpers import vault_session
+    from tests.test_oidc_assurance import level_2
+    from tests.waiting import until
+
+    citizen = next(c for c in fresh_citizens if not seed_record(c).convictions)  # auto-approved: a clean record
+    browser, _ = await vault_session(http, info, await level_2(info, await person(info, citizen)))
+    portal = info.demo_portal.rstrip("/")
+    form = await browser.follow("GET", f"{portal}/certificates/new?form=1")
+    assert form.status_code == 200, form.text[:300]
+    purpose = PURPOSE_OPTION.findall(form.text)[0]
+    request_id = REQUEST_ID.search(form.text)
+    assert request_id is not None
+    applied = await browser.follow("POST", f"{portal}/certificates/new", data={
+        "csrf": csrf_of(form), "request_id": request_id.group(1), "form": "1", "purpose": purpose, "copies": "1",
+        "delivery": "electronic", "ban_certification": "no", "email": "thu@example.vn"})  # fmt: skip
+    assert applied.status_code == 200, applied.text[:300]
+    dossier_url = str(applied.url).split("?", 1)[0]
+    dossier_id = dossier_url.rsplit("/", 1)[1]
+
+    async def issued() -> httpx.Response | None:
+        page = await browser.follow("GET", dossier_url)
+        return page if 'id="share"' in page.text and 'id="vault-document"' in page.text else None  # and delivered
+
+    dossier = await until(issued, "the certificate issued", timeout=240, every=1.0)
+    pdf_link = VAULT_LINK.search(dossier.text)
+
+    share = await browser.follow("GET", f"{dossier_url}/share")
+    assert share.status_code == 200, share.text[:300]
+    assert 'value="place_of_birth"' in share.text  # offered, and left unticked
+    agency = DemoAgency.of(info)
+    done = await browser.follow("POST", f"{dossier_url}/share", data={
+        "csrf": csrf_of(share), "claim": list(CHOSEN), "client_id": agency.client_id,
+        "purpose": "EMPLOYMENT_BACKGROUND_CHECK", "days": "7", "max_fetches": "5", "per_day": "5",
+        "data_life_days": "30"})  # fmt: skip
+    assert done.status_code == 200, done.text[:400]
+    consent, document = SHARE_CONSENT.search(done.text), SHARE_DOCUMENT.search(done.text)
+    assert consent is not None
+    assert document is not None
+    consent_id, document_id = consent.group(1), document.group(1)
+    assert sorted(SHARED_CLAIM.findall(done.text)) == sorted(CHOSEN)
+    assert citizen.id_number not in done.text
+
+    # The agency fetches it with its bound consent token; the fetch verifies it with the platform's published keys.
+    out = tmp_path / "shared.sd-jwt"
+    code, fetched = _cli("agency", "fetch", consent_id, document_id, "--out", str(out), "--var", str(stack.var))
+    assert code == 0, fetched
+    assert fetched["content_type"] == "application/dc+sd-jwt"
+    verification = fetched["verification"]
+    assert isinstance(verification, dict)
+    assert verification["outcome"] == "valid", verification
+    assert set(verification["fields"]) == set(CHOSEN)
+    text = out.read_text()
+    for hidden in (citizen.date_of_birth.isoformat(), citizen.id_number, citizen.hometown):
+        assert hidden not in _decoded(text)
+    metadata = (await http.get(f"{info.oidc_issuer}/.well-known/jwt-vc-issuer")).json()
+    keys = tmp_path / "issuer.jwks"
+    keys.write_text(jsonlib.dumps(metadata["jwks"]))
+    code, verdict = _cli("verify", str(out), "--keys", str(keys), "--audience", agency.client_id, "--nonce",
+                         consent_id, "--max-age", "3600")  # fmt: skip
+    assert (code, verdict["outcome"]) == (0, "valid"), verdict
+    assert set(verdict["fields"]) == set(CHOSEN)  # type: ignore[arg-type]
+
+    # The consent covers the presentation only: the certificate's PDF is refused to the agency.
+    assert pdf_link is not None
+    code, refused = _cli("agency", "fetch", consent_id, pdf_link.group(1), "--out", str(tmp_path / "x.pdf"),
+                         "--var", str(stack.var))  # fmt: skip
+    assert code == 1
+    assert refused.get("reason") == "DOCUMENT_NOT_IN_GRANT", refused
+
+    # The citizen revokes the consent in the portal: the agency's next fetch is refused.
+    consents = await browser.follow("GET", f"{portal}/consents")
+    revoked = await browser.follow("POST", f"{portal}/consents/{consent_id}/revoke", data={"csrf": csrf_of(consents)})
+    assert revoked.status_code == 200, revoked.text[:300]
+    code, refused = _cli("agency", "fetch", consent_id, document_id, "--out", str(tmp_path / "y"), "--var",
+                         str(stack.var))  # fmt: skip
+    assert code == 1
+    assert refused.get("code") in ("invalid_authorization_details", "PERMISSION_DENIED"), refused
+    assert dossier_id
+
+
+def test_each_portal_is_handed_the_holder_key_only(stack: Stack) -> None:
+    """Least privilege: the portal's key folder (DINHDANH_KEYS_DIR) holds HOLDER_KEY and nothing else."""
+    from core.keys.files import FileKeyProvider
+    from stack import web
+
+    for name, _ in web.PORTALS:
+        env = stack.services[name].env
+        assert env is not None
+        assert FileKeyProvider.in_folder(Path(env["DINHDANH_KEYS_DIR"])).purposes == {HOLDER_KEY}
+
+
+def test_the_share_form_offers_each_claim_with_its_vietnamese_label() -> None:
+    from portal import disclosure
+
+    issuer, key = SigningKey.generate(), SigningKey.generate()
+    credential = _issued(issuer, key.public_jwk)
+    offered = {claim.name: claim for claim in disclosure.claims_of(credential)}
+    assert set(offered) == set(CLAIMS)
+    assert offered["criminal_record"].label == "Tình trạng án tích"
+    assert offered["place_of_birth"].label == "Nơi sinh"
+    assert offered["criminal_record"].value == "Không có án tích"
+    assert offered["convictions"].value == "—"
+    with pytest.raises(InvalidArgument):
+        disclosure.claims_of("not an sd-jwt")
+    assert b"Nguy" not in disclosure.placeholder()  # the placeholder holds no personal data
