@@ -9,8 +9,9 @@
   the request names, §5.1: the metadata URL is the issuer's with ``/.well-known/jwt-vc-issuer`` inserted after
   the host) — and ``jwks``, the issuer's public keys (``issuance.issuer_keys`` rows of use 'credential'): what
   SD-JWT VCs, QR payloads and status lists are verified with.
-- ``GET /issuance/document-ca.pem``: the document-signing certificate chain (the 'document' row's
-  ``chain_pem``), the trust root a PDF's PAdES signature is checked against.
+- ``GET /issuance/document-ca.pem``: the trust root a PDF's PAdES signature is checked against: the
+  self-signed (CA) certificates of the 'document' rows' ``chain_pem`` (the signer's certificate and its chain),
+  as ``/verify`` takes them (services/edge/verify_routes.py).
 
 Everything is read with the edge's own role (``dinhdanh_edge``: SELECT on ``issuance.status_lists`` and
 ``issuance.issuer_keys``) through a small pool opened on the first request from the process's settings (as
@@ -26,6 +27,8 @@ import time
 from typing import Any
 
 import asyncpg
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -76,6 +79,22 @@ def _max_age(claims: dict[str, Any]) -> int:
 def _public_jwk(kid: str, jwk: dict[str, Any]) -> dict[str, Any]:
     """Only the public members of a stored JWK (a private ``d`` never leaves, whatever the row holds)."""
     return {**{name: jwk[name] for name in PUBLIC if name in jwk}, "kid": kid, "use": "sig", "alg": ALGORITHM}
+
+
+def _roots(chains: list[str]) -> list[str]:
+    """The self-signed (CA) certificates of the document chains, PEM, each once: the roots a PDF signer's
+    certificate must chain to (the signer's own certificate is not a trust anchor)."""
+    roots: dict[bytes, str] = {}
+    for pem in chains:
+        try:
+            certificates = x509.load_pem_x509_certificates(pem.encode()) if pem.strip() else []
+        except ValueError:
+            continue
+        for certificate in certificates:
+            if certificate.subject == certificate.issuer:
+                roots.setdefault(certificate.fingerprint(hashes.SHA256()),
+                                 certificate.public_bytes(serialization.Encoding.PEM).decode())  # fmt: skip
+    return list(roots.values())
 
 
 class Publications:
@@ -146,13 +165,11 @@ class Publications:
             keys = await (await self._publications()).issuer_keys("document")
         except Unavailable:
             return _unavailable()
-        chains = [key.chain_pem.strip() for key in keys if key.chain_pem.strip()]
-        if not chains:
+        roots = _roots([key.chain_pem for key in keys])
+        if not roots:
             return _error(404, "not_found", "no document-signing chain is published yet")
-        body = "\n".join(dict.fromkeys(chains)) + "\n"
-        return Response(
-            body, media_type=PEM, headers={"Cache-Control": KEYS_CACHE, "X-Content-Type-Options": "nosniff"}
-        )
+        return Response("".join(roots), media_type=PEM,
+                        headers={"Cache-Control": KEYS_CACHE, "X-Content-Type-Options": "nosniff"})  # fmt: skip
 
 
 def routes(publications: Publications | None = None) -> list[Route]:
