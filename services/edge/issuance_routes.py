@@ -76,6 +76,28 @@ def _max_age(claims: dict[str, Any]) -> int:
     return age
 
 
+def _accepts_jwt(accept: str) -> bool:
+    """Whether an ``Accept`` header (RFC 9110 §12.5.1) admits ``application/statuslist+jwt`` with a non-zero
+    weight (§8.1: a Relying Party may ask for the CWT form, which is not served here: 406). No header admits it."""
+    if not accept.strip():
+        return True
+    for part in accept.split(","):
+        media, *parameters = (piece.strip().lower() for piece in part.split(";"))
+        if media not in (CONTENT_TYPE, "application/*", "*/*"):
+            continue
+        weight = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if weight > 0:
+            return True
+    return False
+
+
 def _public_jwk(kid: str, jwk: dict[str, Any]) -> dict[str, Any]:
     """Only the public members of a stored JWK (a private ``d`` never leaves, whatever the row holds)."""
     return {**{name: jwk[name] for name in PUBLIC if name in jwk}, "kid": kid, "use": "sig", "alg": ALGORITHM}
@@ -129,6 +151,8 @@ class Publications:
             self._pool = self._reader = None
 
     async def status_list(self, request: Request) -> Response:
+        if not _accepts_jwt(request.headers.get("accept", "")):
+            return _error(406, "not_acceptable", f"the status lists are served as {CONTENT_TYPE} only")
         text = request.path_params["list_id"]
         if not text.isascii() or not text.isdigit() or len(text) > 10 or int(text) > MAX_LIST_ID:
             return _error(404, "not_found", "no such status list")

@@ -272,3 +272,30 @@ async def test_the_document_signing_chain_is_served(
         c.fingerprint(hashes.SHA256()) for c in stored if c.subject == c.issuer
     }  # the roots of the chain, never the signer's own certificate
     assert "PRIVATE KEY" not in response.text
+
+
+async def test_a_verifier_asking_for_the_cwt_form_is_told_it_is_not_served(
+    http: httpx.AsyncClient, issuer: str
+) -> None:
+    asked = await http.get(f"{issuer}/statuslists/0", headers={"Accept": "application/statuslist+cwt"})
+    assert asked.status_code == 406
+    assert asked.json()["error"] == "not_acceptable"
+    accept = "application/statuslist+cwt, application/statuslist+jwt;q=0.5"
+    either = await http.get(f"{issuer}/statuslists/0", headers={"Accept": accept})
+    assert either.status_code == 200
+    assert either.headers["access-control-allow-origin"] == "*"  # a browser wallet may fetch it
+
+
+async def test_the_refresher_re_signs_a_list_only_once_it_grew_old(store: PostgresStatusStore) -> None:
+    first = await revocation.publish_initial(store)
+    stop = revocation.start_refresher(store, every=0.05)  # rounds on a fresh list change nothing
+    await asyncio.sleep(0.5)
+    await stop()
+    kept = await store.published()
+    assert kept is not None
+    assert kept.version == first.version
+    now = datetime.now(UTC)
+    renewed = await store.rebuild(now, older_than=now)  # a list built before the limit is re-signed
+    assert renewed is not None
+    assert renewed.version > first.version
+    assert renewed.built_at == now
