@@ -23,9 +23,10 @@ with the issuer key (the ``ISSUANCE_SIGNING`` seed, ``SigningKey.from_seed``, it
 credential's ``status.status_list.uri`` names), ``iat``, ``exp`` = ``iat`` + 24 h (§5.1 RECOMMENDED; re-signed
 well before, ``start_refresher``), ``ttl`` 300 s (§5.1: how long a verifier may cache it; the edge's
 ``Cache-Control: max-age``), and ``status_list {bits: 2, lst}`` (§4: 0 VALID, 1 INVALID = revoked,
-2 SUSPENDED, §7.1). The list has at least 1,024 entries (§12.7, herd privacy: a fetch of the list does not tell
-which credential is checked, and a small list would tell how few were issued), grown in chunks of 1,024 so it
-always covers every index the sequence ``issuance.status_indexes`` has handed out plus a chunk ahead.
+2 SUSPENDED, §7.1). The list has at least 1,024 entries (the draft's
+Privacy Considerations, "Observability of Issuers": herd privacy — a fetch of the list does not tell which
+credential is checked, and a small list would tell how few were issued), grown in chunks of 1,024 so it always
+covers every index the sequence ``issuance.status_indexes`` has handed out plus a chunk ahead.
 
 Use from the issuance service::
 
@@ -54,7 +55,7 @@ from issuance.status_list import Status, StatusList, sign_status_list
 
 LIST_ID = 0  # every certificate's entry is in list 0 (MAX_ENTRIES = 16,777,216 entries)
 BITS = 2
-MIN_ENTRIES = 1024  # §12.7 herd privacy; a multiple of 8
+MIN_ENTRIES = 1024  # herd privacy (the draft's Privacy Considerations); a multiple of 8
 CHUNK = 1024  # the list grows by this many entries (a multiple of 8)
 TTL = timedelta(minutes=5)
 LIFETIME = timedelta(hours=24)
