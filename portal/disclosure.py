@@ -30,6 +30,7 @@ as old as the sharing, so the verifier's ``--max-age`` is the consent's validity
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import json
@@ -405,6 +406,7 @@ class SharePages:
             purposes=sorted((await self.consents.catalog()).items()),
             limits=GRANT_LIMITS,
             csrf=_csrf(data),
+            request_id=str(uuid.uuid4()),
         )
 
     async def submit(self, request: Request) -> Response:
@@ -415,6 +417,22 @@ class SharePages:
         except Exception as exc:  # a malformed body is the client's mistake: 400, never a 500
             raise PageError(400, BAD_FORM, f"share: form: {type(exc).__name__}", HEADING) from None
         _check_csrf(data, form)
+        request_id = _field(form, "request_id")
+        try:
+            uuid.UUID(request_id)
+        except ValueError:
+            raise PageError(400, BAD_FORM, "share: no request id", HEADING, back=(request.url.path, HEADING)) from None
+        # A double submit (or a retry after a lost answer) of one form is one sharing: the same receipt again. The
+        # session's sharings take turns (the session lives in this one process: portal/app.py Sessions).
+        lock: asyncio.Lock = data.setdefault("share_lock", asyncio.Lock())
+        async with lock:
+            done: dict[str, str] = data.setdefault("shared", {})
+            if request_id not in done:
+                done[request_id] = await self._share(request, data, dossier_id, form)
+            return RedirectResponse(done[request_id], status_code=303)
+
+    async def _share(self, request: Request, data: dict[str, Any], dossier_id: str, form: FormData) -> str:
+        """The sharing the form asks for; the receipt's URL."""
         chosen = tuple(dict.fromkeys(c for c in form.getlist("claim") if isinstance(c, str) and c))
         client_id = _field(form, "client_id").strip()
         purpose = _field(form, "purpose").strip()
@@ -441,8 +459,7 @@ class SharePages:
                 message = "Không tìm thấy cơ quan có mã này. (No agency with this id.)"
                 raise PageError(404, message, "share: no agency", HEADING, back=(request.url.path, HEADING)) from None
             raise self._refusal(request, error, "share") from None
-        target = f"/certificates/{dossier_id}/shared/{shared.consent_id}?document={shared.document_id}"
-        return RedirectResponse(target, status_code=303)
+        return f"/certificates/{dossier_id}/shared/{shared.consent_id}?document={shared.document_id}"
 
     async def receipt(self, request: Request) -> Response:
         """What was shared: the agency, the consent's terms and status, and the fields the agency receives, read

@@ -4,6 +4,7 @@ the citizen's vault and shared with one agency through a consent; the agency ver
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import os
@@ -388,10 +389,16 @@ async def test_the_citizen_shares_chosen_fields_of_an_issued_certificate_through
     assert share.status_code == 200, share.text[:300]
     assert 'value="place_of_birth"' in share.text  # offered, and left unticked
     agency = DemoAgency.of(info)
-    done = await browser.follow("POST", f"{dossier_url}/share", data={
-        "csrf": csrf_of(share), "claim": list(CHOSEN), "client_id": agency.client_id,
-        "purpose": "EMPLOYMENT_BACKGROUND_CHECK", "days": "7", "max_fetches": "5", "per_day": "5",
-        "data_life_days": "30"})  # fmt: skip
+    request_id = REQUEST_ID.search(share.text)
+    assert request_id is not None
+    fields = {"csrf": csrf_of(share), "request_id": request_id.group(1), "claim": list(CHOSEN),
+              "client_id": agency.client_id, "purpose": "EMPLOYMENT_BACKGROUND_CHECK", "days": "7",
+              "max_fetches": "5", "per_day": "5", "data_life_days": "30"}  # fmt: skip
+    # A triple click: three parallel submissions of the one form make one sharing (one consent, one receipt).
+    posted = await asyncio.gather(*(browser.request("POST", f"{dossier_url}/share", data=fields) for _ in range(3)))
+    assert [reply.status_code for reply in posted] == [303] * 3, [reply.text[:300] for reply in posted]
+    assert len({reply.headers["location"] for reply in posted}) == 1
+    done = await browser.follow("GET", f"{portal}{posted[0].headers['location']}")
     assert done.status_code == 200, done.text[:400]
     consent, document = SHARE_CONSENT.search(done.text), SHARE_DOCUMENT.search(done.text)
     assert consent is not None
