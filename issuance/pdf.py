@@ -264,6 +264,12 @@ def _text(value: object, name: str = "text") -> str:
     return text
 
 
+def check_text(value: object, name: str = "text") -> str:
+    """``value`` NFC-normalised, or INVALID_ARGUMENT naming ``name`` when the fonts cannot print one of its characters
+    (or it holds a control character): what a caller checks before storing text it will render later."""
+    return _text(value, name)
+
+
 def _check_qr(qr_png: bytes) -> None:
     if not isinstance(qr_png, bytes | bytearray) or not qr_png.startswith(PNG_SIGNATURE):
         raise InvalidArgument("the QR image must be a PNG")

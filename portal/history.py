@@ -82,6 +82,11 @@ ACTIONS = {
     "identity.totp": "Đăng nhập: mã xác thực (sign-in: one-time code)",
     "identity.login": "Đăng nhập (sign-in)",
     "identity.activate": "Kích hoạt tài khoản (account activated)",
+    "health.visit.push": "Cơ sở y tế gửi lần khám vào sổ sức khỏe (a health facility recorded a visit)",
+    "health.book.read": "Xem sổ sức khỏe (your health book was read)",
+    "health.visit.read": "Xem một lần khám (a visit was read)",
+    "health.visit.pdf": "Tải PDF lần khám (a visit's PDF was made)",
+    "health.extract.issue": "Cấp trích lục sổ sức khỏe vào kho (a health book extract was issued)",
 }
 OUTCOMES = {
     "success": "Thành công (done)",
@@ -91,6 +96,7 @@ OUTCOMES = {
     "denied": "Bị từ chối (refused)",
     "failure": "Không thành công (failed)",
     "failed": "Không thành công (failed)",
+    "replay": "Gửi lại, không thay đổi (sent again, nothing changed)",
 }
 REASONS = {  # consent/fetch_policy.py Reason codes, and the vault's
     "NOT_ACTIVE": "sự đồng ý không còn hiệu lực (đã tạm dừng, thu hồi hoặc chưa được đồng ý) (consent not active)",

@@ -26,6 +26,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from db.migrate import upgrade
 from issuance import demo_issuer
+from issuance.health import demo as health_demo
 from issuance.judicial_store import seed_judicial_records
 from registry.generator import generate
 from registry.seeding import seed
@@ -153,6 +154,7 @@ class Stack:
         papers = await demo_issuer.set_up(self.ca, self.secrets, dsn, info, self.say)  # issue 11 item 5
         if papers:
             info.clients["issuer_demo"] = papers
+        await health_demo.push_demo_visits(info, self.say)  # issue 11 item 4: the demo citizen's health book
         info.save(self.info_path)
         return info
 

@@ -187,6 +187,7 @@ class HealthService:
         if isinstance(facility, Mapping):
             members["facility"] = {**facility, "name": agency.name}
         visit = parse_visit(members, client_id=agency.client_id, now=now)  # form, codes, dates: before any lookup
+        visit_pdf.check_printable(visit)  # a stored visit always renders as its PDF
         try:
             number = str(parse_id_number(visit.citizen_id_number, now.astimezone(VIETNAM).date()))
         except InvalidIdNumber as error:

@@ -23,10 +23,10 @@ from joserfc import jws
 
 from issuance import pdf, qr
 from issuance.health.book import Administrative
-from issuance.health.visits import VIETNAM, Visit, content_hash
+from issuance.health.visits import VIETNAM, Visit, content_hash, to_json_value
 from issuance.issuer_keys import ALGORITHM, SigningKey
 
-__all__ = ["AUTHORITY", "QR_TYPE", "TITLE", "VisitPdf", "filename", "qr_token", "render"]
+__all__ = ["AUTHORITY", "QR_TYPE", "TITLE", "VisitPdf", "check_printable", "filename", "qr_token", "render"]
 
 TITLE = "TÓM TẮT HỒ SƠ KHÁM BỆNH, CHỮA BỆNH"
 AUTHORITY = "SỔ SỨC KHỎE ĐIỆN TỬ"
@@ -48,6 +48,28 @@ def _day(instant: datetime) -> str:
 
 def _time(instant: datetime) -> str:
     return instant.astimezone(VIETNAM).strftime("%H:%M %d/%m/%Y")
+
+
+def _line(text: str) -> str:
+    """Free text on one line (a facility's reason may hold line breaks; the PDF prints none)."""
+    return " ".join(text.split())
+
+
+def _strings(value: object, path: str) -> list[tuple[str, str]]:
+    if isinstance(value, str):
+        return [(path, value)]
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in _strings(item, f"{path}.{key}" if path else key)]
+    if isinstance(value, list):
+        return [found for index, item in enumerate(value) for found in _strings(item, f"{path}[{index}]")]
+    return []
+
+
+def check_printable(visit: Visit) -> None:
+    """INVALID_ARGUMENT naming the member when a text of the visit holds a character the PDF fonts cannot print
+    (DejaVu Serif cut to Latin and Vietnamese: e.g. CJK), so a stored visit always renders."""
+    for path, text in _strings(to_json_value(visit), ""):
+        pdf.check_text(_line(text), path)
 
 
 def filename(visit: Visit) -> str:
@@ -141,9 +163,18 @@ def sections(administrative: Administrative, visit: Visit) -> list[pdf.Section]:
 def render(administrative: Administrative, visit_id: str, visit: Visit, key: SigningKey, verify_url: str) -> VisitPdf:
     """The visit's summary as PDF bytes, with its signed QR."""
     qr_png = qr.render_qr(qr_token(key, visit_id, visit))
+    printed = [
+        pdf.Section(
+            section.heading,
+            rows=tuple((label, _line(value)) for label, value in section.rows),
+            paragraphs=tuple(_line(text) for text in section.paragraphs),
+            strong=section.strong,
+        )
+        for section in sections(administrative, visit)
+    ]
     content = pdf.render_document(
         TITLE,
-        sections(administrative, visit),
+        printed,
         qr_png,
         verify_url=verify_url,
         authority=AUTHORITY,

@@ -379,8 +379,14 @@ def to_json_value(visit: Visit) -> dict[str, Any]:
         "procedures": [_drop_empty({"code": p.code, "name": p.name}) for p in visit.procedures],
         "prescriptions": [
             _drop_empty(
-                {"drug": p.drug, "dose": p.dose, "quantity": _decimal_text(p.quantity), "unit": p.unit, "days": p.days,
-                 "frequency": p.frequency}
+                {
+                    "drug": p.drug,
+                    "dose": p.dose,
+                    "quantity": _decimal_text(p.quantity),
+                    "unit": p.unit,
+                    "days": p.days,
+                    "frequency": p.frequency,
+                }
             )
             for p in visit.prescriptions
         ],

@@ -22,7 +22,7 @@ from stack.supervisor import Stack
 from tests.agency_fetch_helpers import register_agency
 from tests.conftest import channel_as
 from tests.consent_agency_helpers import DemoAgency
-from tests.oidc_helpers import person, signed_in
+from tests.oidc_helpers import Person, person, signed_in
 
 HEALTH = "urn:dinhdanh:service:health"
 VAULT = "urn:dinhdanh:service:vault"
@@ -41,8 +41,11 @@ class Reader:
         return (("authorization", f"Bearer {self.token}"),)
 
 
-async def reader_of(http: httpx.AsyncClient, info: StackInfo, citizen: Citizen, scope: str = "health.read") -> Reader:
-    who = await person(info, citizen)
+async def reader_of(
+    http: httpx.AsyncClient, info: StackInfo, citizen: Citizen, scope: str = "health.read", who: Person | None = None
+) -> Reader:
+    """``citizen`` (activated here unless ``who`` is given) signed in with a token for the health service and vault."""
+    who = who or await person(info, citizen)
     client = info.clients["portal"]
     flow = ManyResources(info.oidc_issuer, client["client_id"], client["client_secret"], client["redirect_uris"][0],
                          f"openid {scope} vault.read", resources=(HEALTH, VAULT))  # fmt: skip

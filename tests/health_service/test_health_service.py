@@ -19,6 +19,7 @@ from pypdf import PdfReader
 
 from audit.events import Pseudonymizer
 from core.keys.purposes import AUDIT_PSEUDONYM, HEALTH_SIGNING
+from issuance.health.demo import DEMO_MINISTRY_CODE, push_demo_visits
 from issuance.issuer_keys import SigningKey
 from protos.issuance.v1 import health_pb2 as pb
 from protos.issuance.v1 import health_pb2_grpc as pb_grpc
@@ -30,7 +31,8 @@ from stack.info import StackInfo
 from stack.supervisor import Stack
 from tests.conftest import SEEDED, channel_as
 from tests.consent_agency_helpers import DemoAgency
-from tests.health_service.conftest import HEALTH, VAULT, Reader, health_channel, record, today
+from tests.health_service.conftest import HEALTH, VAULT, Reader, health_channel, reader_of, record, today
+from tests.oidc_helpers import Person
 from tests.vault_helpers import download
 
 TITLE_J069 = "Nhiễm trùng đường hô hấp trên cấp, không đặc hiệu"
@@ -140,9 +142,10 @@ async def test_parallel_conflicting_pushes_keep_one_visit(pushing: pb_grpc.Healt
         ({"prescriptions": [pb.Prescription(drug="Amoxicillin", dose="1 viên", days=5)]},
          "visit.prescriptions[0].quantity"),
         ({"follow_up_on": "2000-01-01"}, "visit.follow_up_on"),
+        ({"reason": "Sốt 中"}, "visit.reason"),
     ],
     ids=["unknown-icd10", "retired-icd10", "no-diagnosis", "future", "impossible-day", "discharge-before-admission",
-         "before-1900", "no-ministry-code", "dose", "quantity", "follow-up-before"],
+         "before-1900", "no-ministry-code", "dose", "quantity", "follow-up-before", "unprintable"],
 )  # fmt: skip
 async def test_invalid_records_are_refused_naming_the_field(
     pushing: pb_grpc.HealthRecordsStub, patient: Citizen, changes: dict[str, object], field: str
@@ -234,8 +237,6 @@ async def test_a_citizen_sees_only_their_own_visits(
     pushing: pb_grpc.HealthRecordsStub, portal_health: pb_grpc.HealthRecordsStub, reader: Reader,
     fresh_citizens: object, http: httpx.AsyncClient, info: StackInfo,
 ) -> None:  # fmt: skip
-    from tests.health_service.conftest import reader_of
-
     someone = next(fresh_citizens)  # type: ignore[call-overload]
     theirs = await push(pushing, record(someone, "KCB-OTHER-1"))
     error = await refused(portal_health.GetMyVisit(pb.VisitRequest(id=theirs.id), metadata=reader.metadata, timeout=30))
@@ -250,8 +251,6 @@ async def test_a_citizen_sees_only_their_own_visits(
 async def test_a_token_without_health_read_is_refused(
     portal_health: pb_grpc.HealthRecordsStub, http: httpx.AsyncClient, info: StackInfo, fresh_citizens: object
 ) -> None:
-    from tests.health_service.conftest import reader_of
-
     someone = await reader_of(http, info, next(fresh_citizens), scope="profile")  # type: ignore[call-overload]
     error = await refused(portal_health.GetMyBook(pb.GetMyBookRequest(), metadata=someone.metadata, timeout=30))
     assert error.code() == grpc.StatusCode.PERMISSION_DENIED
@@ -320,3 +319,20 @@ async def test_reads_are_audited_by_pseudonym(
     assert ("citizen", "health.visit.read", "success") in actions
     assert all(row["subject"] == subject for row in rows)
     assert all(patient.id_number not in json.dumps(json.loads(row["detail"])) for row in rows)
+
+
+async def test_the_demo_citizen_has_the_demo_hospitals_visits(
+    http: httpx.AsyncClient, info: StackInfo, portal_health: pb_grpc.HealthRecordsStub, citizens: list[Citizen]
+) -> None:
+    started = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    demo = info.demo_citizen
+    citizen = next(c for c in citizens if c.id_number == demo["id_number"])
+    who = Person(demo["id_number"], demo["password"], demo["totp_secret"])
+    assert await push_demo_visits(info) == 2  # again, as at every start: replays, nothing added
+    reader = await reader_of(http, info, citizen, who=who)
+    book = await portal_health.GetMyBook(pb.GetMyBookRequest(), metadata=reader.metadata, timeout=30)
+    mine = [v for v in book.visits if v.record.ministry_code == DEMO_MINISTRY_CODE]
+    assert [v.record.facility_record_id for v in mine] == ["DEMO-KCB-2026-001208", "DEMO-KCB-2025-000417"]
+    assert mine[0].facility_name == "Bệnh viện Đa khoa (demo)"
+    assert mine[0].record.diagnoses[0].title == TITLE_J069
+    assert all(v.received_at.ToDatetime(tzinfo=dt.UTC) < started for v in mine)  # pushed by `dinhdanh up` itself

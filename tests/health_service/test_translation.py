@@ -94,3 +94,15 @@ def test_the_visit_pdf_and_its_signed_qr_token() -> None:
     assert claims["record_id"] == "KCB-T-1"
     assert claims["facility"] == "79014"
     assert claims["content_sha256"] == base64.urlsafe_b64encode(content_hash(visit)).decode().rstrip("=")
+
+
+def test_a_text_the_pdf_cannot_print_is_refused_and_line_breaks_are_printed_as_spaces() -> None:
+    with pytest.raises(InvalidArgument, match=r"^reason: character U\+4E2D cannot be rendered"):
+        visit_pdf.check_printable(visit_of(reason="Sốt 中"))
+    broken = visit_of(reason="Sốt cao\nho khan")
+    visit_pdf.check_printable(broken)
+    book = assemble(CITIZEN, [broken])
+    rendered = visit_pdf.render(book.administrative, "0b7c6f0e-1111-4222-8333-444455556666", broken, KEY,
+                                "http://localhost:8080/verify")  # fmt: skip
+    text = " ".join(" ".join((p.extract_text() or "") for p in PdfReader(io.BytesIO(rendered.content)).pages).split())
+    assert "Sốt cao ho khan" in text
