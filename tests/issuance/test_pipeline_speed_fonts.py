@@ -12,6 +12,7 @@ import pytest
 import segno
 from fontTools.ttLib import TTFont
 from fpdf import FPDF
+from PIL import Image
 from pypdf import PdfReader
 
 from issuance import pdf, qr
@@ -103,3 +104,15 @@ def test_the_qr_mask_is_fixed_and_the_symbol_otherwise_segnos_choice() -> None:
     assert (fixed.version, fixed.error, fixed.mode) == (chosen.version, chosen.error, chosen.mode)
     png = qr.render_qr(text)
     assert png.startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(("scale", "border"), [(4, 4), (1, 0), (3, 2)])
+def test_the_qr_png_has_segnos_pixels(scale: int, border: int) -> None:
+    text = "VN1:" + "6BF9" * 84
+    ours = qr.render_qr(text, scale=scale, border=border)
+    assert qr.PNG_WRITER == "pillow"
+    theirs = io.BytesIO()
+    qr._symbol(text).save(theirs, kind="png", scale=scale, border=border)
+    with Image.open(io.BytesIO(ours)) as a, Image.open(io.BytesIO(theirs.getvalue())) as b:
+        assert a.size == b.size
+        assert a.convert("L").tobytes() == b.convert("L").tobytes()
