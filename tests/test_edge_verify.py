@@ -125,6 +125,11 @@ async def form_page(http: httpx.AsyncClient, info: StackInfo) -> tuple[Browser, 
     browser = Browser(http)
     page = await browser.request("GET", f"{info.oidc_issuer.rstrip('/')}/verify")
     assert page.status_code == 200, page.text[:300]
+    cookie = page.headers.get("set-cookie", "")
+    assert cookie.startswith(f"{verify_routes.CSRF_COOKIE}="), cookie  # what a browser keeps of a __Host- cookie:
+    assert "Path=/;" in cookie  # Secure, no Domain, Path=/
+    assert "Domain" not in cookie
+    assert "Secure" in cookie
     return browser, csrf_of(page)
 
 

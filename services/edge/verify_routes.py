@@ -63,7 +63,9 @@ PAGE_HEADERS = {
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: under no-referrer a browser sends "Origin: null" with the form's POST (Fetch
+    # §3.2.5 "serializing a request origin"), and the Origin check below needs the real one; nothing leaks elsewhere
+    "Referrer-Policy": "same-origin",
     # the one script is this origin's; the camera's frames never leave the page
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; img-src data:; "
     "media-src 'self' blob: mediastream:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
@@ -214,7 +216,8 @@ class VerifyPages:
         response = TEMPLATES.TemplateResponse(request, "verify.html", context, status_code=status)
         response.headers.update(PAGE_HEADERS)
         if fresh:
-            response.set_cookie(CSRF_COOKIE, token, path="/verify", secure=True, httponly=True, samesite="strict")
+            # a __Host- cookie must be Secure, host-only and Path=/ (RFC 6265bis §4.1.3.2), or browsers drop it
+            response.set_cookie(CSRF_COOKIE, token, path="/", secure=True, httponly=True, samesite="strict")
         return response
 
     async def form(self, request: Request) -> Response:
@@ -233,6 +236,7 @@ class VerifyPages:
             return self.error(request, 413, TOO_LARGE)
         origin = request.headers.get("origin")
         if origin is not None and origin != self.origin:  # a cross-site form post
+            log.warning("verify: refused", reason="the Origin is not the edge's")
             return self.error(request, 403, BAD_FORM)
         try:
             form = await self._form(request)
@@ -248,6 +252,7 @@ class VerifyPages:
     async def _verify(self, request: Request, form: FormData) -> Response:
         cookie = request.cookies.get(CSRF_COOKIE, "")
         if not cookie or not hmac.compare_digest(_field(form, "csrf").encode(), cookie.encode()):
+            log.warning("verify: refused", reason="the form token is missing or not the cookie's")
             return self.error(request, 403, BAD_FORM)
         text = _field(form, "text").strip()
         audience, nonce = _field(form, "aud").strip() or None, _field(form, "nonce").strip() or None
