@@ -13,18 +13,25 @@ from __future__ import annotations
 import asyncio
 import html
 import re
+import uuid
 from collections.abc import Iterator
 
+import asyncpg
 import httpx
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from starlette.datastructures import FormData
 
 from bench.browserless import Browser, csrf_of
+from issuance.judicial import seed_record
 from portal import certificates as pages
 from protos.issuance.v1 import issuance_pb2 as pb
+from protos.issuance.v1 import issuance_pb2_grpc as pb_grpc
 from registry.citizen import Citizen
+from services.tls import secure_channel
 from stack.info import StackInfo
+from stack.supervisor import Stack
+from tests.agency_fetch_helpers import register_agency
 from tests.oidc_helpers import Person, person
 from tests.test_oidc_assurance import level_2
 
@@ -143,7 +150,8 @@ async def test_a_level_1_citizen_is_told_how_to_reach_level_2(
 ) -> None:
     who = await person(info, fresh_citizen)
     browser, listing = await portal_session(http, info, who)
-    assert listing.status_code in (200, 403)
+    assert listing.status_code == 403  # the service's PERMISSION_DENIED insufficient_user_authentication
+    assert 'id="level"' in listing.text
     page = await browser.request("GET", f"{info.demo_portal.rstrip('/')}/certificates/new")
     assert page.status_code == 403
     assert "mức 2" in page.text
@@ -219,3 +227,55 @@ async def test_a_level_2_citizen_applies_once_and_follows_the_dossier(
         assert dossier_id not in (await other.request("GET", f"{portal}/certificates")).text
         junk = await other.request("GET", f"{portal}/certificates/not-a-uuid")
         assert junk.status_code == 404
+
+
+async def test_a_dossier_waiting_for_an_officer_shows_overdue_then_the_rejection_and_its_reason(
+    info: StackInfo, stack: Stack, citizens: list[Citizen], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    convicted = [c for c in citizens[1:] if seed_record(c).convictions]
+    citizen = convicted[-1]  # the fresh-citizen pool hands out the first ones
+    who = await level_2(info, await person(info, citizen))
+    portal = info.demo_portal.rstrip("/")
+    async with httpx.AsyncClient(timeout=30) as own:
+        browser, _ = await portal_session(own, info, who)
+        form = await browser.request("GET", f"{portal}/certificates/new?form=2")
+        answers = {"csrf": hidden(form, "csrf"), "request_id": hidden(form, "request_id"), "form": "2",
+                   "purpose": "PERSONAL", "copies": "1", "delivery": "post", "email": "a@example.vn",
+                   "postal_address": "Số 1 Tràng Tiền, phường Hoàn Kiếm, Hà Nội"}  # fmt: skip
+        applied = await browser.request("POST", f"{portal}/certificates/new", data=answers)
+        assert applied.status_code == 303, applied.text[:600]
+        dossier_id = applied.headers["location"].split("/certificates/", 1)[1].split("?", 1)[0]
+        waiting = await browser.request("GET", f"{portal}/certificates/{dossier_id}")
+        assert 'data-status="verifying"' in waiting.text
+        assert "(15 ngày làm việc)" in waiting.text  # a record to verify: Art. 48's longer time
+        assert 'id="pending"' in waiting.text
+
+        connection = await asyncpg.connect(info.postgres_dsn)
+        try:  # as if received long ago
+            await connection.execute("UPDATE issuance.dossiers SET deadline = '2026-01-05' WHERE id = $1",
+                                     uuid.UUID(dossier_id))  # fmt: skip
+        finally:
+            await connection.close()
+        listing = await browser.request("GET", f"{portal}/certificates")
+        row = re.search(rf'<tr data-id="{dossier_id}".*?</tr>', listing.text, re.S)
+        assert row, listing.text[:1000]
+        assert "05/01/2026" in row.group(0)
+        assert "quá hạn" in row.group(0)
+
+        officer = register_agency(stack, "Trung tâm LLTP (kiểm thử)", tmp_path_factory.mktemp("officer"),
+                                  roles=("officer",))  # fmt: skip
+        reason = "Cần xác minh thêm thông tin án tích với Tòa án nơi xét xử"
+        address = f"127.0.0.1:{stack.ports.issuance}"
+        async with secure_channel(address, officer.ca, officer.cert, officer.key, server="issuance") as channel:
+            decided = await pb_grpc.OfficersStub(channel).Reject(pb.DecisionRequest(id=dossier_id, reason=reason),
+                                                                 timeout=20)  # fmt: skip
+        assert decided.status == pb.DOSSIER_STATUS_REJECTED
+        page = await browser.request("GET", f"{portal}/certificates/{dossier_id}")
+        assert 'data-status="rejected"' in page.text
+        assert f'id="rejection-reason">{reason}<' in page.text
+        assert 'id="overdue"' not in page.text  # decided: no longer overdue
+        last = re.findall(r'<tr data-status="rejected">(.*?)</tr>', page.text, re.S)
+        assert len(last) == 1
+        assert "Cán bộ Trung tâm Lý lịch tư pháp" in last[0]
+        assert reason in last[0]
+        assert 'id="share"' not in page.text
