@@ -295,7 +295,7 @@ class HealthServicer(pb_grpc.HealthRecordsServicer):
 
     async def PushVisit(self, request: pb.PushVisitRequest, context: grpc.aio.ServicerContext) -> pb.Visit:
         try:
-            stored = await self._service.push(current_caller(), record_of(request.visit))
+            stored = await self._service.push(current_caller(), lambda: record_of(request.visit))
         except InvalidArgument as error:
             raise type(error)(proto_field(error.message)) from None
         return visit_pb(stored)

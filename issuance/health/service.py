@@ -178,9 +178,13 @@ class HealthService:
 
     # --- facilities --------------------------------------------------------------------------------------
 
-    async def push(self, caller: Caller, record: Mapping[str, Any]) -> StoredVisit:
-        """Validate and store one visit record (a ``visits.parse_visit`` mapping; ``facility.name`` is set here)."""
+    async def push(self, caller: Caller, record: Mapping[str, Any] | Callable[[], Mapping[str, Any]]) -> StoredVisit:
+        """Validate and store one visit record (a ``visits.parse_visit`` mapping, or what makes it: called once the
+        caller is known to be a facility, so another caller learns nothing about its input; ``facility.name`` is set
+        here)."""
         agency = await self.facility(caller)
+        if callable(record):
+            record = record()
         now = self._clock().astimezone(UTC).replace(microsecond=0)
         members = dict(record)
         facility = members.get("facility")

@@ -181,6 +181,8 @@ async def test_an_agency_without_the_facility_role_is_refused(
         stub = pb_grpc.HealthRecordsStub(channel)
         error = await refused(push(stub, record(patient, "KCB-NOTFAC-1")))
         assert error.code() == grpc.StatusCode.PERMISSION_DENIED, error.details()
+        junk = await refused(push(stub, record(patient, "KCB-NOTFAC-2", admitted_on="junk")))
+        assert junk.code() == grpc.StatusCode.PERMISSION_DENIED, junk.details()  # its input is never looked at
         read = await refused(stub.GetPushedVisit(pb.PushedVisitRequest(facility_record_id="KCB-BOOK-1"), timeout=30))
         assert read.code() == grpc.StatusCode.PERMISSION_DENIED
 
