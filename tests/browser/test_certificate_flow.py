@@ -100,6 +100,11 @@ async def test_a_level_2_citizen_applies_and_finds_the_certificate_in_the_vault(
 
     # The edge's public verification page: the downloaded PDF is valid.
     await page.goto(f"{platform.issuer}/verify")
+    # the scanner's script ran under the page's CSP (same origin): the camera button where the browser has a
+    # BarcodeDetector, the "paste instead" note where it has not (headless Chromium on Linux)
+    detector = await page.evaluate("'BarcodeDetector' in window")
+    await expect(page.locator("#verify")).to_have_attribute("data-scanner", "ready" if detector else "unsupported")
+    await expect(page.locator("#scan" if detector else "#scan-unsupported")).to_be_visible()
     await page.locator("#file").set_input_files(str(pdf))
     await follow(page, page.locator("#submit"))
     await expect(page.locator("#result")).to_have_attribute("data-outcome", "valid")

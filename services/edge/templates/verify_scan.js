@@ -7,10 +7,15 @@
   var field = document.getElementById("text");
   var status = document.getElementById("scan-status");
   var unsupported = document.getElementById("scan-unsupported");
-  if (!button || !video || !field) { return; }
-  if (!("BarcodeDetector" in window) || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) { return; }
+  var form = document.getElementById("verify");
+  if (!button || !video || !field || !form) { return; }
+  if (!("BarcodeDetector" in window) || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    form.dataset.scanner = "unsupported";  // the paste field remains
+    return;
+  }
   unsupported.hidden = true;
   button.hidden = false;
+  form.dataset.scanner = "ready";
   var stream = null;
 
   function stop() {
