@@ -45,8 +45,13 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import ctypes
 import multiprocessing
+import os
 import random
+import signal
+import threading
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -82,6 +87,7 @@ STATUS_LIST = 0
 ACTION = "issuance.issue"
 SIGNER_NAME = "Trung tâm Lý lịch tư pháp quốc gia"
 JUDICIAL_TIMEOUT = 10.0
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 class IssuingSettings(BaseSettings):
@@ -175,10 +181,27 @@ def _load(material: SigningMaterial) -> _Signers:
     return _Signers(material.issuer_key, material.document_signer())
 
 
-def _init_builder(material: SigningMaterial) -> None:
-    """A builder process's start: its signing keys, once."""
+def _init_builder(material: SigningMaterial, parent: int) -> None:
+    """A builder process's start: its signing keys, once; and it ends with the service that started it (a killed
+    service must not leave builders holding its keys)."""
     global _SIGNERS
+    _exit_with_parent(parent)  # the service's pid, given: a builder may start after its parent died
     _SIGNERS = _load(material)
+
+
+def _exit_with_parent(parent: int) -> None:
+    with contextlib.suppress(OSError, AttributeError):  # Linux: the kernel sends SIGKILL when the parent dies
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before prctl took effect
+        os._exit(0)
+
+    def watch() -> None:  # elsewhere: the parent's death seen as a change of parent
+        while True:
+            time.sleep(1)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _build_with(signers: _Signers, job: Job) -> Built:
@@ -229,7 +252,7 @@ class PoolBuilder:
         if processes > 0:
             self._executor = concurrent.futures.ProcessPoolExecutor(
                 processes, mp_context=multiprocessing.get_context("spawn"), initializer=_init_builder,
-                initargs=(material,),
+                initargs=(material, os.getpid()),
             )  # fmt: skip
             self._signers: _Signers | None = None
         else:

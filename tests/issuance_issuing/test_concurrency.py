@@ -141,6 +141,15 @@ def children(pid: int) -> set[int]:
     return found
 
 
+def described(pids: set[int]) -> str:
+    out = []
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            cmd = (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:80]
+            out.append(f"{pid} {alive(pid)} {cmd}")
+    return "; ".join(out)
+
+
 def alive(pid: int) -> bool:
     try:
         state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -159,13 +168,20 @@ async def test_an_issue_killed_after_delivery_is_settled_by_doing_it_again(
     await restart()
     dossier_id = await dossier_row(owner_pool, stack, next(clean_citizens), holder=SigningKey.generate(),
                                    approved=False)  # fmt: skip
-    # hold the row so that the worker's settling (SELECT … FOR UPDATE) waits, while its claim does not
+    await approve(owner_pool, dossier_id)  # not due yet: the test holds nothing so far
+    await owner_pool.execute("UPDATE issuance.dossiers SET next_issue_at = NULL WHERE id = $1", dossier_id)
+    # an uncommitted dossier_events row with the seq the worker's ISSUED row will take: its insert (in the settling
+    # transaction, after the delivery) waits on it, while the claim does not (the row is written without the
+    # foreign key's lock on the dossier: session_replication_role replica, as the superuser)
     holder = await asyncpg.connect(info.postgres_dsn)
     transaction = holder.transaction()
     await transaction.start()
-    await holder.execute("SELECT 1 FROM issuance.dossiers WHERE id = $1 FOR KEY SHARE", dossier_id)
+    await holder.execute("SET LOCAL session_replication_role = replica")
+    seq = await holder.fetchval("SELECT count(*) FROM issuance.dossier_events WHERE dossier_id = $1", dossier_id)
+    await holder.execute("INSERT INTO issuance.dossier_events (dossier_id, seq, status, at, actor)"
+                         " VALUES ($1, $2, 'ISSUED', now(), 'SYSTEM')", dossier_id, seq)  # fmt: skip
     try:
-        await approve(owner_pool, dossier_id)
+        await owner_pool.execute("UPDATE issuance.dossiers SET next_issue_at = now() WHERE id = $1", dossier_id)
 
         async def delivered() -> str | None:
             certificate_id = await owner_pool.fetchval("SELECT certificate_id FROM issuance.dossiers WHERE id = $1",
@@ -182,8 +198,8 @@ async def test_an_issue_killed_after_delivery_is_settled_by_doing_it_again(
     finally:
         await transaction.rollback()
         await holder.close()
-    await until(lambda: not any(alive(pid) for pid in builders), "the builder processes gone with their parent",
-                timeout=30)  # fmt: skip
+    await until(lambda: not any(alive(pid) for pid in builders),
+                f"the builder processes gone with their parent: {described(builders)}", timeout=30)  # fmt: skip
     try:
         await restart()
         row = await until(lambda: issued_row(owner_pool, dossier_id), "ISSUED after the restart", timeout=180)

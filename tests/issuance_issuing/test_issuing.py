@@ -23,9 +23,10 @@ from core.keys import purposes
 from issuance.credentials import VerificationFailed, verify_credential
 from issuance.forms import RequesterKind
 from issuance.issuer_keys import SigningKey
-from issuance.pades import validate
+from issuance.pades import validate_async as validate
 from issuance.qr import verify_qr
-from issuance.verify import Outcome, verify_presented
+from issuance.verify import Outcome
+from issuance.verify import verify_presented_async as verify_presented
 from protos.issuance.v1 import issuance_pb2 as ipb
 from protos.issuance.v1 import issuance_pb2_grpc as igrpc
 from protos.vault.v1 import vault_pb2 as vpb
@@ -136,9 +137,9 @@ async def test_an_approved_dossier_becomes_a_certificate_in_the_vault_that_verif
     assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
     # PAdES against the platform CA; the PDF alone verifies (its QR text in /Subject)
-    assert validate(pdf, [platform_ca]).valid
+    assert (await validate(pdf, [platform_ca])).valid
     now = datetime.now(UTC)
-    verdict = verify_presented(pdf, issuer_jwks=jwks, trust_roots=[platform_ca], at=now)
+    verdict = await verify_presented(pdf, issuer_jwks=jwks, trust_roots=[platform_ca], at=now)
     assert verdict.valid, verdict.reason
     assert verdict.fields["certificate_id"] == row["certificate_id"]
     keys_file, ca_file, pdf_file = tmp_path / "keys.json", tmp_path / "ca.pem", tmp_path / "phieu.pdf"
@@ -169,12 +170,13 @@ async def test_an_approved_dossier_becomes_a_certificate_in_the_vault_that_verif
     assert mine.sd_jwt == row["credential"]
 
     # tampered: the PDF, the QR, the credential
-    assert not validate(flipped(pdf, len(pdf) // 3), [platform_ca]).valid
-    tampered = verify_presented(flipped(pdf, len(pdf) // 3), issuer_jwks=jwks, trust_roots=[platform_ca], at=now)
+    assert not (await validate(flipped(pdf, len(pdf) // 3), [platform_ca])).valid
+    tampered = await verify_presented(flipped(pdf, len(pdf) // 3), issuer_jwks=jwks, trust_roots=[platform_ca], at=now)
     assert tampered.outcome is Outcome.INVALID
     text = row["qr_text"]
     other = "A" if text[40] != "A" else "B"
-    assert verify_presented(text[:40] + other + text[41:], issuer_jwks=jwks, at=now).outcome is Outcome.INVALID
+    bad_qr = await verify_presented(text[:40] + other + text[41:], issuer_jwks=jwks, at=now)
+    assert bad_qr.outcome is Outcome.INVALID
     header, payload, rest = row["credential"].split(".", 2)
     body = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     body["iss"] = "https://elsewhere.example"
@@ -192,9 +194,9 @@ async def test_an_agency_request_keeps_the_pdf_for_the_agency(
     row = await until(lambda: issued_row(owner_pool, dossier_id), "the agency's dossier ISSUED", timeout=120)
     assert row["vault_document_id"] is None
     pdf = bytes(row["agency_pdf"])
-    assert validate(pdf, [platform_ca]).valid
+    assert (await validate(pdf, [platform_ca])).valid
     jwks = await issuer_jwks(owner_pool)
-    verdict = verify_presented(pdf, issuer_jwks=jwks, trust_roots=[platform_ca], at=datetime.now(UTC))
+    verdict = await verify_presented(pdf, issuer_jwks=jwks, trust_roots=[platform_ca], at=datetime.now(UTC))
     assert verdict.valid, verdict.reason
     delivered = await rows(info, "SELECT id FROM vault.documents WHERE issuer_document_id = $1", row["certificate_id"])
     assert delivered == [], "an agency's certificate is not delivered into the citizen's vault"
