@@ -168,3 +168,20 @@ async def test_parallel_seeds_write_each_conviction_once(own_database: asyncpg.P
 
 def test_today_is_vietnam_s_day() -> None:
     assert today_in_vietnam(datetime(2026, 12, 31, 17, 30, tzinfo=UTC)) == date(2027, 1, 1)
+
+
+async def test_the_service_role_only_reads_its_schema(stack: Stack, citizens: list[Citizen]) -> None:
+    conn = await asyncpg.connect(stack._service_dsn("judicial"))
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM judicial.convictions") > 0
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute("DELETE FROM judicial.convictions")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.execute(
+                "UPDATE judicial.convictions SET court_expunged_on = now()::date WHERE id_number = $1",
+                citizens[0].id_number,
+            )
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await conn.fetchval("SELECT count(*) FROM registry.citizens")
+    finally:
+        await conn.close()
