@@ -12,6 +12,7 @@ import pytest
 import segno
 from fontTools.ttLib import TTFont
 from fpdf import FPDF
+from fpdf.output import OutputProducer
 from PIL import Image
 from pypdf import PdfReader
 
@@ -116,3 +117,18 @@ def test_the_qr_png_has_segnos_pixels(scale: int, border: int) -> None:
     with Image.open(io.BytesIO(ours)) as a, Image.open(io.BytesIO(theirs.getvalue())) as b:
         assert a.size == b.size
         assert a.convert("L").tobytes() == b.convert("L").tobytes()
+
+
+def test_cached_subsets_give_the_bytes_of_fpdf2s_own_subsetting(monkeypatch: pytest.MonkeyPatch) -> None:
+    samples = [
+        view(),
+        view(holder=holder(full_name="Trần Thị Bích Ngọc")),  # regular and italic glyphs as the first: cached
+        view(form=2, holder=holder(full_name="Lê Ỷ Ửng", father="Phạm Ỹ", residence="Thôn Ẵ, xã Ặ, tỉnh Ẩ")),
+        view(),  # every font's subset cached
+    ]
+    pdf.clear_subset_cache()
+    cached = [pdf.render_certificate(sample, qr_png()) for sample in samples]
+    assert pdf.subset_cache_size() > 0
+    monkeypatch.setattr(pdf, "OUTPUT", OutputProducer)  # fpdf2's own: every font subset from the whole file
+    plain = [pdf.render_certificate(sample, qr_png()) for sample in samples]
+    assert cached == plain
