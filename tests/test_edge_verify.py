@@ -164,6 +164,15 @@ def test_the_trust_roots_are_the_self_signed_certificates_of_the_document_chains
     assert verify_routes._roots([pem, pem, "", "not a pem"]) == (root,)
 
 
+def test_fields_read_as_a_vietnamese_reader_expects() -> None:
+    assert verify_routes._field_text("issued_on", "2026-12-01") == "01/12/2026"
+    assert verify_routes._field_text("signed_at", "2026-12-01T14:49:24+00:00") == "01/12/2026 21:49:24 (giờ Việt Nam)"
+    assert verify_routes._field_text("document_type", "LLTP1") == "Phiếu lý lịch tư pháp số 1 (LLTP1)"
+    assert verify_routes._field_text("convictions", []) == "không có (none)"
+    assert verify_routes._field_text("ban", False) == "không (no)"
+    assert verify_routes._field_text("x", "2026-13-45") == "2026-13-45"
+
+
 # -- the form ---------------------------------------------------------------------------------------------
 
 

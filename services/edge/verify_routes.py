@@ -27,6 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import hmac
 import json
+import re
 import secrets
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ from core import logs
 from core.errors import InvalidArgument
 from core.settings import Settings
 from db.pool import open_pool
+from issuance.qr import DOC_CRIMINAL_RECORD_1, DOC_CRIMINAL_RECORD_2, DOC_HEALTH_BOOK_EXTRACT
 from issuance.verify import LABELS, Outcome, Verdict, verify_presented_async
 
 log = logs.get("edge")
@@ -58,6 +60,7 @@ TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 SCRIPT = Path(__file__).parent / "templates" / "verify_scan.js"
 CSRF_COOKIE = "__Host-dd-verify"
 MAX_UPLOAD = 2 * 1024 * 1024  # an issued certificate's PDF is some 100 KB
+VIETNAM = dt.timezone(dt.timedelta(hours=7))  # Asia/Ho_Chi_Minh, no daylight saving time
 MAX_TEXT = 64 * 1024  # a QR text is some 400 characters, an SD-JWT a few KB
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
@@ -175,6 +178,34 @@ class Shown:
     note: str
 
 
+DOCUMENT_TYPES = {
+    DOC_CRIMINAL_RECORD_1: "Phiếu lý lịch tư pháp số 1",
+    DOC_CRIMINAL_RECORD_2: "Phiếu lý lịch tư pháp số 2",
+    DOC_HEALTH_BOOK_EXTRACT: "Trích lục Sổ sức khỏe điện tử",
+}
+ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+ISO_INSTANT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})")
+
+
+def _field_text(name: str, value: Any) -> str:
+    """A disclosed field as the page shows it: document codes in words, dates as dd/mm/yyyy, instants in
+    Vietnam time; anything else as :func:`_text`."""
+    if name == "document_type" and isinstance(value, str) and value in DOCUMENT_TYPES:
+        return f"{DOCUMENT_TYPES[value]} ({value})"
+    if isinstance(value, str) and ISO_DAY.fullmatch(value):
+        try:
+            return dt.date.fromisoformat(value).strftime("%d/%m/%Y")
+        except ValueError:
+            return value
+    if isinstance(value, str) and ISO_INSTANT.fullmatch(value):
+        try:
+            instant = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+        return f"{instant.astimezone(VIETNAM).strftime('%d/%m/%Y %H:%M:%S')} (giờ Việt Nam)"
+    return _text(value)
+
+
 def _text(value: Any) -> str:
     if isinstance(value, bool):
         return "có (yes)" if value else "không (no)"
@@ -187,9 +218,8 @@ def _text(value: Any) -> str:
 
 def shown(verdict: Verdict, note: str = "") -> Shown:
     vi, en = OUTCOMES[verdict.outcome]
-    fields = tuple((name, LABELS.get(name, name), _text(value)) for name, value in verdict.fields.items())
-    issued = verdict.issued_at.astimezone(dt.timezone(dt.timedelta(hours=7))).strftime("%d/%m/%Y %H:%M") if (
-        verdict.issued_at) else ""  # fmt: skip
+    fields = tuple((name, LABELS.get(name, name), _field_text(name, value)) for name, value in verdict.fields.items())
+    issued = verdict.issued_at.astimezone(VIETNAM).strftime("%d/%m/%Y %H:%M") if verdict.issued_at else ""
     return Shown(str(verdict.outcome), vi, en, KINDS.get(verdict.kind, verdict.kind), verdict.reason, fields,
                  verdict.issuer or "", issued, verdict.status_checked, note)  # fmt: skip
 
