@@ -298,7 +298,7 @@ class VerifyPages:
         qr = text if data and text else None
         try:
             trust = await self.source.trust()
-        except (OSError, asyncpg.PostgresError, TimeoutError) as error:
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as error:
             log.warning("verify: trust unavailable", error=type(error).__name__)
             return self.error(request, 503, UNAVAILABLE, **kept)
         if not trust.jwks["keys"]:
