@@ -56,14 +56,10 @@ VAULT = "urn:dinhdanh:service:vault"
 KEY_FILE = "issuer-demo-signing.seed"
 PAPERS_FILE = "issuer-demo-papers.json"
 LEVEL_NOTE = "demo citizen, verified at dinhdanh up (issue 11 item 5)"
-SHORT_NAME = "Cục Cảnh sát QLHC về TTXH (demo)"
-"""The name the registration starts with: ``register_demo_agency`` puts it in the CSR's common name, which X.509
-limits to 64 bytes (RFC 5280 ub-common-name; the CA names the certificate by client id anyway); :func:`register`
-then sets the registered name, the one the vault shows as the issuer, to :data:`NAME`."""
 DEMO_ISSUER = DemoAgency(
     "issuer_demo",
     "issuer-demo",
-    SHORT_NAME,
+    NAME,
     ("CITIZEN_ID_CARD", "RESIDENCE_CONFIRMATION"),
     scopes=("vault.issue",),
     resources=(VAULT,),
@@ -87,7 +83,8 @@ def signing_key(secrets: SecretStore) -> SigningKey:
 
 
 async def register(ca: PlatformCA, secrets: SecretStore, dsn: str) -> dict[str, Any]:
-    """The demo issuer's agency client (registered once) with its current public key as ``jwks``."""
+    """The demo issuer's agency client (registered once) with its current public key as ``jwks`` and its full name (a
+    stack first started when the name went through a 64-character CN was registered under a short one)."""
     registered = await register_demo_agency(ca, secrets, dsn, DEMO_ISSUER)
     jwks = signing_key(secrets).jwks()
     conn = await asyncpg.connect(dsn)
@@ -224,7 +221,6 @@ async def set_up(ca: PlatformCA, secrets: SecretStore, dsn: str, info: StackInfo
 __all__ = [
     "DEMO_ISSUER",
     "NAME",
-    "SHORT_NAME",
     "Delivered",
     "deliver_papers",
     "make_level_2",

@@ -160,7 +160,8 @@ async def register_demo_agency(ca: PlatformCA, secrets: SecretStore, dsn: str, a
         assert known is not None
         if not registered or not (key_path.exists() and cert_path.exists()):
             key = ec.generate_private_key(ec.SECP256R1())
-            name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, agency.name)])
+            # The CA names the certificate by client id; a registered name may pass the 64 characters of a CN
+            name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, known["client_id"])])  # (RFC 5280 ub-common-name)
             csr = x509.CertificateSigningRequestBuilder().subject_name(name).sign(key, hashes.SHA256())
             pem = csr.public_bytes(serialization.Encoding.PEM)
             issued = await registration.issue_certificate(store, ca.sign_agency_csr, known["client_id"], pem)
