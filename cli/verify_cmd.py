@@ -2,11 +2,12 @@
 
 The item is a file (a signed PDF, or a file holding a QR text, an SD-JWT VC or an SD-JWT presentation), ``-``
 for standard input, or the QR text / SD-JWT itself on the command line. ``--keys`` is the issuer's JWK Set
-(JSON); ``--trust-root`` the CA certificate(s) a PDF's PAdES signature must chain to (PEM, repeatable);
-``--status-list`` a Status List Token (``statuslist+jwt``, repeatable), without which the line says "status not
-checked"; ``--audience`` and ``--nonce`` what a presentation's key binding must name (and ``--max-age`` how old it may
-be: 300 s for a challenge just sent, longer for a presentation stored for a consent); ``--qr`` the QR text of a
-PDF that does not carry it. See ``issuance.verify`` for the checks.
+(JSON), or the issuer metadata holding it (``/.well-known/jwt-vc-issuer`` saved as is); ``--trust-root`` the CA
+certificate(s) a PDF's PAdES signature must chain to (PEM, repeatable); ``--status-list`` a Status List Token
+(``statuslist+jwt``, repeatable), without which the line says "status not checked"; ``--audience`` and
+``--nonce`` what a presentation's key binding must name (and ``--max-age`` how old it may be: 300 s for a
+challenge just sent, longer for a presentation stored for a consent); ``--qr`` the QR text of a PDF that does not
+carry it. See ``issuance.verify`` for the checks.
 
 ``issuance`` is imported by the command only (a second of pyHanko and SD-JWT for every other command).
 
@@ -73,6 +74,8 @@ def _keys(path: Path | None, as_json: bool) -> dict[str, Any]:
         jwks = json.loads(_read(path, "the issuer keys", as_json))
     except (ValueError, UnicodeDecodeError):
         fail(f"{path}: the issuer keys are not a JWK Set (JSON)", as_json, UNUSABLE)
+    if isinstance(jwks, dict) and "keys" not in jwks and isinstance(jwks.get("jwks"), dict):
+        jwks = jwks["jwks"]  # SD-JWT VC issuer metadata (/.well-known/jwt-vc-issuer) as published, its keys inline
     if not isinstance(jwks, dict):
         fail(f"{path}: the issuer keys are not a JWK Set ({{'keys': [...]}})", as_json, UNUSABLE)
     return jwks

@@ -138,3 +138,15 @@ def test_unusable_input_exits_2(keys: Path, tmp_path: Path) -> None:
     code, out, _ = verify(qr_text(), "--keys", str(keys), "--status-list", str(keys))
     assert code == 2
     assert "status list" in out["error"]
+
+
+def test_the_issuer_metadata_as_published_serves_as_the_keys(keys: Path, tmp_path: Path) -> None:
+    """``/.well-known/jwt-vc-issuer`` saved as is (SD-JWT VC issuer metadata, its JWK Set under ``jwks``)."""
+    metadata = tmp_path / "issuer.json"
+    metadata.write_text(json.dumps({"issuer": "https://id.dinhdanh.gov.vn", "jwks": json.loads(keys.read_text())}))
+    code, _out, human = verify(qr_text(), "--keys", str(metadata))
+    assert code == 0, human
+    metadata.write_text(json.dumps({"issuer": "https://id.dinhdanh.gov.vn", "jwks": {"keys": []}}))
+    code, _out, human = verify(qr_text(), "--keys", str(metadata))
+    assert code == 2, human  # the metadata's own keys, not a fallback
+    assert "no P-256 signing key" in human
