@@ -13,7 +13,8 @@ RFC 8707 §2) as ``authorization: Bearer`` metadata.
 - ``/health/visits/{id}.pdf``: the visit's PDF summary (``GetMyVisitPdf``), as an attachment.
 - ``POST /health/extract``: ``IssueExtract``: the signed extract lands in the vault as an issued, read-only document
   (type HEALTH_BOOK); the citizen may then share it with a doctor or an agency through a consent artefact, like
-  any vault document (``/consents/new``).
+  any vault document (``/consents/new``). The form carries a ``request_id`` (a UUID made with the page), the
+  service's idempotency key: a double submit of one form is one extract; a form without one is 400.
 
 The form carries the session's CSRF token; refusals become readable 4xx pages, never a 500.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -207,6 +209,7 @@ class HealthPages(CitizenPages):
             vaccinations=[_dose(v) for v in book.vaccinations],
             visits=[visit_view(v) for v in book.visits],
             csrf=_csrf(data),
+            request_id=str(uuid.uuid4()),
             notice=EXTRACTED if request.query_params.get("done") == "extract" else None,
             vault=bool(self.settings.vault_address),
             consents=bool(self.settings.consent_address),
@@ -233,8 +236,14 @@ class HealthPages(CitizenPages):
     async def extract(self, request: Request) -> Response:
         data = self._signed_in(request)
         form = await self._posted(request, data)
+        posted = form.get("request_id")
+        request_id = posted if isinstance(posted, str) else ""
+        try:
+            uuid.UUID(request_id)
+        except ValueError:
+            raise self._error(400, BAD_FORM, "health: extract: request_id") from None
         chosen = [v for v in form.getlist("visit_id") if isinstance(v, str) and UUID.fullmatch(v)]
-        ask = pb.IssueExtractRequest(visit_ids=chosen)
+        ask = pb.IssueExtractRequest(visit_ids=chosen, request_id=request_id)
         await self._rpc(request, self.stub.IssueExtract(ask, **self._call(data)), "health: extract")
         return RedirectResponse(PAGE + "?done=extract", status_code=303)
 

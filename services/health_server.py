@@ -317,7 +317,7 @@ class HealthServicer(pb_grpc.HealthRecordsServicer):
 
     async def IssueExtract(self, request: pb.IssueExtractRequest, context: grpc.aio.ServicerContext
                            ) -> pb.IssueExtractResponse:  # fmt: skip
-        extract = await self._service.issue_extract(self._citizen(), list(request.visit_ids))
+        extract = await self._service.issue_extract(self._citizen(), list(request.visit_ids), request.request_id)
         return pb.IssueExtractResponse(vault_document_id=extract.vault_document_id)
 
 

@@ -15,20 +15,22 @@ After the Ministry of Health's decision 1332/QĐ-BYT (2024) on the electronic he
 - A **citizen** (an access token for ``urn:dinhdanh:service:health`` with the scope ``health.read``; ``sub`` is the
   opaque subject of ``identity.oidc.subjects``) reads their book (``book``: the registry's administrative data,
   the medical and vaccination history, the visits newest first; ``book.assemble``), one visit, a visit's PDF
-  (``issuance.health.visit_pdf``), and has a signed extract issued into their vault (``issue_extract``): the
-  claims of ``book.extract_claims`` signed with HEALTH_SIGNING and delivered as an issued document of type
-  HEALTH_BOOK by the health issuer's agency client (``issuance.delivery.VaultDeliverer``). Like any vault
-  document, it is then shared with a doctor or an agency only through a consent artefact (docs/consent.md).
+  (``issuance.health.visit_pdf``), and has a signed extract issued into their vault (``issue_extract``, once per
+  request id): the claims of ``book.extract_claims`` signed with HEALTH_SIGNING and delivered as an issued
+  document of type HEALTH_BOOK by the health issuer's agency client (``issuance.delivery.VaultDeliverer``). Like
+  any vault document, it is then shared with a doctor or an agency only through a consent artefact (docs/consent.md).
 
 Audit (``audit.events``, no personal data: the citizen by pseudonym): every push (``health.visit.push``: outcome
 ``success``, ``replay`` or ``refused``), every read (``health.book.read``, ``health.visit.read``,
 ``health.visit.pdf``, ``health.visit.read_pushed``) and every extract (``health.extract.issue``) commits its row in
-the transaction that does it (the store), or nothing happens (UNAVAILABLE).
+the transaction that does it (the store), or nothing happens (UNAVAILABLE); a repeated extract request is
+``health.extract.issue`` with the outcome ``replay``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
 import uuid
@@ -127,7 +129,8 @@ class Book:
 
 @dataclass(frozen=True, slots=True)
 class Extract:
-    """A signed extract delivered: its id, the vault's document id, the signed content."""
+    """A signed extract delivered: its id, the vault's document id, the content this call signed (``b""`` when the
+    request was recorded already; of calls in parallel, the vault keeps the content delivered first)."""
 
     id: uuid.UUID
     vault_document_id: str
@@ -270,11 +273,22 @@ class HealthService:
     def _verify_url(self) -> str:
         return f"{self._issuer}/verify" if self._issuer else "https://dinhdanh.gov.vn/verify"
 
-    async def issue_extract(self, citizen: CitizenRef, visit_ids: Sequence[str] = ()) -> Extract:
-        """A signed extract of the chosen visits (none chosen: the whole book) delivered into the citizen's vault."""
+    async def issue_extract(self, citizen: CitizenRef, visit_ids: Sequence[str], request_id: str) -> Extract:
+        """A signed extract of the chosen visits (none chosen: the whole book) delivered into the citizen's vault.
+
+        Idempotent per the client's ``request_id`` (a UUID): the extract's id is ``extract_id(subject, request_id)``,
+        the vault's ``issuer_document_id``, so a retry, or calls in parallel, of one request give one vault document
+        (the vault delivers once per issuer document id) and one ``health.extracts`` row (inserted once); a request
+        already recorded returns its vault document (the first call's choice of visits), with a ``replay`` audit row.
+        """
+        extract_id = extract_key(citizen.subject, request_id)
+        chosen = {_visit_id(text) for text in visit_ids}
+        replay = self._audit(citizen, "health.extract.issue", extract_id=str(extract_id))
+        recorded = await self._store.extract(extract_id, citizen.subject, dataclasses.replace(replay, outcome="replay"))
+        if recorded is not None:
+            return Extract(extract_id, recorded, b"")
         if self._deliverer is None:
             raise Unavailable("the health service has no vault delivery configured (DINHDANH_HEALTH_CLIENT_ID)")
-        chosen = {_visit_id(text) for text in visit_ids}
         current = await self.book(citizen)
         picked = [item for item in current.visits if not chosen or item.id in chosen]
         missing = chosen - {item.id for item in picked}
@@ -286,7 +300,6 @@ class HealthService:
             raise FailedPrecondition("the health book has no visit to extract yet")
         claims = extract_claims(current.book, visits=refs, vaccinations=doses)
         now = self._clock().astimezone(UTC).replace(microsecond=0)
-        extract_id = uuid.uuid4()
         content = self._signed_extract(extract_id, claims, now)
         issued_on = now.astimezone(VIETNAM).date()
         sha256 = _sha256(content)
@@ -313,11 +326,15 @@ class HealthService:
                 raise Unavailable("the extract could not be delivered into the vault now; try again") from None
             raise FailedPrecondition(f"the vault refused the extract ({error.code})") from None
         document_id = str(document.id)
-        audit = self._audit(citizen, "health.extract.issue", extract_id=str(extract_id),
-                            vault_document_id=document_id, visits=len(picked))  # fmt: skip
-        await self._store.record_extract(extract_id, citizen.subject, [item.id for item in picked], document_id, now,
-                                         audit)  # fmt: skip
-        return Extract(extract_id, document_id, content)
+
+        def audit(outcome: str) -> AuditEvent:
+            event = self._audit(citizen, "health.extract.issue", extract_id=str(extract_id),
+                                vault_document_id=document_id, visits=len(picked))  # fmt: skip
+            return dataclasses.replace(event, outcome=outcome)
+
+        recorded = await self._store.record_extract(extract_id, citizen.subject, [item.id for item in picked],
+                                                    document_id, now, audit)  # fmt: skip
+        return Extract(extract_id, recorded, content)
 
     def _signed_extract(self, extract_id: uuid.UUID, claims: Mapping[str, Any], now: datetime) -> bytes:
         """The extract's document: JSON ``{"extract": payload, "jws": compact JWS over the payload's canonical JSON}``
@@ -336,6 +353,19 @@ class HealthService:
 
 
 DOCUMENT_TYPE_HEALTH_BOOK = 6  # vault.proto DOCUMENT_TYPE_HEALTH_BOOK (DocumentType.HEALTH_BOOK)
+# The namespace of the extracts' ids (RFC 9562 §5.5, UUIDv5): uuid5(NAMESPACE_URL, "urn:dinhdanh:health:extract").
+EXTRACT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:dinhdanh:health:extract")
+
+
+def extract_key(subject: str, request_id: str) -> uuid.UUID:
+    """The extract's id for the citizen's audit pseudonym and the client's ``request_id`` (a UUID, else
+    INVALID_ARGUMENT): a name-based UUIDv5 (RFC 9562 §5.5), the same for a retry of the same request, another for
+    another citizen (who learns nothing of it: the pseudonym is keyed)."""
+    try:
+        key = uuid.UUID(request_id)
+    except (ValueError, TypeError, AttributeError):
+        raise InvalidArgument("request_id must be a UUID chosen by the client (the idempotency key)") from None
+    return uuid.uuid5(EXTRACT_NAMESPACE, f"{subject}/{key}")
 
 
 def _sha256(content: bytes) -> bytes:

@@ -13,6 +13,10 @@ record id from another client is ALREADY_EXISTS too (nothing of the other visit 
 key serialise on the unique index (PostgreSQL makes the second insert wait for the first transaction), so exactly
 one row is ever written.
 
+An extract is recorded once per id (``INSERT … ON CONFLICT (id) DO NOTHING``): the service derives the id from the
+citizen and the client's request id, so a retry or a parallel call of one request finds the row already there
+(concurrent inserts of one id serialise on the primary key).
+
 What is read is checked: the stored JSON must parse back to a visit (``visits.parse_visit``) whose hash is the
 stored one; anything else is ``DataLoss`` (the row was altered outside the platform).
 """
@@ -58,7 +62,9 @@ INSERT_VISIT = (
 )
 INSERT_EXTRACT = (
     "INSERT INTO health.extracts (id, subject, visit_ids, vault_document_id, issued_at) VALUES ($1, $2, $3, $4, $5)"
+    " ON CONFLICT (id) DO NOTHING RETURNING vault_document_id"
 )
+SELECT_EXTRACT = "SELECT vault_document_id FROM health.extracts WHERE id = $1 AND subject = $2"
 MAX_BOOK = 2000  # visits read for one book (a lifetime of visits; more is refused rather than cut silently)
 UNREACHABLE_MESSAGE = "the health book's database cannot be reached; try again"
 LOG_MESSAGE = "the access log cannot be written now, so nothing was read or changed; try again"
@@ -105,6 +111,10 @@ class HealthStore(Protocol):
         """The citizen's visit ``visit_id`` (``None``: no such visit, or another citizen's)."""
         ...
 
+    async def extract(self, extract_id: uuid.UUID, subject: str, audit: AuditEvent) -> str | None:
+        """The vault document of the citizen's extract ``extract_id``, read with its audit row; ``None``: none yet."""
+        ...
+
     async def record_extract(
         self,
         extract_id: uuid.UUID,
@@ -112,9 +122,10 @@ class HealthStore(Protocol):
         visit_ids: Sequence[uuid.UUID],
         vault_document_id: str,
         issued_at: datetime,
-        audit: AuditEvent,
-    ) -> None:
-        """Remember an extract delivered into the citizen's vault, with its audit row."""
+        audit: Callable[[str], AuditEvent],
+    ) -> str:
+        """Remember an extract delivered into the citizen's vault, once per id: the vault document recorded for it
+        (this one, or an earlier call's), with the audit row ``audit("success")`` or ``audit("replay")``."""
         ...
 
 
@@ -224,6 +235,14 @@ class PostgresHealthStore:
             await _audited(connection, [audit])
         return _row_visit(row)
 
+    async def extract(self, extract_id: uuid.UUID, subject: str, audit: AuditEvent) -> str | None:
+        async with _reachable(), self._pool.acquire() as connection, connection.transaction():
+            found = await connection.fetchval(SELECT_EXTRACT, extract_id, subject)
+            if found is None:
+                return None
+            await _audited(connection, [audit])
+        return str(found)
+
     async def record_extract(
         self,
         extract_id: uuid.UUID,
@@ -231,8 +250,16 @@ class PostgresHealthStore:
         visit_ids: Sequence[uuid.UUID],
         vault_document_id: str,
         issued_at: datetime,
-        audit: AuditEvent,
-    ) -> None:
+        audit: Callable[[str], AuditEvent],
+    ) -> str:
         async with _reachable(), self._pool.acquire() as connection, connection.transaction():
-            await connection.execute(INSERT_EXTRACT, extract_id, subject, list(visit_ids), vault_document_id, issued_at)
-            await _audited(connection, [audit])
+            written = await connection.fetchval(
+                INSERT_EXTRACT, extract_id, subject, list(visit_ids), vault_document_id, issued_at
+            )
+            recorded = written
+            if recorded is None:  # an earlier or parallel call of the same request recorded it (its id is the key)
+                recorded = await connection.fetchval(SELECT_EXTRACT, extract_id, subject)
+                if recorded is None:
+                    raise DataLoss("an extract id is recorded for another citizen")
+            await _audited(connection, [audit("success" if written is not None else "replay")])
+        return str(recorded)

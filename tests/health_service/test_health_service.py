@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 import io
 import json
+import uuid
 
 import asyncpg
 import grpc
@@ -277,8 +278,8 @@ async def test_the_extract_lands_in_the_vault_as_an_issued_document(
     stack: Stack,
 ) -> None:  # fmt: skip
     pushed = await push(pushing, record(patient, "KCB-EXTRACT-1"))
-    issued = await portal_health.IssueExtract(pb.IssueExtractRequest(visit_ids=[pushed.id]), metadata=reader.metadata,
-                                              timeout=60)  # fmt: skip
+    ask = pb.IssueExtractRequest(visit_ids=[pushed.id], request_id=str(uuid.uuid4()))
+    issued = await portal_health.IssueExtract(ask, metadata=reader.metadata, timeout=60)
     async with channel_as(stack, "vault", "portal") as channel:
         vault = vgrpc.VaultStub(channel)
         meta, content = await download(vault, reader.token, issued.vault_document_id)
@@ -296,7 +297,8 @@ async def test_the_extract_lands_in_the_vault_as_an_issued_document(
     assert payload["visits"][0]["main_diagnosis"] == {"code": "J06.9", "title": TITLE_J069}
     assert payload["vaccinations"][0]["vaccine"] == "Cúm mùa (Vaxigrip Tetra)"
     unknown = await refused(portal_health.IssueExtract(pb.IssueExtractRequest(visit_ids=[
-        "00000000-0000-0000-0000-000000000000"]), metadata=reader.metadata, timeout=60))  # fmt: skip
+        "00000000-0000-0000-0000-000000000000"], request_id=str(uuid.uuid4())), metadata=reader.metadata,
+        timeout=60))  # fmt: skip
     assert unknown.code() == grpc.StatusCode.NOT_FOUND
 
 

@@ -85,7 +85,10 @@ async def test_the_book_a_visit_its_pdf_and_the_extract(
     assert forged.status_code == 403
     csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
     assert csrf is not None
+    request_id = re.search(r'name="request_id" value="([^"]+)"', page.text)
+    assert request_id is not None
     done = await browser.follow("POST", f"{portal}/health/extract", data={"csrf": csrf.group(1),
+                                                                          "request_id": request_id.group(1),
                                                                           "visit_id": pushed.id})  # fmt: skip
     assert done.status_code == 200, done.text[:500]
     assert str(done.url).endswith("/health?done=extract")
