@@ -28,11 +28,11 @@ import json
 import re
 import ssl
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 import grpc
 import httpx
@@ -42,6 +42,8 @@ from consent.signing import STATUS_TYPE, verify_jwt
 from core.errors import InvalidArgument
 from protos.consent.v1 import consent_pb2 as cpb
 from protos.consent.v1 import consent_pb2_grpc as cgrpc
+from protos.issuance.v1 import health_pb2_grpc as hgrpc
+from protos.issuance.v1 import issuance_pb2_grpc as igrpc
 from protos.vault.v1 import vault_pb2 as vpb
 from protos.vault.v1 import vault_pb2_grpc as vgrpc
 from services.tls import secure_channel
@@ -59,6 +61,7 @@ DOCUMENT_TYPES: dict[str, int] = {
     for name, number in vpb.DocumentType.items()
     if number != vpb.DOCUMENT_TYPE_UNSPECIFIED
 }
+T = TypeVar("T")
 STATUSES = {number: name.removeprefix("CONSENT_STATUS_") for name, number in cpb.ConsentStatus.items()}
 
 
@@ -265,6 +268,8 @@ class AgencyClient:
     vault_address: str
     issuer: str
     name: str = ""
+    issuance_address: str = ""  # the Officers service (an officer's certificate, ``dinhdanh officer``)
+    health_address: str = ""  # HealthRecords (a facility's certificate, ``dinhdanh facility``)
     _channels: dict[str, grpc.aio.Channel] = field(default_factory=dict, repr=False)
     _token_endpoint: str = field(default="", repr=False)
 
@@ -281,10 +286,12 @@ class AgencyClient:
         cert: Path | None = None,
         key: Path | None = None,
         ca: Path | None = None,
+        demo_key: str = DEMO,
     ) -> AgencyClient:
-        """The demo agency of ``stack.json`` (``clients["agency_demo"]``), or another one by its client id and
-        certificate (``--client-id/--cert/--key``), at the stack's addresses."""
-        demo: dict[str, Any] = info.clients.get(DEMO, {})
+        """The demo agency of ``stack.json`` (``clients["agency_demo"]``, or ``clients[demo_key]``: the demo officer,
+        the demo hospital), or another one by its client id and certificate (``--client-id/--cert/--key``), at the
+        stack's addresses."""
+        demo: dict[str, Any] = info.clients.get(demo_key, {})
         other = client_id is not None and client_id != demo.get("client_id")
         if other and (cert is None or key is None):
             raise AgencyError("another agency needs its --cert and --key too", "INVALID_ARGUMENT")
@@ -295,7 +302,8 @@ class AgencyClient:
         chosen_ca = ca or Path(demo.get("ca") or info.tls["ca"])
         name = "" if other else str(demo.get("name") or "")
         return cls(str(client_id or demo["client_id"]), chosen_cert, chosen_key, chosen_ca, info.services["consent"],
-                   info.services["vault"], info.oidc_issuer, name)  # fmt: skip
+                   info.services["vault"], info.oidc_issuer, name, info.services.get("issuance", ""),
+                   info.services.get("health", ""))  # fmt: skip
 
     async def __aenter__(self) -> AgencyClient:
         return self
@@ -311,8 +319,13 @@ class AgencyClient:
             await channel.close()
 
     def channel(self, service: str) -> grpc.aio.Channel:
-        """A new mTLS channel to ``consent`` or ``vault`` with this agency's certificate (the caller closes it)."""
-        address = {"consent": self.consent_address, "vault": self.vault_address}[service]
+        """A new mTLS channel to ``consent``, ``vault``, ``issuance`` or ``health`` with this agency's certificate
+        (the caller closes it)."""
+        addresses = {"consent": self.consent_address, "vault": self.vault_address,
+                     "issuance": self.issuance_address, "health": self.health_address}  # fmt: skip
+        address = addresses[service]
+        if not address:
+            raise AgencyError(f"this stack runs no {service} service (stack.json services)", "UNAVAILABLE")
         return secure_channel(address, Path(self.ca), Path(self.cert), Path(self.key), server=service)
 
     def _channel(self, service: str) -> grpc.aio.Channel:
@@ -323,6 +336,21 @@ class AgencyClient:
     @property
     def consent(self) -> cgrpc.ConsentStub:
         return cgrpc.ConsentStub(self._channel("consent"))
+
+    @property
+    def officers(self) -> igrpc.OfficersStub:
+        """The Officers service (an agency registered with the role ``officer``)."""
+        return igrpc.OfficersStub(self._channel("issuance"))
+
+    @property
+    def health_records(self) -> hgrpc.HealthRecordsStub:
+        """HealthRecords (an agency registered with the role ``facility``: PushVisit, GetPushedVisit)."""
+        return hgrpc.HealthRecordsStub(self._channel("health"))
+
+    async def call(self, rpc: Awaitable[T]) -> T:
+        """Await one raw RPC of a stub above; a gRPC failure becomes one ``AgencyError`` line."""
+        async with _rpc():
+            return await rpc
 
     # the consent service
 

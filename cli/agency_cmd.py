@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from agency.client import (
+    DEMO,
     SD_JWT,
     STATUSES,
     AgencyClient,
@@ -60,12 +61,14 @@ def _act(
     as_json: bool,
     who: tuple[str | None, Path | None, Path | None],
     action: Callable[[AgencyClient], Awaitable[T]],
+    demo_key: str = DEMO,
 ) -> T:
-    """Run ``action`` as the chosen agency; every failure is one line (``AgencyError``)."""
+    """Run ``action`` as the chosen agency (by default the demo agency ``clients[demo_key]`` of stack.json); every
+    failure is one line (``AgencyError``)."""
     info = stack_info(var, as_json)
 
     async def go() -> T:
-        async with AgencyClient.from_stack(info, *who) as agency:
+        async with AgencyClient.from_stack(info, *who, demo_key=demo_key) as agency:
             return await action(agency)
 
     try:

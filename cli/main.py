@@ -6,7 +6,19 @@ from pathlib import Path
 
 import typer
 
-from cli import accounts, agency_cmd, audit_cmd, bench_cmd, clients, keys_cmd, registry_cmd, vault_cmd, verify_cmd
+from cli import (
+    accounts,
+    agency_cmd,
+    audit_cmd,
+    bench_cmd,
+    clients,
+    facility_cmd,
+    keys_cmd,
+    officer_cmd,
+    registry_cmd,
+    vault_cmd,
+    verify_cmd,
+)
 from cli.output import JsonErrors, JsonOption, VarOption, emit, stack_info
 from cli.up import up
 from core import logs
@@ -36,6 +48,8 @@ app.add_typer(bench_cmd.app, name="bench")
 app.add_typer(vault_cmd.app, name="vault")
 app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(agency_cmd.app, name="agency")
+app.add_typer(officer_cmd.app, name="officer")
+app.add_typer(facility_cmd.app, name="facility")
 
 totp_app = typer.Typer(help="TOTP helpers for demos and tests.", no_args_is_help=True)
 app.add_typer(totp_app, name="totp")
