@@ -19,6 +19,7 @@ from issuance.presentations import present
 from issuance.qr import DOC_CRIMINAL_RECORD_1, QrFields, encode_qr, render_qr
 from issuance.status_list import Status, StatusList, sign_status_list
 from issuance.verify import KIND_CREDENTIAL, KIND_PDF, KIND_PRESENTATION, KIND_QR, Outcome, Verdict, verify_presented
+from tests.issuance.forgery import FORGED_NAME, forged_credential, forged_qr
 from tests.issuance.sd_jwt_helpers import AT, HOLDER_KEY, ISSUER, ISSUER_KEY, STATUS, issued
 from tests.issuance.test_pades import make_ca, make_signer
 from tests.issuance.test_pdf import view
@@ -90,6 +91,23 @@ def test_a_qr_with_one_character_changed_is_invalid() -> None:
         assert not verdict.valid
 
 
+def test_a_qr_with_a_signed_field_changed_and_re_encoded_is_invalid_by_its_signature() -> None:
+    """Valid Base45, zlib and COSE_Sign1 around a changed name (or a revoked QR pointed at a valid status entry):
+    only the signature can refuse it (a flipped character above is refused earlier, by zlib)."""
+    renamed = verify(forged_qr(qr_text()), status_lists=[status_token()])
+    assert (renamed.kind, renamed.outcome, renamed.status_checked) == (KIND_QR, Outcome.INVALID, False)
+    assert "signature does not verify" in renamed.reason
+    assert renamed.fields == {}
+    assert FORGED_NAME not in renamed.reason
+    status_list = StatusList.new(1024, 2)
+    status_list.set(STATUS.idx, Status.INVALID)  # the QR's own entry revoked, another one valid
+    token = sign_status_list(ISSUER_KEY, status_list, uri=STATUS.uri, at=AT, lifetime=timedelta(days=1))
+    assert verify(qr_text(), status_lists=[token]).outcome is Outcome.REVOKED
+    repointed = verify(forged_qr(qr_text(), {7: STATUS.idx + 1}), status_lists=[token])
+    assert (repointed.outcome, repointed.status_checked) == (Outcome.INVALID, False)
+    assert "signature does not verify" in repointed.reason
+
+
 def test_a_qr_signed_by_a_key_the_issuer_does_not_publish_is_invalid() -> None:
     verdict = verify(qr_text(key=SigningKey.from_seed(b"\x77" * 32)))
     assert verdict.outcome is Outcome.INVALID
@@ -156,6 +174,21 @@ def test_a_tampered_credential_is_invalid() -> None:
         "~".join([dropped_disclosure[0], tampered_char(dropped_disclosure[1], 5), *dropped_disclosure[2:]])
     )
     assert verdict.outcome is Outcome.INVALID
+
+
+def test_a_credential_with_a_claim_re_encoded_under_the_old_signature_is_invalid() -> None:
+    """Valid base64url JSON, every Disclosure referenced: a changed name (its Disclosure and digest replaced),
+    a longer ``exp`` or another status entry in the issuer-signed JWT — only the signature can refuse them."""
+    credential = issued()
+    for forged in (
+        forged_credential(credential),
+        forged_credential(credential, exp=int((AT + timedelta(days=3650)).timestamp())),
+        forged_credential(credential, status={"status_list": {"idx": STATUS.idx + 1, "uri": STATUS.uri}}),
+    ):
+        verdict = verify(forged, status_lists=[status_token()])
+        assert (verdict.kind, verdict.outcome, verdict.status_checked) == (KIND_CREDENTIAL, Outcome.INVALID, False)
+        assert "issuer signature does not verify" in verdict.reason
+        assert verdict.fields == {}
 
 
 def test_a_revoked_credential_reports_revoked() -> None:
