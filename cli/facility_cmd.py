@@ -22,7 +22,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from agency.client import AgencyClient
-from cli.agency_cmd import CertOption, ClientIdOption, KeyOption, _act, _card, _local
+from cli.agency_cmd import CertOption, KeyOption, _act, _card, _local
 from cli.output import JsonOption, VarOption, console, emit, fail, stack_info
 from issuance.health.demo import DEMO_MINISTRY_CODE
 from protos.issuance.v1 import health_pb2 as pb
@@ -32,6 +32,11 @@ app = typer.Typer(help="Play a health facility: push visit records into citizens
 
 FACILITY = "facility_demo"  # stack.json clients[...]
 USAGE_EXIT = 2
+ClientIdOption = typer.Option(
+    None,
+    "--client-id",
+    help="Act as an agency with the role facility (default: the demo hospital, stack.json clients.facility_demo).",
+)
 MAX_BYTES = 1024 * 1024
 
 

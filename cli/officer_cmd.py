@@ -24,7 +24,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from agency.client import AgencyClient
-from cli.agency_cmd import CertOption, ClientIdOption, KeyOption, _act, _card, _checked, _local
+from cli.agency_cmd import CertOption, KeyOption, _act, _card, _checked, _local
 from cli.output import JsonOption, VarOption, console, emit, fail
 from protos.issuance.v1 import issuance_pb2 as pb
 
@@ -40,6 +40,11 @@ STATUSES = {
 }
 CREDENTIALS = {number: name.removeprefix("CREDENTIAL_STATUS_") for name, number in pb.CredentialStatus.items()}
 USAGE_EXIT = 2
+ClientIdOption = typer.Option(
+    None,
+    "--client-id",
+    help="Act as an agency with the role officer (default: the demo officer, stack.json clients.officer_demo).",
+)
 ReasonOption = typer.Option(None, "--reason", help="Why (required; the applicant and the history show it).")
 
 
@@ -107,12 +112,12 @@ def _deadline(day: str) -> str:
 
 def _table(title: str, dossiers: list[dict[str, Any]]) -> Table:
     table = Table(title=title)
-    table.add_column("id", no_wrap=True)
-    table.add_column("tracking number", no_wrap=True, style="bold")
-    table.add_column("form", justify="right")
-    table.add_column("status", no_wrap=True)
-    table.add_column("deadline", no_wrap=True)
-    table.add_column("overdue")
+    table.add_column("id", overflow="fold", min_width=8)  # folded, never cut: it is copied into `officer show`
+    table.add_column("tracking number", overflow="fold", style="bold")
+    table.add_column("form", justify="right", no_wrap=True)
+    table.add_column("status", overflow="fold")
+    table.add_column("deadline", no_wrap=True, min_width=10)
+    table.add_column("overdue", no_wrap=True, min_width=7)
     for d in dossiers:
         overdue = "[red]overdue[/]" if d["overdue"] else ""
         table.add_row(d["id"], escape(d["tracking_number"]), str(d["form"]), _shown_status(d),
