@@ -36,6 +36,7 @@ from issuance.qr import DOC_CRIMINAL_RECORD_1, QrFields, encode_qr, render_qr
 from issuance.status_list import Status, StatusList, StatusReference, sign_status_list
 from services.edge import verify_routes
 from stack.info import StackInfo
+from tests.issuance.forgery import FORGED_NAME, forged_credential, forged_qr
 from tests.issuance.sd_jwt_helpers import CLAIMS
 from tests.issuance.test_pades import make_ca, make_signer
 from tests.issuance.test_pdf import view
@@ -243,6 +244,15 @@ async def test_a_qr_text_valid_revoked_suspended_tampered(
     assert fields(bad) == {}
     other_key = await post(http, info, text=test_issuer.qr(VALID_INDEX, key=SigningKey.generate()))
     assert outcome(other_key) == "invalid"
+    # a changed name, or a revoked QR pointed at a valid entry, re-encoded (valid Base45, zlib, COSE_Sign1):
+    # only the signature can refuse these (the flipped character above is refused earlier, by zlib)
+    for forged in (forged_qr(text), forged_qr(test_issuer.qr(REVOKED_INDEX), {7: VALID_INDEX})):
+        page = await post(http, info, text=forged)
+        assert page.status_code == 200
+        assert outcome(page) == "invalid"
+        assert "signature does not verify" in html.unescape(page.text)
+        assert fields(page) == {}
+        assert FORGED_NAME not in html.unescape(page.text)
 
 
 async def test_a_credential_and_a_presentation(
@@ -253,6 +263,17 @@ async def test_a_credential_and_a_presentation(
     assert outcome(page) == "valid"
     assert fields(page)["criminal_record"] == ("Tình trạng án tích", "Không có án tích")
     assert outcome(await post(http, info, text=test_issuer.credential(REVOKED_INDEX))) == "revoked"
+    # a claim re-encoded under the old signature (valid base64url JSON, every Disclosure referenced): a changed
+    # name, or a revoked credential pointed at a valid status entry — only the issuer signature refuses them
+    repointed = {"status_list": {"idx": VALID_INDEX, "uri": test_issuer.status_uri}}
+    for forged in (forged_credential(credential), forged_credential(test_issuer.credential(REVOKED_INDEX),
+                                                                     status=repointed)):  # fmt: skip
+        page = await post(http, info, text=forged)
+        assert page.status_code == 200
+        assert outcome(page) == "invalid"
+        assert "issuer signature does not verify" in html.unescape(page.text)
+        assert fields(page) == {}
+        assert FORGED_NAME not in html.unescape(page.text)
     now = dt.datetime.now(dt.UTC)
     shown = present(credential, test_issuer.holder, disclose=["full_name", "criminal_record"], audience=AUDIENCE,
                     nonce=NONCE, at=now)  # fmt: skip
