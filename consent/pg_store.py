@@ -49,6 +49,7 @@ from consent.states import Actor, Event, Status
 from consent.storage import Cursor, Due, ExpiryAudit, FetchAudit, StoredConsent, TransitionAudit
 from core import logs
 from core.errors import AlreadyExists, DataLoss, DomainError, InvalidArgument, NotFound, Unavailable
+from db import outages
 
 COLUMNS = (
     "id, subject, citizen_sub, client_id, artefact, signature, status, status_changed_at, fetches, window_fetches,"
@@ -112,27 +113,9 @@ async def _audited(connection: asyncpg.Connection, events: list[AuditEvent]) -> 
         await insert_events(connection, events)
 
 
-def _unreachable(error: BaseException) -> bool:
-    if isinstance(error, TimeoutError):  # the caller's deadline or a statement timeout: not an outage
-        return False
-    if isinstance(error, (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, OSError)):
-        return True
-    if isinstance(error, (asyncpg.AdminShutdownError, asyncpg.CrashShutdownError)):
-        return True
-    return isinstance(error, asyncpg.InterfaceError) and "closed" in str(error)
-
-
-@contextlib.asynccontextmanager
-async def reachable() -> AsyncIterator[None]:
-    """Map a lost or refused PostgreSQL connection to ``Unavailable`` (domain errors pass unchanged)."""
-    try:
-        yield
-    except DomainError:
-        raise
-    except Exception as error:
-        if _unreachable(error):
-            raise ConsentDatabaseUnavailable(UNREACHABLE_MESSAGE) from None
-        raise
+def reachable() -> contextlib.AbstractAsyncContextManager[None]:
+    """A lost or refused PostgreSQL connection is ``Unavailable``; all else passes unchanged (``db.outages``)."""
+    return outages.reachable(ConsentDatabaseUnavailable, UNREACHABLE_MESSAGE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol
 
 import asyncpg
 
 from core.callers import Caller
-from core.errors import DomainError, PermissionDenied, Unauthenticated, Unavailable
+from core.errors import PermissionDenied, Unauthenticated, Unavailable
+from db import outages
 from identity.oidc.clients import AGENCY_ROLES
 
 NOT_AN_AGENCY = "only a registered agency's certificate may call this method"
@@ -78,26 +78,9 @@ def judge(caller: Caller, row: asyncpg.Record | None) -> Agency:
     return Agency(row["client_id"], row["name"], tuple(row["roles"] or ()))
 
 
-def _unreachable(error: BaseException) -> bool:
-    if isinstance(error, (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, OSError)):
-        return True
-    if isinstance(error, (asyncpg.AdminShutdownError, asyncpg.CrashShutdownError)):
-        return True
-    return isinstance(error, asyncpg.InterfaceError) and "closed" in str(error)
-
-
-@contextlib.asynccontextmanager
-async def _reachable() -> AsyncIterator[None]:
-    try:
-        yield
-    except DomainError:
-        raise
-    except Exception as error:
-        if isinstance(error, TimeoutError):  # the caller's deadline: not an outage
-            raise
-        if _unreachable(error):
-            raise Unavailable(UNREACHABLE) from None
-        raise
+def _reachable() -> contextlib.AbstractAsyncContextManager[None]:
+    """A lost or refused PostgreSQL connection is ``Unavailable`` (``db.outages``)."""
+    return outages.reachable(Unavailable, UNREACHABLE)
 
 
 class PostgresAgencyDirectory:

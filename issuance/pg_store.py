@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -26,7 +26,8 @@ import asyncpg
 
 from audit.events import AuditEvent, insert_events
 from core import logs
-from core.errors import DomainError, NotFound, Unavailable
+from core.errors import NotFound, Unavailable
+from db import outages
 from db.bounded import BoundedPool
 from issuance import dossiers
 from issuance.dossiers import Actor, Event, Status
@@ -100,27 +101,9 @@ class AccessLogUnavailable(Unavailable):
     """The audit row of a change could not be inserted, so the change was rolled back (UNAVAILABLE)."""
 
 
-def _unreachable(error: BaseException) -> bool:
-    if isinstance(error, TimeoutError):
-        return False
-    if isinstance(error, (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, OSError)):
-        return True
-    if isinstance(error, (asyncpg.AdminShutdownError, asyncpg.CrashShutdownError)):
-        return True
-    return isinstance(error, asyncpg.InterfaceError) and "closed" in str(error)
-
-
-@contextlib.asynccontextmanager
-async def reachable() -> AsyncIterator[None]:
-    """A lost or refused PostgreSQL connection is ``Unavailable`` (domain errors pass unchanged)."""
-    try:
-        yield
-    except DomainError:
-        raise
-    except Exception as error:
-        if _unreachable(error):
-            raise IssuanceDatabaseUnavailable(UNREACHABLE_MESSAGE) from None
-        raise
+def reachable() -> contextlib.AbstractAsyncContextManager[None]:
+    """A lost or refused PostgreSQL connection is ``Unavailable``; all else passes unchanged (``db.outages``)."""
+    return outages.reachable(IssuanceDatabaseUnavailable, UNREACHABLE_MESSAGE)
 
 
 async def _audited(connection: asyncpg.Connection, events: Sequence[AuditEvent]) -> None:

@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -35,7 +35,8 @@ import asyncpg
 
 from audit.events import AuditEvent, insert_events
 from core import logs
-from core.errors import DataLoss, DomainError, InvalidArgument, Unavailable
+from core.errors import DataLoss, InvalidArgument, Unavailable
+from db import outages
 from issuance.health.visits import Visit, VisitConflict, content_hash, parse_visit, to_json_value
 
 __all__ = [
@@ -129,25 +130,9 @@ class HealthStore(Protocol):
         ...
 
 
-def _unreachable(error: BaseException) -> bool:
-    if isinstance(error, (asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError, OSError)):
-        return True
-    if isinstance(error, (asyncpg.AdminShutdownError, asyncpg.CrashShutdownError)):
-        return True
-    return isinstance(error, asyncpg.InterfaceError) and "closed" in str(error)
-
-
-@contextlib.asynccontextmanager
-async def _reachable() -> AsyncIterator[None]:
-    """A lost or refused PostgreSQL connection is ``Unavailable``; domain errors and deadlines pass unchanged."""
-    try:
-        yield
-    except DomainError:
-        raise
-    except Exception as error:
-        if not isinstance(error, TimeoutError) and _unreachable(error):
-            raise HealthDatabaseUnavailable(UNREACHABLE_MESSAGE) from None
-        raise
+def _reachable() -> contextlib.AbstractAsyncContextManager[None]:
+    """A lost or refused PostgreSQL connection is ``Unavailable``; all else passes unchanged (``db.outages``)."""
+    return outages.reachable(HealthDatabaseUnavailable, UNREACHABLE_MESSAGE)
 
 
 async def _audited(connection: asyncpg.Connection, events: list[AuditEvent]) -> None:
