@@ -41,9 +41,14 @@ async def token(http: httpx.AsyncClient, info: StackInfo) -> str:
     return str(reply.json()["access_token"])
 
 
-async def issued(vault: pb_grpc.VaultStub, token: str) -> list[pb.Document]:
+async def issued(vault: pb_grpc.VaultStub, token: str, info: StackInfo) -> list[pb.Document]:
+    """The documents the demo issuer delivered to the demo citizen (other tests of the session's stack issue the
+    demo citizen certificates too)."""
     reply = await vault.ListDocuments(pb.ListDocumentsRequest(page_size=100), metadata=bearer(token), timeout=10)
-    return [d for d in reply.documents if d.source == pb.DOCUMENT_SOURCE_ISSUED]
+    demo_issuer_id = info.clients["issuer_demo"]["client_id"]
+    return [
+        d for d in reply.documents if d.source == pb.DOCUMENT_SOURCE_ISSUED and d.issuer_client_id == demo_issuer_id
+    ]
 
 
 async def registered_jwks(info: StackInfo, client_id: str) -> dict[str, object]:
@@ -72,7 +77,7 @@ async def test_the_papers_are_in_the_vault_signed_by_the_demo_issuer(
     vault: pb_grpc.VaultStub, info: StackInfo, token: str
 ) -> None:
     client_id = info.clients["issuer_demo"]["client_id"]
-    documents = await issued(vault, token)
+    documents = await issued(vault, token, info)
     assert sorted(d.document_type for d in documents) == sorted(PAPERS)
     keys = signatures.public_key_set(await registered_jwks(info, client_id))
     id_number = info.demo_citizen["id_number"]
@@ -94,10 +99,10 @@ async def test_the_papers_are_in_the_vault_signed_by_the_demo_issuer(
 async def test_starting_again_delivers_nothing_twice(
     stack: Stack, vault: pb_grpc.VaultStub, info: StackInfo, token: str
 ) -> None:
-    before = {d.issuer_document_id: d.id for d in await issued(vault, token)}
+    before = {d.issuer_document_id: d.id for d in await issued(vault, token, info)}
     assert len(before) == 2
     again = [demo_issuer.set_up(stack.ca, stack.secrets, info.postgres_dsn, info, pytest.fail) for _ in range(3)]
     answers = await asyncio.gather(*again)  # three restarts at once: one registration, one document each
     assert {a["client_id"] for a in answers} == {info.clients["issuer_demo"]["client_id"]}
-    after = {d.issuer_document_id: d.id for d in await issued(vault, token)}
+    after = {d.issuer_document_id: d.id for d in await issued(vault, token, info)}
     assert after == before
