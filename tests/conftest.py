@@ -11,6 +11,7 @@ import grpc
 import httpx
 import pytest
 
+from issuance.judicial import seed_record
 from protos.vault.v1 import vault_pb2_grpc as pb_grpc
 from registry.citizen import Citizen
 from registry.generator import generate
@@ -87,7 +88,15 @@ def citizens() -> list[Citizen]:
 
 @pytest.fixture(scope="session")
 def _fresh_pool(citizens: list[Citizen]) -> Iterator[Citizen]:
-    return iter(citizens[1:])  # the first is the demo citizen
+    # The first is the demo citizen; those with a conviction on record are handed out by ``convicted_citizens``.
+    return (c for c in citizens[1:] if not seed_record(c).convictions)
+
+
+@pytest.fixture(scope="session")
+def convicted_citizens(citizens: list[Citizen]) -> Iterator[Citizen]:
+    """Seeded citizens with a conviction on record (issuance.judicial's seed) and no account yet, each handed out
+    once: the tests needing one take it here, never from ``fresh_citizens`` (4 among the 400 seeded)."""
+    return (c for c in citizens[1:] if seed_record(c).convictions)
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ import httpx
 import pytest
 from joserfc.jwk import ECKey
 
-from issuance.judicial import seed_record
 from protos.issuance.v1 import issuance_pb2 as pb
 from protos.issuance.v1 import issuance_pb2_grpc as pb_grpc
 from registry.citizen import Citizen
@@ -65,9 +64,9 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(scope="module")
-async def convicted(http: httpx.AsyncClient, info: StackInfo, fresh_citizens: Iterator[Citizen]) -> Applicant:
+async def convicted(http: httpx.AsyncClient, info: StackInfo, convicted_citizens: Iterator[Citizen]) -> Applicant:
     """A fresh citizen whose seeded judicial record holds a conviction, at level 2, signed in for issuance."""
-    citizen = next(c for c in fresh_citizens if seed_record(c).convictions)
+    citizen = next(convicted_citizens)
     return await applicant(http, info, citizen)
 
 

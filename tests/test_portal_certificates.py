@@ -23,7 +23,6 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from starlette.datastructures import FormData
 
 from bench.browserless import Browser, csrf_of
-from issuance.judicial import seed_record
 from portal import certificates as pages
 from protos.issuance.v1 import issuance_pb2 as pb
 from protos.issuance.v1 import issuance_pb2_grpc as pb_grpc
@@ -230,10 +229,9 @@ async def test_a_level_2_citizen_applies_once_and_follows_the_dossier(
 
 
 async def test_a_dossier_waiting_for_an_officer_shows_overdue_then_the_rejection_and_its_reason(
-    info: StackInfo, stack: Stack, citizens: list[Citizen], tmp_path_factory: pytest.TempPathFactory
+    info: StackInfo, stack: Stack, convicted_citizens: Iterator[Citizen], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    convicted = [c for c in citizens[1:] if seed_record(c).convictions]
-    citizen = convicted[-1]  # the fresh-citizen pool hands out the first ones
+    citizen = next(convicted_citizens)
     who = await level_2(info, await person(info, citizen))
     portal = info.demo_portal.rstrip("/")
     async with httpx.AsyncClient(timeout=30) as own:

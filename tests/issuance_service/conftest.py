@@ -16,7 +16,6 @@ import pytest
 
 from audit.events import Pseudonymizer
 from core.keys.purposes import AUDIT_PSEUDONYM
-from issuance.judicial import seed_record
 from protos.identity.v1 import identity_pb2 as ipb
 from protos.identity.v1 import identity_pb2_grpc as igrpc
 from protos.issuance.v1 import issuance_pb2 as pb
@@ -65,11 +64,9 @@ async def applicant(http: httpx.AsyncClient, info: StackInfo, citizen: Citizen, 
 
 
 @pytest.fixture(scope="session")
-def convicted(citizens: list[Citizen]) -> list[Citizen]:
-    """Seeded citizens whose judicial record holds convictions (never handed out by ``clean_citizens``)."""
-    found = [c for c in citizens[1:] if seed_record(c).convictions]
-    assert len(found) >= 2, "the seeded population should hold a few records"
-    return found
+def convicted(convicted_citizens: Iterator[Citizen]) -> list[Citizen]:
+    """A seeded citizen whose judicial record holds convictions, taken from the session's pool of them."""
+    return [next(convicted_citizens)]
 
 
 @pytest.fixture(scope="session")
