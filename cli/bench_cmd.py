@@ -10,7 +10,6 @@ import typer
 from rich.table import Table
 
 from bench import audit, auth, consent, sso, vault
-from bench import issuance as issuance_bench
 from cli.output import JsonOption, VarOption, console, emit, run, stack_info
 
 app = typer.Typer(help="Benchmarks against a running stack (`make up` first).", no_args_is_help=True)
@@ -110,6 +109,8 @@ def bench_issuance(
     """Criminal-record dossiers end to end (Apply → auto-approval → SD-JWT VC + PDF + PAdES + QR → in the vault)
     per second with p50/p99, and offline QR verifications per second in-process."""
     info = stack_info(var, as_json)
+    from bench import issuance as issuance_bench  # pyHanko and SD-JWT: a second of imports, for this command only
+
     result = run(lambda: issuance_bench.run(info, var, seconds, concurrency, qr_seconds), as_json)
     title = "bench issuance: dossiers end to end on this machine, load generator included; offline QR in-process"
     emit(result, as_json, lambda: _table(title, result))

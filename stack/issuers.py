@@ -37,7 +37,6 @@ from core.keys import purposes as p
 from identity.oidc import registration
 from identity.oidc.store import ClientStore
 from issuance.issuer_keys import SigningKey
-from issuance.pades import document_signing_certificate
 from stack.pki import PlatformCA
 from stack.secrets import SecretStore
 
@@ -135,6 +134,8 @@ def document_certificate(ca: PlatformCA, secrets: SecretStore) -> tuple[Path, Pa
     ca_key = serialization.load_pem_private_key((ca.folder / "ca.key").read_bytes(), None)
     assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
     ca_cert = x509.load_pem_x509_certificate(ca.ca_cert_path.read_bytes())
+    from issuance.pades import document_signing_certificate  # pyHanko: imported by the stack's start only
+
     certificate = document_signing_certificate(ca_cert, ca_key, DOCUMENT_NAME, public)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))

@@ -25,8 +25,6 @@ import asyncpg
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from db.migrate import upgrade
-from issuance import demo_issuer
-from issuance.health import demo as health_demo
 from issuance.judicial_store import seed_judicial_records
 from registry.generator import generate
 from registry.seeding import seed
@@ -151,6 +149,9 @@ class Stack:
         info.demo_citizen = await self._demo_citizen(info)
         self._remember_ports()  # from here on, registrations (redirect URIs, the issuer) name these ports
         await self._start_web(info, dsn)
+        from issuance import demo_issuer  # PDFs and their signatures: imported by a start, not by every CLI command
+        from issuance.health import demo as health_demo
+
         papers = await demo_issuer.set_up(self.ca, self.secrets, dsn, info, self.say)  # issue 11 item 5
         if papers:
             info.clients["issuer_demo"] = papers
