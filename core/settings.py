@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     argon2_workers: int = Field(default=0, ge=0)  # 0: one per core
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "info"
+    metrics_listen: str = ""  # host:port of this process's Prometheus /metrics (core/metrics.py); "" none
+    tracing: str = ""  # OpenTelemetry traces (core/tracing.py): "" off; otherwise where spans go
     trusted_proxies: str = ""  # the edge: CIDRs whose X-Forwarded-For it believes (none by default)
     device_mints_per_hour: float = Field(default=120, gt=0)  # the edge: new device ids per client address
     device_mint_burst: int = Field(default=60, ge=1)  # the edge: … of which at once

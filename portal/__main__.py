@@ -6,7 +6,7 @@ import logging
 
 import uvicorn
 
-from core import logs
+from core import logs, metrics, request_id, tracing
 from portal.app import create_app
 from portal.settings import PortalSettings
 
@@ -20,11 +20,14 @@ def main() -> None:
         app = create_app(settings)
     except ValueError as exc:
         raise SystemExit(f"portal: {exc}") from None
+    tracing.setup("portal", settings.tracing)
+    metrics.serve(settings.metrics_listen)
+    observed = metrics.asgi(request_id.asgi(tracing.asgi(app)), "portal")
     host, port = settings.host_port
     # One worker (sessions live in this process); our own request log, which leaves out the query
     # string: uvicorn's access log would write the authorization code of every /callback.
     uvicorn.run(
-        app, host=host, port=port, workers=1, lifespan="on", log_config=None, access_log=False, server_header=False
+        observed, host=host, port=port, workers=1, lifespan="on", log_config=None, access_log=False, server_header=False
     )
 
 

@@ -12,6 +12,8 @@ class PortalSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DINHDANH_PORTAL_", extra="ignore", populate_by_name=True)
 
     issuer: str = "http://localhost:8080"
+    metrics_listen: str = ""  # host:port of this portal's Prometheus /metrics (core/metrics.py); "" none
+    tracing: str = ""  # OpenTelemetry traces (core/tracing.py): "" off
     client_id: str = ""
     client_secret: SecretStr = SecretStr("")
     base_url: str = "http://localhost:8081"

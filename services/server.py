@@ -14,7 +14,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from core import logs
+from core import logs, metrics, request_id, tracing
 from core.callers import Allow
 from core.settings import Settings
 from services.bearer import TokenVerifier
@@ -56,8 +56,11 @@ async def start(spec: ServiceSpec, settings: Settings) -> Running:
     if spec.verifier is not None:
         await spec.verifier.start()
         spec.on_stop.insert(0, spec.verifier.stop)
+    tracing.setup(spec.name, settings.tracing)
+    metrics.serve(settings.metrics_listen)
+    observed = [*request_id.server_interceptors(), *tracing.server_interceptors(), *metrics.server_interceptors()]
     server = grpc.aio.server(
-        interceptors=[CallerInterceptor(spec.policy, spec.verifier)],
+        interceptors=[*observed, CallerInterceptor(spec.policy, spec.verifier)],
         options=[
             ("grpc.max_receive_message_length", spec.max_message),
             ("grpc.so_reuseport", 0),

@@ -19,6 +19,7 @@ import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from core import request_id, tracing
 from core.callers import Caller
 
 
@@ -41,7 +42,10 @@ def secure_channel(address: str, ca: Path, cert: Path, key: Path, *, server: str
     """An asyncio channel to the platform service ``server`` at ``address``, presenting this process's
     certificate; a server whose certificate is not ``server``'s is refused at the handshake."""
     options = (*CHANNEL_OPTIONS, ("grpc.ssl_target_name_override", server))
-    return grpc.aio.secure_channel(address, channel_credentials(ca, cert, key), options=options)
+    interceptors = [*tracing.client_interceptors(), *request_id.client_interceptors()]
+    return grpc.aio.secure_channel(
+        address, channel_credentials(ca, cert, key), options=options, interceptors=interceptors or None
+    )
 
 
 CHANNEL_OPTIONS = (

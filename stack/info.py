@@ -27,6 +27,7 @@ class StackInfo:
     demo_portal: str = ""
     demo_portal_2: str = ""
     clients: dict[str, dict[str, Any]] = field(default_factory=dict)
+    metrics: dict[str, str] = field(default_factory=dict)  # process → its Prometheus URL (core/metrics.py)
 
     @classmethod
     def load(cls, path: Path) -> StackInfo:

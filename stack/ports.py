@@ -31,6 +31,18 @@ class Ports:
     edge_mtls: int = 18443
     portal: int = 18001
     portal_2: int = 18002
+    # Prometheus /metrics of each process (core/metrics.py), on a port of its own, never the service's
+    metrics_registry: int = 19100
+    metrics_identity: int = 19101
+    metrics_vault: int = 19102
+    metrics_consent: int = 19103
+    metrics_log: int = 19104
+    metrics_judicial: int = 19105
+    metrics_issuance: int = 19106
+    metrics_health: int = 19107
+    metrics_edge: int = 19108
+    metrics_portal: int = 19109
+    metrics_portal_2: int = 19110
 
     @classmethod
     def free(cls) -> Ports:
@@ -45,6 +57,10 @@ class Ports:
         finally:
             for s in sockets:
                 s.close()
+
+    def metrics(self, process: str) -> int:
+        """The port of ``process``'s Prometheus endpoint (``registry`` … ``edge``, ``portal``, ``portal_2``)."""
+        return int(getattr(self, f"metrics_{process}"))
 
     def taken(self) -> list[tuple[str, int]]:
         """Ports someone else listens on already."""

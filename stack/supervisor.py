@@ -259,6 +259,7 @@ class Stack:
         env = {
             **os.environ,
             "DINHDANH_LISTEN": f"{HOST}:{getattr(self.ports, name)}",
+            "DINHDANH_METRICS_LISTEN": f"{HOST}:{self.ports.metrics(name)}",
             "DINHDANH_POSTGRES_DSN": self._service_dsn(name),
             "DINHDANH_TLS_CA": str(paths.ca),
             "DINHDANH_TLS_CERT": str(paths.cert),
@@ -301,6 +302,10 @@ class Stack:
             postgres_dsn=dsn,
             s3_endpoint=f"http://{self.s3.endpoint}",
             s3_credentials=shown(self.secrets.path("s3.json")),
+            metrics={
+                name: f"http://{HOST}:{self.ports.metrics(name)}/metrics"
+                for name in (*SERVICES, "edge", *(portal for portal, _ in web.PORTALS))
+            },
         )
 
     async def _wait_healthy(self, info: StackInfo, timeout: float = 60.0) -> None:

@@ -56,7 +56,8 @@ def start_edge(ca: PlatformCA, secrets: SecretStore, ports: Ports, dsn: str, var
     env = {
         **os.environ,
         "DINHDANH_LISTEN": f"{HOST}:{ports.edge}",
-        "DINHDANH_MTLS_LISTEN": f"{HOST}:{ports.edge_mtls}",  # the mTLS token endpoint alias (RFC 8705 §5)
+        "DINHDANH_MTLS_LISTEN": f"{HOST}:{ports.edge_mtls}",
+        "DINHDANH_METRICS_LISTEN": f"{HOST}:{ports.metrics('edge')}",  # the mTLS token endpoint alias (RFC 8705 §5)
         "DINHDANH_ISSUER": issuer(ports),
         "DINHDANH_POSTGRES_DSN": dsn,
         "DINHDANH_TLS_CA": str(paths.ca),
@@ -189,6 +190,7 @@ def start_portal(name: str, title: str, client: dict[str, Any], secrets: SecretS
         "DINHDANH_PORTAL_CLIENT_SECRET": client["client_secret"],
         "DINHDANH_PORTAL_BASE_URL": client["base_url"],
         "DINHDANH_PORTAL_LISTEN": f"{HOST}:{getattr(ports, name)}",
+        "DINHDANH_PORTAL_METRICS_LISTEN": f"{HOST}:{ports.metrics(name)}",
         "DINHDANH_PORTAL_TITLE": title,
         "DINHDANH_PORTAL_SESSION_KEY": secrets.token(f"{name}-session-key", 32),
         "DINHDANH_PORTAL_COOKIE_NAME": f"{name}_session",

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 import uvicorn
 import uvloop
 
-from core import logs
+from core import logs, metrics, request_id, tracing
 from core.settings import Settings
 from services.edge.app import create_apps
 from services.edge.http import ClientCertificateProtocol
@@ -68,8 +68,11 @@ def bind_shared(address: str) -> socket.socket:
 async def serve(settings: Settings) -> None:
     tls_socket = bind_shared(settings.mtls_listen) if settings.mtls_listen else None
     main_app, tls_app = create_apps(settings)
+    tracing.setup("edge", settings.tracing)
+    metrics.serve(settings.metrics_listen)
+    observed = metrics.asgi(request_id.asgi(tracing.asgi(main_app)), "edge")
     host, port = settings.listen.rsplit(":", 1)
-    plain = _Server(uvicorn.Config(main_app, host=host, port=int(port), http="httptools", lifespan="on", **COMMON))
+    plain = _Server(uvicorn.Config(observed, host=host, port=int(port), http="httptools", lifespan="on", **COMMON))
     servers = [plain]
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -84,8 +87,9 @@ async def serve(settings: Settings) -> None:
         ready.cancel()
         await first
         return
+    observed_tls = metrics.asgi(request_id.asgi(tracing.asgi(tls_app)), "edge-mtls")
     tls = _Server(uvicorn.Config(
-        tls_app, http=ClientCertificateProtocol, lifespan="off",
+        observed_tls, http=ClientCertificateProtocol, lifespan="off",
         ssl_certfile=str(settings.tls_cert), ssl_keyfile=str(settings.tls_key), ssl_ca_certs=str(settings.tls_ca),
         ssl_cert_reqs=ssl.CERT_REQUIRED, **COMMON,
     ))  # fmt: skip
