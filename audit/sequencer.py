@@ -52,6 +52,30 @@ UNSEQUENCED = """
     ORDER BY e.id LIMIT $2
 """
 
+# What is not yet in a signed checkpoint (issue 12 item 3, the log's lag): the events not sequenced (all at or above
+# the scan floor, by the floor's rule) and the leaves at or past the newest checkpoint's size; their oldest time.
+BACKLOG = """
+    WITH floor AS (SELECT scan_xid FROM tlog.state),
+         signed AS (SELECT coalesce(max(size), 0) AS size FROM tlog.checkpoints),
+         pending AS (
+             SELECT e.at FROM audit.events e, floor
+             WHERE e.xid >= floor.scan_xid AND NOT EXISTS (SELECT 1 FROM tlog.entries t WHERE t.event_id = e.id)
+         ),
+         unsigned AS (
+             SELECT e.at FROM tlog.entries t JOIN audit.events e ON e.id = t.event_id, signed WHERE t.idx >= signed.size
+         )
+    SELECT (SELECT count(*) FROM pending) AS unsequenced,
+           coalesce(extract(epoch FROM clock_timestamp() - (
+               SELECT min(at) FROM (SELECT at FROM pending UNION ALL SELECT at FROM unsigned) AS behind
+           )), 0)::float8 AS lag
+"""
+
+
+async def backlog(pool: Any) -> tuple[int, float]:
+    """(events not yet sequenced, seconds the oldest event not yet in a signed checkpoint has waited; 0: none)."""
+    row = await pool.fetchrow(BACKLOG)
+    return int(row["unsequenced"]), max(0.0, float(row["lag"]))
+
 
 class TileStoreError(Exception):
     """The tile store (S3) did not take a write; the message says why, without credentials."""

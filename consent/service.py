@@ -59,7 +59,7 @@ from consent.storage import (
     NotificationUrls,
     StoredConsent,
 )
-from core import logs
+from core import logs, metrics
 from core.callers import current_caller
 from core.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
 from identity.oidc.subjects import Subjects
@@ -82,6 +82,14 @@ ACTIONS = {
     Event.EXPIRE: "consent.expire",
 }
 REQUEST, GRANT = "consent.request", "consent.grant"
+DECISIONS = {  # dinhdanh_consent_decisions_total's label of each transition that took place (core.metrics)
+    Event.APPROVE: "granted",
+    Event.REJECT: "denied",
+    Event.PAUSE: "paused",
+    Event.RESUME: "resumed",
+    Event.REVOKE: "revoked",
+    Event.EXPIRE: "expired",
+}
 
 
 class ConsentStore(ConsentCreator, ConsentReader, ConsentTransitions, ConsentExpiry, NotificationUrls, Protocol):
@@ -174,6 +182,7 @@ class ConsentService:
         self._pseudonyms = pseudonyms
         self._issuer = issuer
         self._clock = clock
+        metrics.consent_decisions()  # every decision's series from the start, at 0
 
     # --- who ---------------------------------------------------------------------------------------------
 
@@ -251,6 +260,7 @@ class ConsentService:
         approved = artefact.approved(now.replace(microsecond=0))
         signed = (approved, artefacts.sign(approved, self._key.private))
         await self._store.create(artefact, citizen.sub, signed, audit=_row("citizen", GRANT, artefact))
+        metrics.consent_decided("granted")
         return Record(await self._store.get(artefact.id), agency.name)
 
     # --- reading -----------------------------------------------------------------------------------------
@@ -345,12 +355,16 @@ class ConsentService:
         def audit(reason: str | None) -> AuditEvent:
             return _row(who, action, artefact, reason)
 
-        return await self._store.transition(artefact.id, event, actor, now, approved, audit)
+        status = await self._store.transition(artefact.id, event, actor, now, approved, audit)
+        metrics.consent_decided(DECISIONS[event])
+        return status
 
     async def expire_due(self, limit: int = EXPIRY_BATCH) -> list[uuid.UUID]:
         """One sweep: consents past their expiry → EXPIRED, each with its row (actor ``system``) in the sweep's
         transaction."""
-        return await self._store.expire_due(self._clock(), limit, _expiry_row)
+        expired = await self._store.expire_due(self._clock(), limit, _expiry_row)
+        metrics.consent_decided("expired", len(expired))
+        return expired
 
     async def run_expiry(self, interval: float) -> None:
         """A sweep every ``interval`` seconds until cancelled; errors are logged, never fatal."""

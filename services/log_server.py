@@ -23,7 +23,8 @@ from audit.events import Pseudonymizer
 from audit.leaves import LeafBuilder
 from audit.log_store import LogReader, StoredCheckpoint, StoredEntry
 from audit.s3_tiles import S3Tiles
-from audit.sequencer import Sequencer, Signer
+from audit.sequencer import Sequencer, Signer, backlog
+from core import metrics
 from core.callers import Allow, current_principal
 from core.errors import FailedPrecondition, InvalidArgument, Unauthenticated
 from core.keys import purposes
@@ -178,6 +179,7 @@ async def build(settings: Settings) -> ServiceSpec:
                           config.checkpoint_interval)  # fmt: skip
     stopping = asyncio.Event()
     running = asyncio.create_task(sequencer.run_forever(stopping))
+    metrics.log_backlog(lambda: backlog(pool))  # the lag and unsequenced gauges, asked on scrape (core.metrics)
     servicer = LogServicer(LogReader(pool), Subjects(keys.key(purposes.OIDC_SUBJECT)), refs)
 
     async def stop() -> None:

@@ -49,6 +49,7 @@ from audit.events import AuditEvent, AuditLog, Pseudonymizer
 from consent.artefact import ConsentArtefact
 from consent.fetch_policy import Allowed, Decision, Denied, FetchDenied, FetchRequest, RequestedDocument, gate
 from consent.storage import StoredConsent
+from core import metrics
 from core.callers import CONSENT_DETAIL, Principal, TokenForbidden, current_caller
 from vault.documents import Document, DocumentType
 from vault.service import VaultService
@@ -120,6 +121,7 @@ class SharedDocuments:
         self._log = log
         self._clock = clock
         self._terms: dict[uuid.UUID, Terms] = {}  # consent id → its immutable part (see the module docstring)
+        metrics.consent_decisions()  # fetch_allowed / fetch_refused (core.metrics) from the start, at 0
 
     def _owner(self, stored: StoredConsent) -> str | None:
         """The vault's owner reference of the consenting citizen; None when the artefact's citizen cannot be
@@ -176,6 +178,7 @@ class SharedDocuments:
         decision = await self._consents.charge_fetch(
             grant.consent_id, FetchRequest(grant.client_id, grant.purpose, requested), self._clock(), audit=row
         )
+        metrics.consent_decided("fetch_refused" if isinstance(decision, Denied) else "fetch_allowed")
         if isinstance(decision, Denied):
             raise decision.error()
         assert isinstance(decision, Allowed)

@@ -7,6 +7,10 @@ never waits on them, and the pool size is the login ceiling.
 The queue in front of the pool is bounded (``queue`` hashes waiting or running, 16 per worker by
 default): when it is full a new hash is refused at once with ``Throttled`` and the time the queue needs
 to drain, so an anonymous client cannot pile up CPU work for later (back-pressure, not a backlog).
+
+Metrics (core.metrics, issue 12 item 3): ``dinhdanh_argon2_queue_length`` (hashes waiting or running, the count
+the bound applies to), ``dinhdanh_argon2_wait_seconds`` (submission to a worker starting it) and
+``dinhdanh_argon2_busy_total`` (hashes refused as busy).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from typing import Any, TypeVar
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from core import metrics
 from core.errors import Throttled
 
 T = TypeVar("T")
@@ -72,6 +77,15 @@ def verify_password(params: Argon2Parameters, encoded: str, password: str) -> tu
     return True, hasher.check_needs_rehash(encoded)
 
 
+def _timed(work: Callable[..., T], *args: Any) -> tuple[float, T]:
+    """``work(*args)`` in a worker, with the time it started (``time.monotonic`` is one clock for the host)."""
+    return time.monotonic(), work(*args)
+
+
+def _load(hashing: PasswordHashing) -> float:
+    return hashing._load
+
+
 class PasswordHashing:
     """Async facade over a process pool of Argon2id workers."""
 
@@ -83,6 +97,8 @@ class PasswordHashing:
         self._dummy: str | None = None
         self._load = 0  # hashes submitted and not finished
         self._seconds = 0.05  # a running mean of a hash's time from submission to result (its wait included)
+        self._wait, self._busy = metrics.argon2_metrics()
+        metrics.summed("dinhdanh_argon2_queue_length", "Password hashes waiting or running.", self, _load)
 
     async def hash(self, password: str) -> str:
         return await self._run(hash_password, self.params, password)
@@ -97,11 +113,14 @@ class PasswordHashing:
     async def _run(self, work: Callable[..., T], *args: Any) -> T:
         if self._load >= self.queue:
             wait = self.retry_after()
+            self._busy.inc()
             raise Throttled(f"sign-in is busy; retry in {wait} s", wait)
         self._load += 1
         started = time.monotonic()
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._pool, work, *args)
+            began, result = await asyncio.get_running_loop().run_in_executor(self._pool, _timed, work, *args)
+            self._wait.observe(max(0.0, began - started))
+            return result
         finally:
             self._load -= 1
             self._seconds = 0.8 * self._seconds + 0.2 * (time.monotonic() - started)
