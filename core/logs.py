@@ -7,6 +7,8 @@ import sys
 
 import structlog
 
+from core import tracing
+
 
 class _CurrentStderr:
     """``sys.stderr`` as it is when a line is written, not when logging was configured: a command run in-process
@@ -23,7 +25,8 @@ def configure(service: str, level: str = "info") -> None:
     logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(message)s")
     structlog.configure(
         processors=[
-            structlog.contextvars.merge_contextvars,
+            structlog.contextvars.merge_contextvars,  # request_id (core/request_id.py), service
+            tracing.log_ids,  # trace_id, span_id while tracing is on
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.JSONRenderer(ensure_ascii=False),

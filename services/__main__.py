@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 import uvloop
 
-from core import logs
+from core import logs, tracing
 from core.settings import Settings
 from services import (
     consent_server,
@@ -41,6 +41,7 @@ BUILDERS: dict[str, Callable[[Settings], Awaitable[ServiceSpec]]] = {
 async def main(name: str) -> None:
     settings = Settings()
     logs.configure(name, settings.log_level)
+    tracing.setup(name, settings.tracing)  # before build: the channels it opens take the tracing interceptors
     spec = await BUILDERS[name](settings)
     await serve(spec, settings)
 
