@@ -245,6 +245,18 @@ def test_every_object_renders_and_validates_strictly(name: str, cached_schemas: 
         assert obj["metadata"].get("namespace") == ("dinhdanh" if namespaced else None), where
 
 
+def test_example_secrets_are_valid_secrets(cached_schemas: None) -> None:
+    """The documented Secrets would apply as written (with real values): names, types, keys."""
+    docs = [d for d in yaml.safe_load_all(EXAMPLE.read_text()) if d]
+    assert {d["kind"] for d in docs} == {"Secret"}
+    for doc in docs:
+        validate(doc)
+        if doc["type"] == "kubernetes.io/basic-auth":
+            assert set(doc["stringData"]) == {"username", "password"}
+        if doc["type"] == "kubernetes.io/tls":
+            assert set(doc["stringData"]) == {"tls.crt", "tls.key"}
+
+
 def test_crd_schemas_are_strict(cached_schemas: None) -> None:
     """The shipped schemas refuse what the real CRDs refuse: an unknown field, a wrong type, a missing field."""
     good = one("base", "Certificate", "registry")
@@ -644,7 +656,7 @@ def test_certificates_carry_the_names_the_platform_ca_writes(name: str, tmp_path
         spec = one(name, "Certificate", process)["spec"]
         uris, dns, ips = _sans(x509.load_pem_x509_certificate(ca.issue(process).cert.read_bytes()))
         assert uris == {SERVICE_URI_PREFIX + process} == set(spec["uris"])
-        extra = {issuer_host} if process == "edge" and name != "base" else set()
+        extra = {issuer_host} if process == "edge" else set()
         assert set(spec["dnsNames"]) == dns | extra
         assert set(spec["ipAddresses"]) == ips
         assert {"server auth", "client auth"} <= set(spec["usages"])
