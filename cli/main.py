@@ -14,6 +14,7 @@ from cli import (
     clients,
     facility_cmd,
     keys_cmd,
+    loadtest_cmd,
     officer_cmd,
     registry_cmd,
     vault_cmd,
@@ -50,6 +51,7 @@ app.add_typer(audit_cmd.app, name="audit")
 app.add_typer(agency_cmd.app, name="agency")
 app.add_typer(officer_cmd.app, name="officer")
 app.add_typer(facility_cmd.app, name="facility")
+app.add_typer(loadtest_cmd.app, name="loadtest")
 
 totp_app = typer.Typer(help="TOTP helpers for demos and tests.", no_args_is_help=True)
 app.add_typer(totp_app, name="totp")
