@@ -28,7 +28,7 @@ Argon2id is not part of the measured load").
 - ``certificates``: the QR texts of criminal-record certificates issued to the first citizens (``Apply`` →
   auto-approval → issued), which the verifiers check.
 
-**How many citizens.** An account signs in at most once per 30-second TOTP step (loadtest/scenarios/prepared.py),
+**How many citizens.** An account signs in at most once per 30-second TOTP step (loadtest/accounts.py),
 so ``citizens`` accounts sustain ``citizens / 30`` sign-ins a second over the whole run, every actor's sign-ins
 together (5,000 — all of `dinhdanh up`'s seeded registry — sustain about 166 a second). Prepare takes citizens
 that have no account yet; when the registry has too few, it says so: seed more first (`dinhdanh registry seed

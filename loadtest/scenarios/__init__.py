@@ -25,10 +25,10 @@ from typing import Any
 
 from locust import events
 
+from loadtest.accounts import save_all_steps
 from loadtest.scenarios.agency import AgencyUser
 from loadtest.scenarios.certificates import ApplicantUser
 from loadtest.scenarios.health import FacilityUser
-from loadtest.scenarios.prepared import save_all_steps
 from loadtest.scenarios.sso import SignInUser
 from loadtest.scenarios.vault import VaultUser
 from loadtest.scenarios.verify import VerifierUser
@@ -39,7 +39,7 @@ BY_ACTOR = {user.actor: user for user in USERS}
 
 @events.test_stop.add_listener
 def _remember_steps(**_kwargs: Any) -> None:
-    """The TOTP steps this process used, for the next run (loadtest/scenarios/prepared.py)."""
+    """The TOTP steps this process used, for the next run (loadtest/accounts.py)."""
     save_all_steps()
 
 

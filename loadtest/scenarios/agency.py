@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import random
 import time
 from typing import Any
@@ -28,9 +29,9 @@ import requests
 from locust import task
 
 from agency.client import consent_terms
+from loadtest.accounts import prepared
 from loadtest.grpc_calls import WrongResult, bearer, trailer
 from loadtest.scenarios.base import GrpcUser, own_channel
-from loadtest.scenarios.prepared import prepared
 from loadtest.scenarios.sso import fire
 from protos.consent.v1 import consent_pb2 as cpb
 from protos.consent.v1 import consent_pb2_grpc as cgrpc
@@ -43,6 +44,7 @@ MARGIN = 30.0  # seconds before expiry a token is renewed
 TIMEOUT = 30.0
 VAULT = "urn:dinhdanh:service:vault"
 DENIAL_TRAILER = "consent-denial-reason"
+log = logging.getLogger("loadtest")
 
 
 class NoConsentLeft(Exception):
@@ -64,6 +66,7 @@ class AgencyUser(GrpcUser):
         self.tokens: dict[str, tuple[str, float]] = {}
         self.resting: dict[str, float] = {}
         self.iterations = 0
+        self.warned = False
         self.http = requests.Session()
         self.http.trust_env = False  # REQUESTS_CA_BUNDLE would replace the platform CA; loopback, no proxy
         self.http.cert = (self.agency["cert"], self.agency["key"])
@@ -149,5 +152,8 @@ class AgencyUser(GrpcUser):
         try:
             consent = self.next_consent()
         except NoConsentLeft:
+            if not self.warned:
+                self.warned = True
+                log.warning("every prepared consent of this process is spent for now: prepare more consents")
             return
         self.fetch(consent)

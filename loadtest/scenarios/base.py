@@ -14,7 +14,7 @@ import grpc
 from locust import User, constant_pacing
 
 from loadtest import grpc_calls
-from loadtest.scenarios.prepared import prepared, process_slot
+from loadtest.accounts import prepared, process_slot
 from loadtest.scenarios.sso import CitizenToken, FlowError, forwarded_address
 
 try:

@@ -15,9 +15,9 @@ import uuid
 
 from locust import task
 
+from loadtest.accounts import prepared
 from loadtest.grpc_calls import WrongResult
 from loadtest.scenarios.base import GrpcUser, own_channel
-from loadtest.scenarios.prepared import prepared
 from protos.issuance.v1 import health_pb2 as pb
 from protos.issuance.v1 import health_pb2_grpc as pb_grpc
 

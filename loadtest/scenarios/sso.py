@@ -42,7 +42,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 from locust import FastHttpUser, constant_pacing, task
 from locust.contrib.fasthttp import FastHttpSession
 
-from loadtest.scenarios.prepared import Account, account_pool, prepared
+from loadtest.accounts import Account, account_pool, prepared
 
 try:
     from loadtest.model import PACE

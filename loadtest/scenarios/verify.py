@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 
 from locust import FastHttpUser, constant_pacing, task
 
-from loadtest.scenarios.prepared import prepared
+from loadtest.accounts import prepared
 from loadtest.scenarios.sso import FORM, Jar, forwarded_address, own_cookies
 
 try:

@@ -1,5 +1,5 @@
 """The prepared accounts as Locust's processes use them: loaded once per process, handed out so that a TOTP code is
-never used twice (issue 12 item 1: "TOTP codes are never reused within a step").
+never used twice (issue 12 item 1: "TOTP codes are never reused within a step"). No Locust or gevent here.
 
 ``DINHDANH_LOADTEST_ACCOUNTS`` names ``accounts.json`` (``loadtest/prepare.py``), ``DINHDANH_LOADTEST_STACK`` the
 stack's ``stack.json``. Both are read once per process.
@@ -103,6 +103,11 @@ def process_slot(environment: Any) -> tuple[int, int]:
     return index % workers, workers
 
 
+def share_of(rows: list[Any], index: int, workers: int) -> list[Any]:
+    """The accounts of worker ``index`` of ``workers``: every ``workers``-th from ``index`` (disjoint shares)."""
+    return rows[index::workers]
+
+
 @dataclass
 class AccountPool:
     """This process's accounts, each signing in at most once per TOTP step (see the module docstring)."""
@@ -157,11 +162,10 @@ def account_pool(environment: Any) -> AccountPool:
         if pool is None:
             ready = prepared()
             steps = remembered(ready.path)
-            index, workers = slot
             rows = list(ready.data.get("citizens") or [])
-            mine = rows[index::workers]
+            mine = share_of(rows, *slot)
             if not mine:
-                raise NotPrepared(f"{len(rows)} prepared citizens for {workers} worker processes: prepare more")
+                raise NotPrepared(f"{len(rows)} prepared citizens for {slot[1]} worker processes: prepare more")
             accounts = [
                 Account(
                     r["id_number"],
