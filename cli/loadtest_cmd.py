@@ -11,7 +11,7 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from cli.output import JsonOption, VarOption, console, emit, fail, stack_info
+from cli.output import JsonOption, VarOption, console, emit, err, fail, stack_info
 from loadtest import model, slo
 from loadtest.shape import DEFAULT_STEPS, Plan
 
@@ -156,7 +156,7 @@ def show(result: Any, plan: Plan) -> None:
 
 @app.command("prepare")
 def prepare(
-    citizens: int = typer.Option(200, "--citizens", min=1, help="Load-test citizens to create."),
+    citizens: int = typer.Option(300, "--citizens", min=1, help="Load-test citizens to create."),
     var: Path = VarOption,
     as_json: bool = JsonOption,
 ) -> None:
@@ -173,7 +173,9 @@ def prepare(
     if function is None:
         fail("loadtest.prepare has no prepare() function", as_json)
     accounts = var / "loadtest" / "accounts.json"
-    offered = {"info": info, "stack": info, "var": var, "citizens": citizens, "path": accounts, "out": accounts}
+    offered: dict[str, Any] = {"info": info, "var": var, "citizens": citizens, "out": accounts}
+    if not as_json:
+        offered["say"] = lambda message: err.print(message, soft_wrap=True)
     parameters = inspect.signature(function).parameters
     unknown = [
         name
@@ -188,5 +190,5 @@ def prepare(
     from cli.output import run
 
     outcome = run(lambda: function(**arguments), as_json)
-    data: dict[str, Any] = outcome if isinstance(outcome, dict) else {"accounts": str(accounts)}
+    data: dict[str, Any] = outcome if isinstance(outcome, dict) else {"accounts": str(outcome or accounts)}
     emit(data, as_json)

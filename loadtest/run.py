@@ -39,6 +39,7 @@ REPO = Path(__file__).resolve().parent.parent
 LOCUSTFILE = REPO / "loadtest" / "locustfile.py"
 STACK_ENV = "DINHDANH_LOADTEST_STACK"
 ACCOUNTS_ENV = "DINHDANH_LOADTEST_ACCOUNTS"
+WORKERS_ENV = "DINHDANH_LOADTEST_WORKERS"  # the scenarios split the prepared accounts between the workers
 MARGIN_S = 30.0
 """--run-time beyond the schedule: the shape stops the run first; this only bounds a run whose shape hangs."""
 
@@ -70,6 +71,7 @@ class PhaseRun:
     prefix: Path
     exit_code: int | None
     seconds: float
+    pids: list[int] = field(default_factory=list)  # the processes it started (all ended when it returns)
 
 
 @dataclass
@@ -228,7 +230,7 @@ def run_phase(options: Options, plan: Plan, name: str, out: Path, host: str, env
     if not Path(f"{prefix}_stats.csv").exists():
         tail = _tail(Path(f"{prefix}-master.out"))
         raise RunError(f"Locust wrote no {prefix}_stats.csv (exit {code}): {tail}")
-    return PhaseRun(name, prefix, code, time.monotonic() - started)
+    return PhaseRun(name, prefix, code, time.monotonic() - started, [p.pid for p in processes])
 
 
 def _tail(path: Path, lines: int = 3) -> str:
@@ -248,6 +250,7 @@ def environment(options: Options) -> dict[str, str]:
     env = {**os.environ, **options.env}
     env.setdefault(STACK_ENV, str(var / "stack.json"))
     env.setdefault(ACCOUNTS_ENV, str(var / "loadtest" / "accounts.json"))
+    env[WORKERS_ENV] = str(max(1, options.workers))
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
     return env
 

@@ -56,22 +56,24 @@ MIN_ACHIEVED = 0.8
 SCENARIOS: dict[str, tuple[str, ...]] = {
     "sign-in": ("sign-in", "sso.authorize", "sso.login", "sso.totp", "sso.token", "sso.userinfo"),
     "vault": ("vault.List", "vault.Download", "vault.Upload"),
-    "agency": ("consent.RequestConsent", "vault.DownloadShared"),
+    "agency": ("consent.RequestConsent", "vault.DownloadShared", "agency.token"),
     "applicant": ("issuance.Apply",),
     "facility": ("health.PushVisit",),
-    "verifier": ("verify.qr",),
+    "verifier": ("verify.qr", "verify.page"),
 }
 """Request names each scenario (actor) reports; any other name is counted under ``other``."""
 
 MARKERS: dict[str, str] = {
     "sign-in": "sign-in",
     "vault": "vault.List",
-    "agency": "consent.RequestConsent",
+    "agency": "vault.DownloadShared",
     "applicant": "issuance.Apply",
     "facility": "health.PushVisit",
     "verifier": "verify.qr",
 }
-"""The request an actor's scenario reports once per iteration: its achieved rate."""
+"""The request an actor's scenario reports once per iteration (loadtest/scenarios/: a sign-in, a vault visit's
+list, an agency's fetch, an application, a visit, a QR check): its achieved rate. The gRPC users also sign in
+once when they start, which adds a few sign-ins at each ramp."""
 
 WINDOW_S = 10.0
 """Locust's current-percentile window (stats.CURRENT_RESPONSE_TIME_PERCENTILE_WINDOW)."""
