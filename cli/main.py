@@ -11,6 +11,7 @@ from cli import (
     agency_cmd,
     audit_cmd,
     bench_cmd,
+    capacity_cmd,
     clients,
     facility_cmd,
     keys_cmd,
@@ -41,6 +42,7 @@ def _logs() -> None:
 
 app.command()(up)
 app.command("verify")(verify_cmd.verify)
+app.command("capacity")(capacity_cmd.capacity)
 app.add_typer(registry_cmd.app, name="registry")
 app.add_typer(accounts.app, name="accounts")
 app.add_typer(clients.app, name="clients")
