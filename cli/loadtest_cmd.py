@@ -96,10 +96,11 @@ def loadtest(
         master_port=master_port,
     )
     if distributed and not as_json:
-        port = master_port or "<port>"
+        port = master_port or runner.DISTRIBUTED_PORT
         console.print(
             "[bold]workers:[/] on each load machine run "
-            f"`locust -f loadtest/locustfile.py --worker --master-host <this host> --master-port {port}`"
+            f"`locust -f loadtest/locustfile.py --worker --master-host <this host> --master-port {port}` "
+            "(again for the search: workers quit when a run ends)"
         )
     try:
         result = runner.run(options)

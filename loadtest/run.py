@@ -5,8 +5,10 @@ by the speedup) and, with the search, ``search`` (the step search). Each is
 ``locust -f loadtest/locustfile.py --headless --master --expect-workers N`` plus N
 ``locust -f … --worker`` processes on this machine (one per core by default), with ``--csv <phase>
 --csv-full-history --html <phase>.html --run-time …``; for a distributed run (``distributed``) only the master
-starts here, bound to ``master_bind``, and the workers run elsewhere with the command line
-:func:`worker_command` gives. Then the verdict (``loadtest/slo.py``) and the PNG (``loadtest/report.py``).
+starts here, bound to ``master_bind`` (port 5557 unless given), and the workers run elsewhere with the command
+line :func:`worker_command` gives; they quit when a run ends, so for the search they must come back (a Kubernetes
+Deployment restarts them; elsewhere run them in a loop). Then the verdict (``loadtest/slo.py``) and the PNG
+(``loadtest/report.py``).
 
 Traffic goes to loopback only: every address in ``stack.json`` the scenarios dial, and the host, must resolve
 to a loopback address, unless ``allow_remote`` says otherwise. Each Locust run is bounded by ``--run-time``
@@ -40,6 +42,7 @@ LOCUSTFILE = REPO / "loadtest" / "locustfile.py"
 STACK_ENV = "DINHDANH_LOADTEST_STACK"
 ACCOUNTS_ENV = "DINHDANH_LOADTEST_ACCOUNTS"
 WORKERS_ENV = "DINHDANH_LOADTEST_WORKERS"  # the scenarios split the prepared accounts between the workers
+DISTRIBUTED_PORT = 5557  # Locust's own default, for workers elsewhere when no --master-port is given
 MARGIN_S = 30.0
 """--run-time beyond the schedule: the shape stops the run first; this only bounds a run whose shape hangs."""
 
@@ -186,7 +189,7 @@ def run_phase(options: Options, plan: Plan, name: str, out: Path, host: str, env
     """One Locust run (master + workers) of ``plan``; returns when the master has ended and no child is left."""
     prefix = out / name
     schedule = Schedule(plan)
-    port = options.master_port or free_port()
+    port = options.master_port or (DISTRIBUTED_PORT if options.distributed else free_port())
     workers = max(1, options.workers)
     run_time = schedule.duration + MARGIN_S
     phase_env = {**env, PLAN_ENV: replace(plan, phases_path=str(out / f"{name}_phases.json")).to_json()}
