@@ -24,7 +24,8 @@ Argon2id is not part of the measured load").
   consents on it; each consent allows :data:`FETCHES_PER_HOUR` fetches an hour and :data:`MAX_FETCHES` in all,
   the most consent/artefact.py allows);
 - ``facility``: the demo hospital (``clients["facility_demo"]``, role ``facility``) and its Ministry code;
-  ``patients``: registry citizens whose visits it pushes (and whom the agency asks for consent);
+  ``patients``: registry citizens (never the demo citizen) whose visits it pushes and whom the agency asks for
+  consent;
 - ``certificates``: the QR texts of criminal-record certificates issued to the first citizens (``Apply`` →
   auto-approval → issued), which the verifiers check.
 
@@ -371,8 +372,12 @@ async def prepare(
         client = await register_client(pool, previous.get("client") if kept else None)
         async with pool.acquire() as conn:
             wanted = await _fresh_citizens(conn, citizens - len(kept)) if len(kept) < citizens else []
-            patient_rows = await conn.fetch("SELECT id_number FROM registry.citizens ORDER BY random() LIMIT $1",
-                                            patients)  # fmt: skip
+            demo = str(info.demo_citizen.get("id_number", ""))  # the demo citizen's book and requests stay clean
+            patient_rows = await conn.fetch(
+                "SELECT id_number FROM registry.citizens WHERE id_number <> $2 ORDER BY random() LIMIT $1",
+                patients,
+                demo,
+            )
         if len(kept) + len(wanted) < citizens:
             raise PrepareError(
                 f"the registry has {len(wanted)} citizens without an account left, {citizens - len(kept)} wanted: "

@@ -5,7 +5,7 @@ prepared agency (``accounts.json`` ``agency``: the stack's demo agency; ``consen
 had citizens grant it), over mutual TLS with the agency's certificate and a consent token bound to it
 (``cnf.x5t#S256``, RFC 8705 §3.1) — the SLO's consent fetch, p99 < 100 ms. The token comes from the edge's mTLS
 token endpoint (RFC 8705 §5 alias; ``client_credentials`` with the RFC 9396 ``consent`` authorization detail,
-``tls_client_auth``), once per consent and again before it expires, reported as ``HTTP``/``agency.token``.
+``tls_client_auth``), once per consent and process and again before it expires, reported as ``HTTP``/``agency.token``.
 Every :data:`REQUEST_EVERY`-th iteration the agency also asks a citizen of the registry for a new consent:
 ``consent.RequestConsent`` (a PENDING request the citizen will answer in a portal).
 
@@ -45,6 +45,7 @@ TIMEOUT = 30.0
 VAULT = "urn:dinhdanh:service:vault"
 DENIAL_TRAILER = "consent-denial-reason"
 log = logging.getLogger("loadtest")
+_TOKENS: dict[str, tuple[str, float]] = {}  # consent id → (bound token, expiry): shared by the process's agency users
 
 
 class NoConsentLeft(Exception):
@@ -63,7 +64,7 @@ class AgencyUser(GrpcUser):
         random.shuffle(self.consents)
         self.patients: list[str] = ready.share("patients", *self.slot)
         self.ring = itertools.cycle(self.consents)
-        self.tokens: dict[str, tuple[str, float]] = {}
+        self.tokens = _TOKENS
         self.resting: dict[str, float] = {}
         self.iterations = 0
         self.warned = False
