@@ -51,7 +51,7 @@ async def second_edge(stack: Stack, info: StackInfo) -> AsyncIterator[str]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**(first.env or {}), "DINHDANH_LISTEN": f"127.0.0.1:{port}"}
+    env = {**(first.env or {}), "DINHDANH_LISTEN": f"127.0.0.1:{port}", "DINHDANH_METRICS_LISTEN": ""}
     process = ManagedProcess("edge-2", first.argv, stack.var / "logs" / "edge-2.log", env)
     process.start()
     base = f"http://localhost:{port}"

@@ -45,7 +45,8 @@ _addresses = (f"198.51.100.{n}" for n in itertools.count(1))  # RFC 5737 documen
 @pytest.fixture(scope="module")
 async def proxied_edge(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
     """A second edge of the stack behind a 'proxy' at 127.0.0.1; its issuer URL."""
-    ports = dataclasses.replace(stack.ports, edge=Ports.free().edge)
+    free = Ports.free()  # its own port, and its own metrics port (the stack's edge serves the stack's)
+    ports = dataclasses.replace(stack.ports, edge=free.edge, metrics_edge=free.metrics_edge)
     var: Path = tmp_path_factory.mktemp("proxied-edge")
     dsn = stack._service_dsn("edge") if hasattr(stack, "_service_dsn") else StackInfo.load(stack.info_path).postgres_dsn
     extra = {"DINHDANH_TRUSTED_PROXIES": "127.0.0.1/32", "DINHDANH_DEVICE_MINT_BURST": str(BURST)}

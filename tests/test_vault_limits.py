@@ -65,6 +65,7 @@ async def idle_vault(stack: Stack) -> AsyncIterator[pb_grpc.VaultStub]:
         "DINHDANH_LISTEN": f"{HOST}:{port}",
         "DINHDANH_VAULT_UPLOAD_IDLE_TIMEOUT": str(IDLE),
         "DINHDANH_VAULT_UPKEEP_INTERVAL": "0",
+        "DINHDANH_METRICS_LISTEN": "",  # the stack's vault has the stack's metrics port
     }
     second = ManagedProcess("vault-idle", running.argv, Path(running.log).with_name("vault-idle.log"), env)
     second.start()

@@ -6,6 +6,7 @@ with the status code sent (refusals of the caller interceptor included), HTTP re
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from core import metrics
 from protos.vault.v1 import vault_pb2 as pb
 from protos.vault.v1 import vault_pb2_grpc as pb_grpc
 from registry.citizen import Citizen
@@ -227,3 +229,25 @@ async def test_consent_decisions_are_counted(
         - vault_before.value("grpc_server_handled_total", **uploads)
         == 1
     )
+
+
+def test_a_taken_or_malformed_metrics_address_fails_the_start_naming_it() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        address = f"127.0.0.1:{taken.getsockname()[1]}"
+        with pytest.raises(SystemExit, match=f"vault: cannot serve metrics on {address}: "):
+            metrics.serve(address, "vault")
+    for malformed in ("19100", "127.0.0.1:", "127.0.0.1:http", "127.0.0.1:70000"):
+        with pytest.raises(SystemExit, match="the metrics address must be host:port"):
+            metrics.serve(malformed, "vault")
+
+
+async def test_serve_on_port_zero_says_its_port(http: httpx.AsyncClient) -> None:
+    port = metrics.serve("127.0.0.1:0", "test")
+    assert port
+    assert metrics.serve("127.0.0.1:0", "test") == port  # once per address and process
+    reply = await http.get(f"http://127.0.0.1:{port}/metrics")
+    assert reply.status_code == 200
+    assert 'dinhdanh_build_info{process="test",version=' in reply.text
+    assert (await http.get(f"http://127.0.0.1:{port}/")).status_code == 404
