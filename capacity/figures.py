@@ -209,7 +209,10 @@ def costs_of(benchmark: str, result: dict[str, Any], record: dict[str, Any], sou
             shared = per_rate("vault.DownloadShared", rate, cores, record, "vault", source, what, count)
             found.append(shared)
             for operation, service in (("consent.RequestConsent", "consent"), ("health.PushVisit", "health")):
-                moved = {(service if s == "vault" else s): v for s, v in shared.core_seconds.items()}
+                moved: dict[str, float] = {}
+                for s, v in shared.core_seconds.items():
+                    key = service if s == "vault" else s
+                    moved[key] = moved.get(key, 0.0) + v
                 note = f"priced as a shared fetch, the vault's part on {service}: {shared.method}"
                 found.append(Cost(operation, moved, source, note))
     elif benchmark == "audit":

@@ -128,7 +128,8 @@ def rates_at(citizens: int, peak: float) -> dict[str, float]:
 
 
 def plan(citizens: int, peak: float, costs: dict[str, Cost], choices: Choices | None = None) -> Plan:
-    """The whole plan. ``citizens`` >= 1, ``peak`` > 0 (a multiple of the normal peak)."""
+    """The whole plan. ``citizens`` >= 1, ``peak`` > 0: the curve's maximum as a multiple of the 24-hour average
+    (loadtest/model.py: 5 a normal day, 10 a deadline day; the load test's target, 10x the normal peak, is 50)."""
     if citizens < 1:
         raise ValueError("citizens must be at least 1")
     if not peak > 0:
@@ -139,15 +140,21 @@ def plan(citizens: int, peak: float, costs: dict[str, Cost], choices: Choices | 
     lines: list[str] = []
     say = lines.append
     scale = citizens / traffic.REFERENCE_CITIZENS
-    factor = traffic.NORMAL_PEAK_FACTOR * peak
+    factor = peak  # a peak rate is the 24-hour average x factor
 
-    say(f"# Capacity plan: {_n(citizens)} citizens at {_n(peak)}x the normal peak")
+    say(f"# Capacity plan: {_n(citizens)} citizens at a peak of {_n(peak)}x the 24-hour average")
     say("")
-    say("## 1. Peak rates (capacity/traffic.py)")
+    say(
+        f"(--peak as in `dinhdanh loadtest`: {_n(traffic.NORMAL_PEAK)} is a normal day's peak, "
+        f"{_n(traffic.DEADLINE_PEAK)} a deadline day's; {_n(peak)} is {_n(peak / traffic.NORMAL_PEAK)}x the "
+        "normal peak.)"
+    )
+    say("")
+    say("## 1. Peak rates (loadtest/model.py's day, split into requests by capacity/traffic.py)")
     say("")
     say(
         f"rate = requests a day x ({_n(citizens)} / {_n(traffic.REFERENCE_CITIZENS)} citizens) / "
-        f"{_n(traffic.SECONDS_PER_DAY)} s x {_n(traffic.NORMAL_PEAK_FACTOR)} (normal peak) x {_n(peak)} (--peak)"
+        f"{_n(traffic.SECONDS_PER_DAY)} s x {_n(peak)} (--peak)"
         f" = requests a day x {_n(scale * factor / traffic.SECONDS_PER_DAY, 6)} /s"
     )
     say("")

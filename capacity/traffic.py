@@ -1,93 +1,79 @@
-"""The national day's traffic, in one place: requests a day per operation for the reference population.
+"""The national day's traffic for the capacity plan: requests a day per operation, from the load test's model.
 
-Issue 12 item 1 gives three published figures: 1.5 million accesses a day to the identity app, 106,000 online
-dossiers and 50,000 online payments a day on the national portal, and an office-hours curve whose normal peak is
-5x the 24-hour average (a deadline day 10x). Everything else below is an assumption, named as one, derived from
-those figures. ``--peak N`` in ``dinhdanh capacity`` is a multiple of the *normal peak*: a 10x peak is
-10 x 5 = 50x the 24-hour average (the same reading as the issuance bench's 60 dossiers/s target:
-106,000 / 86,400 x 5 x 10 = 61.3/s).
+One source for the rates: loadtest/model.py (issue 12 item 1) turns the published figures (1.5 million identity
+accesses, 106,000 online dossiers and 50,000 online payments a day) and its stated assumptions into iterations a
+day per actor (``daily_counts``), on an office-hours curve whose maximum ``peak`` is a multiple of the 24-hour
+average (5 on a normal day, 10 on a deadline day). ``--peak`` means the same here as in ``dinhdanh loadtest``.
+This module only splits an actor's iteration into the requests it makes (as the scenarios in loadtest/scenarios/
+do; they import Locust, so their two constants are restated below and a test checks they agree).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-SECONDS_PER_DAY = 86_400
+from loadtest import model
+
+SECONDS_PER_DAY = model.SECONDS_PER_DAY
 REFERENCE_CITIZENS = 100_000_000  # the population the published figures describe (Vietnam, about 100 M)
-NORMAL_PEAK_FACTOR = 5.0  # office-hours curve: the normal peak is 5x the 24-hour average
+NORMAL_PEAK = model.NORMAL_PEAK  # the normal day's peak, x the 24-hour average
+DEADLINE_PEAK = model.DEADLINE_PEAK
 
-IDENTITY_ACCESSES_PER_DAY = 1_500_000  # published: accesses a day to the identity app
-DOSSIERS_PER_DAY = 106_000  # published: online dossiers a day on the national portal
-PAYMENTS_PER_DAY = 50_000  # published: online payments a day on the national portal
-
-VAULT_BROWSE_SHARE = 0.5  # assumption: half of the identity accesses open the vault
-SHARED_DOCUMENTS_PER_DOSSIER = 2  # assumption: an agency fetches two of the citizen's documents per dossier
-HEALTH_VISITS_PER_DAY = 466_000  # assumption: ~170 M insured visits a year pushed by facilities / 365
-QR_CHECKS_PER_DOSSIER = 2  # assumption: each issued certificate is checked twice by verifiers
+UPLOAD_EVERY = 5  # loadtest/scenarios/vault.py: one vault visit in 5 also uploads
+REQUEST_EVERY = 10  # loadtest/scenarios/agency.py: one agency fetch in 10 also asks for a new consent
 
 
 @dataclass(frozen=True, slots=True)
 class Operation:
-    """One kind of request of the traffic model, as the load test names it (loadtest contract)."""
+    """One kind of request, as the load test names it (Locust request name), and how many an iteration makes."""
 
-    name: str  # the Locust request name, e.g. "sign-in", "vault.Download"
-    actor: str  # sign-in, vault, agency, applicant, facility, verifier
-    per_day: float  # at REFERENCE_CITIZENS
-    derivation: str  # how per_day follows from the published figures
+    name: str  # e.g. "sign-in", "vault.Download"
+    actor: str  # sign-in, vault, agency, applicant, facility, verifier (loadtest/model.py ACTORS)
+    per_iteration: float
+    derivation: str
+
+    @property
+    def per_day(self) -> float:
+        """At REFERENCE_CITIZENS: the actor's iterations a day (loadtest/model.py) x requests an iteration."""
+        return model.daily_counts()[self.actor] * self.per_iteration
 
 
 OPERATIONS: tuple[Operation, ...] = (
-    Operation(
-        "sign-in",
-        "sign-in",
-        IDENTITY_ACCESSES_PER_DAY + PAYMENTS_PER_DAY,
-        "1,500,000 identity accesses + 50,000 payments (each payment signs in through SSO)",
-    ),
-    Operation(
-        "vault.List",
-        "vault",
-        IDENTITY_ACCESSES_PER_DAY * VAULT_BROWSE_SHARE,
-        "assumption: half of the 1,500,000 accesses open the vault",
-    ),
-    Operation(
-        "vault.Download",
-        "vault",
-        IDENTITY_ACCESSES_PER_DAY * VAULT_BROWSE_SHARE,
-        "one document downloaded per vault visit",
-    ),
-    Operation("vault.Upload", "vault", DOSSIERS_PER_DAY, "one attachment uploaded per dossier (106,000)"),
-    Operation("consent.RequestConsent", "agency", DOSSIERS_PER_DAY, "one consent request per dossier"),
+    Operation("sign-in", "sign-in", 1, "every identity access is one SSO sign-in (model.SIGN_IN_SHARE)"),
+    Operation("vault.List", "vault", 1, f"{model.VAULT_SHARE:.0%} of the accesses visit the vault: one list each"),
+    Operation("vault.Download", "vault", 1, "one download per vault visit"),
+    Operation("vault.Upload", "vault", 1 / UPLOAD_EVERY, f"one vault visit in {UPLOAD_EVERY} uploads"),
     Operation(
         "vault.DownloadShared",
         "agency",
-        DOSSIERS_PER_DAY * SHARED_DOCUMENTS_PER_DOSSIER,
-        "assumption: 2 shared documents fetched per dossier",
+        1,
+        f"{model.DOCUMENTS_PER_DOSSIER:g} shared documents fetched per dossier (106,000 a day)",
     ),
+    Operation("consent.RequestConsent", "agency", 1 / REQUEST_EVERY, f"one agency fetch in {REQUEST_EVERY} asks"),
     Operation(
         "issuance.Apply",
         "applicant",
-        DOSSIERS_PER_DAY,
-        "upper bound: every one of the 106,000 dossiers goes through issuance",
+        1,
+        f"{model.CERTIFICATE_SHARE:.0%} of the dossiers are certificate applications (the fee inside: the payments)",
     ),
     Operation(
         "health.PushVisit",
         "facility",
-        HEALTH_VISITS_PER_DAY,
-        "assumption: ~170 M insured visits a year / 365",
+        1,
+        f"{model.FACILITIES:,} facilities x {model.VISITS_PER_FACILITY_PER_DAY:g} visits a day",
     ),
     Operation(
         "verify.qr",
         "verifier",
-        DOSSIERS_PER_DAY * QR_CHECKS_PER_DOSSIER,
-        "assumption: each certificate checked twice (the status list fetched from the edge)",
+        1,
+        f"each certificate checked {model.QR_CHECKS_PER_CERTIFICATE:g} times (the status list fetched from the edge)",
     ),
 )
 
 
 def peak_per_second(operation: Operation, citizens: int, peak: float) -> float:
-    """Requests/s of ``operation`` at ``peak`` x the normal peak for ``citizens`` (linear in the population)."""
-    average = operation.per_day * (citizens / REFERENCE_CITIZENS) / SECONDS_PER_DAY
-    return average * NORMAL_PEAK_FACTOR * peak
+    """Requests/s of ``operation`` at ``peak`` x the 24-hour average for ``citizens`` (linear in the population)."""
+    return operation.per_day * (citizens / REFERENCE_CITIZENS) / SECONDS_PER_DAY * peak
 
 
 # Audit events each request appends to the transparency log (assumption; the log service sequences them all).

@@ -77,16 +77,16 @@ def test_measured_costs_drop_the_load_generator_and_map_processes_to_services(fi
 
 def test_a_known_input_gives_known_pods_and_cores() -> None:
     costs = {"sign-in": Cost("sign-in", {"edge": 0.010, "identity": 0.040, "postgresql": 0.005}, "f.json", "m")}
-    result = plan(100_000_000, 10, costs, Choices(utilisation=0.5))
-    # 1,550,000 a day / 86,400 s x 5 x 10 = 896.99 sign-ins/s
-    rate = 1_550_000 / 86_400 * 50
+    result = plan(100_000_000, 50, costs, Choices(utilisation=0.5))
+    # 1,500,000 sign-ins a day / 86,400 s x 50 (10x the normal peak of 5) = 868.06 sign-ins/s
+    rate = 1_500_000 / 86_400 * 50
     assert result.rates["sign-in"] == pytest.approx(rate)
     edge = result.services["edge"]
-    assert edge.cores_needed == pytest.approx(rate * 0.010)  # 8.97 cores
+    assert edge.cores_needed == pytest.approx(rate * 0.010)  # 8.68 cores
     assert edge.pods == math.ceil(rate * 0.010 / 0.5) == 18
     identity = result.services["identity"]  # 2-core pods
-    assert identity.pods == math.ceil(rate * 0.040 / 0.5 / 2) == 36
-    assert identity.cores == 72
+    assert identity.pods == math.ceil(rate * 0.040 / 0.5 / 2) == 35
+    assert identity.cores == 70
     assert result.services["judicial"].pods == 2  # nothing priced on it: the minimum
     assert result.postgres["cores_needed"] == pytest.approx(rate * 0.005, abs=0.01)
     assert result.postgres["write_cores"] == pytest.approx(rate * 0.005 * 0.7, abs=0.01)
@@ -115,15 +115,24 @@ def test_one_primary_until_the_writes_outgrow_a_node_then_citus() -> None:
     small = plan(1_000_000, 1, costs)
     assert small.postgres["layout"].startswith("one primary")
     assert small.postgres["citus_workers"] == 0
-    national = plan(100_000_000, 100, costs, Choices(postgres_node_cores=8))
+    national = plan(100_000_000, 100, costs, Choices(postgres_node_cores=2))
     assert national.postgres["layout"].startswith("Citus")
     assert national.postgres["citus_workers"] >= 2
 
 
-def test_the_rates_are_the_published_figures_at_the_peak() -> None:
+def test_the_rates_are_the_load_tests_model_at_the_peak() -> None:
     rates = rates_at(traffic.REFERENCE_CITIZENS, 1)
-    assert rates["issuance.Apply"] == pytest.approx(106_000 / 86_400 * 5)
+    assert rates["issuance.Apply"] == pytest.approx(106_000 * 0.10 / 86_400)
+    assert rates["sign-in"] == pytest.approx(1_500_000 / 86_400)
     assert rates["audit.append"] == pytest.approx(sum(rates[k] * v for k, v in traffic.AUDIT_EVENTS.items()))
+    assert rates_at(traffic.REFERENCE_CITIZENS, 10)["sign-in"] == pytest.approx(10 * rates["sign-in"])
+
+
+def test_the_split_of_an_iteration_matches_the_scenarios() -> None:
+    """The scenarios import Locust (never imported here): their two constants are read from the source."""
+    scenarios = Path(__file__).resolve().parent.parent / "loadtest" / "scenarios"
+    assert f"UPLOAD_EVERY = {traffic.UPLOAD_EVERY}\n" in (scenarios / "vault.py").read_text(encoding="utf-8")
+    assert f"REQUEST_EVERY = {traffic.REQUEST_EVERY}\n" in (scenarios / "agency.py").read_text(encoding="utf-8")
 
 
 def test_bad_input_is_refused_clearly() -> None:
@@ -139,7 +148,7 @@ def test_the_command_prints_every_step_and_json(figures: Path) -> None:
     assert text.exit_code == 0, text.output
     for heading in ("## 1. Peak rates", "## 3. Cores and pods", "## 4. PostgreSQL", "## 5. S3", "## 6. Where"):
         assert heading in text.output
-    assert "1,550,000" in text.output
+    assert "1,500,000" in text.output
     assert "2026-12-01-sso.json" in text.output
     as_json = runner.invoke(app, ["capacity", "--figures", str(figures), "--json"])
     assert as_json.exit_code == 0, as_json.output
