@@ -59,6 +59,7 @@ class Choices:
     min_pods: int = 2  # per service, so that the PodDisruptionBudget (minAvailable 1) can drain a node
     pod_cores: dict[str, float] = field(default_factory=lambda: {"identity": 2.0})  # others 1: one asyncio process
     postgres_node_cores: int = 32  # the largest machine one PostgreSQL primary (or Citus worker) runs on
+    postgres_node_ram_gib: int = 256  # its memory: what of the per-citizen tables stays cached
     documents_per_citizen: float = 10.0
     document_mib: float = 0.5
     replication: int = 3  # copies of every S3 object (SeaweedFS replication 002, or 3 sites)
@@ -312,6 +313,7 @@ def _postgres(
     say("| table | shard / partition key | rows | bytes a row | size |")
     say("|---|---|---:|---:|---:|")
     total = 0.0
+    per_citizen = 0.0
     for table, key, row_bytes, (kind, *how) in TABLES:
         if kind == "citizen":
             count = choices.documents_per_citizen if how[0] == "documents" else float(how[0])
@@ -323,8 +325,23 @@ def _postgres(
             label = f"{_n(rows)} a year"
         size = rows * row_bytes
         total += size
+        per_citizen += size if kind == "citizen" else 0.0
         say(f"| {table} | {key} | {label} | {_n(row_bytes)} | {size / TIB:.2f} TiB |")
     say(f"| **total (one year of growth)** | | | | **{total / TIB:.2f} TiB** |")
+    say("")
+    ram = choices.postgres_node_ram_gib * 1024**3
+    cached = min(1.0, ram * 0.5 / per_citizen) if per_citizen else 1.0  # half the RAM for shared buffers + page cache
+    say(
+        f"Cache: the per-citizen tables alone are {per_citizen / TIB:.2f} TiB; half of a "
+        f"{choices.postgres_node_ram_gib} GiB node's memory caches {cached:.0%} of them. The cores above were measured "
+        "with every row in memory; beyond that, a sign-in or a fetch reads from disk: size the primary and each "
+        "replica by IOPS, and partition by citizen so that each partition's hot indexes fit in memory."
+    )
+    shards = math.ceil(round(per_citizen / (ram * 0.5), 6)) if per_citizen else 1
+    say(
+        f"-> for memory alone: ceil({per_citizen / TIB:.2f} TiB / {choices.postgres_node_ram_gib / 2:g} GiB) = "
+        f"{shards} node(s) to keep the per-citizen rows cached{' (Citus workers)' if shards > 1 else ''}."
+    )
     say("")
     return {
         "cores_needed": round(cores_needed, 2),
@@ -336,6 +353,8 @@ def _postgres(
         "replicas": replicas,
         "citus_workers": workers,
         "size_tib_first_year": round(total / TIB, 2),
+        "per_citizen_tables_tib": round(per_citizen / TIB, 2),
+        "nodes_to_cache_per_citizen_rows": shards,
     }
 
 
