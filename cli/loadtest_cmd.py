@@ -145,8 +145,10 @@ def show(result: Any, plan: Plan) -> None:
             held = "[green]yes[/]" if step.held else "[red]no[/]"
             steps.add_row(f"{step.multiple:g}×", f"{step.offered:.0f}", achieved, checks, held)
         console.print(steps)
-        held = f"{search.held:g}×" if search.held is not None else "not even the first step"
-        console.print(f"[bold]highest multiple held:[/] {held} the national day's peak")
+        if search.held is not None:
+            console.print(f"[bold]highest multiple held:[/] {search.held:g}× the national day's peak rate")
+        else:
+            console.print("[bold]highest multiple held:[/] none, not even the first step")
         if search.first_failure:
             console.print(f"[bold]first SLO to fail:[/] {search.first_failure} at {search.failed_multiple:g}×")
         else:

@@ -158,15 +158,10 @@ def shape_class() -> type:
             self.schedule = Schedule(self.plan)
             self.phases: list[dict[str, Any]] = []
             self.current: Step | None = None
-            self.began: float | None = None
             self.snapshot: dict[str, tuple[int, int]] = {}
             self.settled: dict[str, int] | None = None
             self.settled_at = 0.0
             self.stopped = False
-
-        def reset_time(self) -> None:
-            super().reset_time()
-            self.began = None
 
         def _counts(self) -> dict[str, tuple[int, int]]:
             stats = self.runner.stats if self.runner else None
