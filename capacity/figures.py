@@ -218,7 +218,8 @@ def costs_of(benchmark: str, result: dict[str, Any], record: dict[str, Any], sou
     elif benchmark == "audit":
         appends = result.get("appends", {})
         if rate := _rate(appends.get("sequenced_per_second")) or _rate(appends.get("appended_per_second")):
-            found.append(per_rate("audit.append", rate, cores, record, "log", source, "events sequenced"))
+            count = int(appends.get("appended") or 0)
+            found.append(per_rate("audit.append", rate, cores, record, "log", source, "events sequenced", count))
     elif (
         benchmark == "issuance"
         and isinstance(result.get("cpu_ms_per_dossier"), dict)

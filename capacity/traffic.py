@@ -76,6 +76,11 @@ def peak_per_second(operation: Operation, citizens: int, peak: float) -> float:
     return operation.per_day * (citizens / REFERENCE_CITIZENS) / SECONDS_PER_DAY * peak
 
 
+# Requests whose bench moves documents through S3; the others touch S3 only through the log's tiles.
+DOCUMENT_OPERATIONS = frozenset(
+    {"vault.List", "vault.Download", "vault.Upload", "vault.DownloadShared", "issuance.Apply", "health.PushVisit"}
+)
+
 # Audit events each request appends to the transparency log (assumption; the log service sequences them all).
 AUDIT_EVENTS: dict[str, int] = {
     "sign-in": 1,

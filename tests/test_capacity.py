@@ -191,3 +191,18 @@ def test_the_idle_stacks_background_is_not_charged_to_requests(tmp_path: Path) -
     assert upload.core_seconds["seaweedfs"] == 0
     assert "idle.json" in loaded.files
     assert "background" in upload.method
+
+
+def test_the_logs_part_is_priced_per_event_from_the_audit_bench() -> None:
+    costs = {
+        "sign-in": Cost("sign-in", {"identity": 0.04, "log": 0.007, "seaweedfs": 0.010}, "sso.json", "m"),
+        "vault.Upload": Cost("vault.Upload", {"vault": 0.003, "seaweedfs": 0.005}, "vault.json", "m"),
+        "audit.append": Cost("audit.append", {"log": 0.0002, "seaweedfs": 0.00005}, "audit.json", "m", 1000.0),
+    }
+    result = plan(100_000_000, 10, costs)
+    sign_ins, uploads = result.rates["sign-in"], result.rates["vault.Upload"]
+    # one event each: the log's 7 ms a sign-in (one checkpoint a second at a low rate) becomes 0.2 ms an event
+    assert result.services["log"].cores_needed == pytest.approx((sign_ins + uploads) * 0.0002)
+    # S3: a sign-in stores no document (tiles only: 0.05 ms an event); an upload keeps its measured 5 ms
+    assert result.s3["cores_needed"] == pytest.approx(sign_ins * 0.00005 + uploads * 0.005, abs=0.01)
+    assert result.log["logs_needed"] == 1
