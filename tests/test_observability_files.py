@@ -60,6 +60,19 @@ def series_in(expr: str) -> set[str]:
     return names
 
 
+def balanced(expr: str) -> bool:
+    """Brackets of a PromQL expression close in order (outside strings): a cheap syntax check, no promtool here."""
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    stack: list[str] = []
+    pairs = {")": "(", "]": "[", "}": "{"}
+    for char in text:
+        if char in "([{":
+            stack.append(char)
+        elif char in pairs and (not stack or stack.pop() != pairs[char]):
+            return False
+    return not stack
+
+
 def allowed(name: str) -> bool:
     if name in COUNTERS_AND_GAUGES or name.startswith(DEFAULT_PREFIXES):
         return True
@@ -72,6 +85,8 @@ def test_the_parser_finds_metric_names_and_nothing_else() -> None:
         'le="0.25"}[$__rate_interval]))) / sum(dinhdanh_db_pool_max) or vector(0) and on (pod) up_total > 1e-3'
     )
     assert series_in(expr) == {"http_server_request_duration_seconds_bucket", "dinhdanh_db_pool_max", "up_total"}
+    assert balanced(expr)
+    assert not balanced("sum(rate(x[5m)]")
     assert not allowed("up_total")
     assert allowed("grpc_server_handling_seconds_bucket")
 
@@ -94,6 +109,7 @@ def test_the_dashboard_parses_and_names_only_the_platforms_series() -> None:
     for expr in exprs:
         names = series_in(expr)
         assert names, expr
+        assert balanced(expr), expr
         assert all(allowed(n) for n in names), (sorted(n for n in names if not allowed(n)), expr)
         used |= names
     for variable in board["templating"]["list"]:
@@ -136,6 +152,7 @@ def test_the_alert_rules_parse_and_name_only_the_platforms_series() -> None:
     for rule in alerts:
         names = series_in(rule["expr"])
         assert names, rule["alert"]
+        assert balanced(rule["expr"]), rule["alert"]
         assert all(allowed(n) for n in names), rule["alert"]
         assert rule["labels"]["severity"]
         assert rule["annotations"]["summary"]
