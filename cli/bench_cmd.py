@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import typer
 from rich.table import Table
 
-from bench import audit, auth, consent, sso, vault
 from cli.output import JsonOption, VarOption, console, emit, run, stack_info
 
 app = typer.Typer(help="Benchmarks against a running stack (`make up` first).", no_args_is_help=True)
+
+
+def _bench(name: str) -> ModuleType:
+    """``bench.<name>``, imported by its command only: the benches bring minio, httpx and pyHanko, a second of
+    imports no other ``dinhdanh`` command should pay."""
+    return importlib.import_module(f"bench.{name}")
 
 
 @app.command("auth")
@@ -25,7 +32,7 @@ def bench_auth(
 ) -> None:
     """Password + TOTP sign-ins per second through identity (mTLS) beside raw Argon2id verifications."""
     info = stack_info(var, as_json)
-    result = run(lambda: auth.run(info, var / "secrets", seconds, concurrency, raw_seconds), as_json)
+    result = run(lambda: _bench("auth").run(info, var / "secrets", seconds, concurrency, raw_seconds), as_json)
     emit(result, as_json, lambda: _table("bench auth: password + TOTP through identity over mTLS", result))
 
 
@@ -39,7 +46,7 @@ def bench_sso(
 ) -> None:
     """Browserless sign-ins, client_credentials, refresh, discovery and JWKS through the edge."""
     info = stack_info(var, as_json)
-    result = run(lambda: sso.run(info, var, seconds, concurrency, raw_seconds), as_json)
+    result = run(lambda: _bench("sso").run(info, var, seconds, concurrency, raw_seconds), as_json)
     title = "bench sso: the OpenID Provider (edge) on this machine, load generator included"
     emit(result, as_json, lambda: _table(title, result))
 
@@ -64,7 +71,7 @@ def bench_vault(
 ) -> None:
     """Document upload and download through the vault (100 KiB, 5 MiB) beside raw S3 PUT/GET."""
     info = stack_info(var, as_json)
-    result = run(lambda: vault.run(info, var, seconds, concurrency), as_json)
+    result = run(lambda: _bench("vault").run(info, var, seconds, concurrency), as_json)
     title = "bench vault: documents through the vault (mTLS, token, encryption) beside raw S3, same machine"
     emit(result, as_json, lambda: _table(title, result))
 
@@ -79,7 +86,7 @@ def bench_audit(
 ) -> None:
     """Transparency-log appends per second (checkpoint every second) and inclusion proofs per second."""
     info = stack_info(var, as_json)
-    result = run(lambda: audit.run(info, seconds, writers, concurrency), as_json)
+    result = run(lambda: _bench("audit").run(info, seconds, writers, concurrency), as_json)
     emit(result, as_json, lambda: _table("bench audit: audit.events → sequencer → tiles → checkpoints; proofs", result))
 
 
@@ -93,7 +100,7 @@ def bench_consent(
     """An agency's DownloadShared of a 100 KiB document (mTLS, bound token, consent check and counter update,
     decryption, audit row) beside the citizen's own Download of it, same run."""
     info = stack_info(var, as_json)
-    result = run(lambda: consent.run(info, var, seconds, concurrency), as_json)
+    result = run(lambda: _bench("consent").run(info, var, seconds, concurrency), as_json)
     title = "bench consent: agency fetches under consent beside the citizen's own download, same machine"
     emit(result, as_json, lambda: _table(title, result))
 
@@ -109,8 +116,6 @@ def bench_issuance(
     """Criminal-record dossiers end to end (Apply → auto-approval → SD-JWT VC + PDF + PAdES + QR → in the vault)
     per second with p50/p99, and offline QR verifications per second in-process."""
     info = stack_info(var, as_json)
-    from bench import issuance as issuance_bench  # pyHanko and SD-JWT: a second of imports, for this command only
-
-    result = run(lambda: issuance_bench.run(info, var, seconds, concurrency, qr_seconds), as_json)
+    result = run(lambda: _bench("issuance").run(info, var, seconds, concurrency, qr_seconds), as_json)
     title = "bench issuance: dossiers end to end on this machine, load generator included; offline QR in-process"
     emit(result, as_json, lambda: _table(title, result))

@@ -11,6 +11,7 @@ import json
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.markup import escape
@@ -21,7 +22,9 @@ from cli.output import JsonOption, VarOption, console, fail
 from stack.info import StackInfo
 from stack.ports import Ports
 from stack.postgres import StackError
-from stack.supervisor import Stack
+
+if TYPE_CHECKING:  # the supervisor brings alembic and SQLAlchemy: imported by `up`, not by every command
+    from stack.supervisor import Stack
 
 
 def up(
@@ -50,6 +53,8 @@ def up(
         progress.update(task[0], completed=done)
         if done >= total:
             progress.stop()
+
+    from stack.supervisor import Stack
 
     stack = Stack(var, Ports.free() if free_ports else Ports(), seed_count, say=say, on_seed_progress=on_seed)
     try:

@@ -6,12 +6,13 @@ import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import grpc
-from minio import Minio
 
+if TYPE_CHECKING:  # minio is imported by the commands that reach S3, not by every command
+    from minio import Minio
 from services.tls import secure_channel
 
 
@@ -59,6 +60,8 @@ class StackInfo:
 
     def s3_client(self) -> Minio:
         """A ``minio`` client of the stack's S3 server (``s3_endpoint``: ``host:port`` or a URL)."""
+        from minio import Minio
+
         access, secret = self.s3_keys()
         endpoint, secure = self.s3_endpoint, False
         if "://" in endpoint:

@@ -2,10 +2,52 @@
 
 from __future__ import annotations
 
+import itertools
+import os
+import random
 import socket
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 
 HOST = "127.0.0.1"
+FREE_FLOOR = 20000  # Ports.free() picks from here up to the kernel's ephemeral range
+
+
+def _ephemeral_floor() -> int:
+    """The lowest port the kernel hands out to ``bind(0)`` and outgoing connections."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _slice() -> range:
+    """This process's share of the free-port range: under pytest-xdist each worker has a slice of its own, so two
+    stacks starting at once on two workers never pick the same port."""
+    low, high = FREE_FLOOR, max(FREE_FLOOR + 1000, _ephemeral_floor())
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0)
+    size = (high - low) // max(workers, 1)
+    return range(low + worker * size, low + (worker + 1) * size)
+
+
+def _candidates() -> Iterator[int]:
+    share = _slice()
+    start = random.randrange(len(share))  # noqa: S311 - spreads unrelated processes, no secret
+    return (share[(start + i) % len(share)] for i in itertools.count())
+
+
+_NEXT = _candidates()
+
+
+def _listenable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,17 +88,13 @@ class Ports:
 
     @classmethod
     def free(cls) -> Ports:
-        """Ports the kernel says are free now (for tests and parallel stacks)."""
-        sockets = []
-        try:
-            for _ in fields(cls):
-                s = socket.socket()
-                s.bind((HOST, 0))
-                sockets.append(s)
-            return cls(*(s.getsockname()[1] for s in sockets))
-        finally:
-            for s in sockets:
-                s.close()
+        """Ports free now (for tests and parallel stacks), never handed out twice by one process.
+
+        Not ``bind(0)``: the kernel takes those from its ephemeral range, where another stack's ``bind(0)`` or any
+        outgoing connection may take the same port between this choice and the service's own bind. These come
+        from below that range, from this process's slice (one per pytest-xdist worker), in turn."""
+        chosen = (port for port in _NEXT if _listenable(port))
+        return cls(*(next(chosen) for _ in fields(cls)))
 
     def metrics(self, process: str) -> int:
         """The port of ``process``'s Prometheus endpoint (``registry`` … ``edge``, ``portal``, ``portal_2``)."""
