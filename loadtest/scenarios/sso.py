@@ -227,10 +227,11 @@ class CitizenToken:
         return self.token
 
 
-class SignInUser(FastHttpUser):
-    """A citizen signing in to a portal through SSO, once per iteration (``flow``/``sign-in``)."""
+class EdgeUser(FastHttpUser):
+    """A user of the edge's public HTTP pages, one iteration per ``PACE`` seconds, from an address of its own
+    worker's share of the benchmarking range (``X-Forwarded-For``)."""
 
-    actor = "sign-in"
+    abstract = True
     wait_time = constant_pacing(PACE)
 
     def __init__(self, environment: Any) -> None:
@@ -239,6 +240,12 @@ class SignInUser(FastHttpUser):
         super().__init__(environment)
         runner = getattr(environment, "runner", None)
         self.forwarded_for = forwarded_address(max(0, int(getattr(runner, "worker_index", 0) or 0)))
+
+
+class SignInUser(EdgeUser):
+    """A citizen signing in to a portal through SSO, once per iteration (``flow``/``sign-in``)."""
+
+    actor = "sign-in"
 
     @task
     def sign_in(self) -> None:

@@ -14,32 +14,23 @@ import re
 from typing import Any
 from urllib.parse import urlencode
 
-from locust import FastHttpUser, constant_pacing, task
+from locust import task
 
 from loadtest.accounts import prepared
-from loadtest.scenarios.sso import FORM, Jar, forwarded_address, own_cookies
-
-try:
-    from loadtest.model import PACE
-except ImportError:  # pragma: no cover - the traffic model arrives with loadtest/model.py
-    PACE = 1.0
+from loadtest.scenarios.sso import FORM, EdgeUser, Jar, own_cookies
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 OUTCOME = re.compile(r'data-outcome="([a-z]+)"')
 
 
-class VerifierUser(FastHttpUser):
+class VerifierUser(EdgeUser):
     """Someone shown a certificate, checking its QR code."""
 
     actor = "verifier"
-    wait_time = constant_pacing(PACE)
 
     def __init__(self, environment: Any) -> None:
-        if self.host is None:
-            self.host = prepared().info.oidc_issuer
         super().__init__(environment)
-        runner = getattr(environment, "runner", None)
-        self.headers = {"X-Forwarded-For": forwarded_address(max(0, int(getattr(runner, "worker_index", 0) or 0)))}
+        self.headers = {"X-Forwarded-For": self.forwarded_for}
 
     def on_start(self) -> None:
         self.qr_texts = [str(c["qr_text"]) for c in prepared().data.get("certificates") or []]
