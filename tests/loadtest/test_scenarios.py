@@ -13,11 +13,13 @@ import json
 import os
 import stat
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from loadtest.prepare import PrepareError, prepare
+from registry.citizen import Citizen
 from stack.info import StackInfo
 from stack.supervisor import Stack
 
@@ -53,10 +55,12 @@ def failures(prefix: Path) -> str:
     return path.read_text() if path.exists() else ""
 
 
-async def test_prepare_then_every_scenario_runs_with_zero_failures(stack: Stack, info: StackInfo,
-                                                                  tmp_path: Path) -> None:  # fmt: skip
+async def test_prepare_then_every_scenario_runs_with_zero_failures(
+    stack: Stack, info: StackInfo, tmp_path: Path, fresh_citizens: Iterator[Citizen]
+) -> None:
+    own = [next(fresh_citizens).id_number for _ in range(20)]  # never handed to another test of this stack
     accounts = await prepare(info, tmp_path / "accounts.json", citizens=14, consents=3, certificates=1, patients=20,
-                             var=stack.var)  # fmt: skip
+                             var=stack.var, among=own)  # fmt: skip
     assert stat.S_IMODE(accounts.stat().st_mode) == 0o600
     data = json.loads(accounts.read_text())
     assert len(data["citizens"]) == 14
