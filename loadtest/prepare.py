@@ -53,7 +53,7 @@ import os
 import secrets
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -133,16 +133,14 @@ def write_private(path: Path, data: dict[str, Any]) -> None:
     path.chmod(0o600)
 
 
-async def _fresh_citizens(conn: asyncpg.Connection, count: int, among: Sequence[str] | None) -> list[str]:
-    """Seeded citizens with no account and no conviction on record (only ``among`` these, when given)."""
+async def _fresh_citizens(conn: asyncpg.Connection, count: int) -> list[str]:
+    """Seeded citizens with no account and no conviction on record."""
     rows = await conn.fetch(
         "SELECT c.id_number FROM registry.citizens c LEFT JOIN identity.accounts a USING (id_number)"
         " WHERE a.id_number IS NULL AND NOT EXISTS"
         " (SELECT 1 FROM judicial.convictions j WHERE j.id_number = c.id_number)"
-        " AND ($2::text[] IS NULL OR c.id_number = ANY($2::text[]))"
         " ORDER BY c.id_number DESC LIMIT $1",
         count,
-        None if among is None else list(among),
     )
     return [row["id_number"] for row in rows]
 
@@ -345,12 +343,10 @@ async def prepare(
     patients: int = 500,
     var: Path | None = None,
     say: Callable[[str], None] = lambda _m: None,
-    among: Sequence[str] | None = None,
 ) -> Path:
     """Write ``out`` (``accounts.json``, 0600) for a load test of the stack ``info`` describes; see the module
     docstring. ``var``: the stack's ``var/`` (its ``secrets/`` hold the edge's subject key), found from
-    ``stack.json``'s CA path when not given. ``among``: the only citizens (ID numbers) it may activate or push
-    visits for (a test's own, so that no other test of the same stack is handed one of them later)."""
+    ``stack.json``'s CA path when not given."""
     if citizens < 1 or consents < 0 or certificates < 0 or patients < 1:
         raise PrepareError("citizens and patients are at least 1; consents and certificates at least 0")
     sharers = math.ceil(consents / CONSENTS_PER_SHARER)
@@ -375,14 +371,12 @@ async def prepare(
                     for a in kept if a["id_number"] in alive]  # fmt: skip
         client = await register_client(pool, previous.get("client") if kept else None)
         async with pool.acquire() as conn:
-            wanted = await _fresh_citizens(conn, citizens - len(kept), among) if len(kept) < citizens else []
+            wanted = await _fresh_citizens(conn, citizens - len(kept)) if len(kept) < citizens else []
             demo = str(info.demo_citizen.get("id_number", ""))  # the demo citizen's book and requests stay clean
             patient_rows = await conn.fetch(
-                "SELECT id_number FROM registry.citizens WHERE id_number <> $2"
-                " AND ($3::text[] IS NULL OR id_number = ANY($3::text[])) ORDER BY random() LIMIT $1",
+                "SELECT id_number FROM registry.citizens WHERE id_number <> $2 ORDER BY random() LIMIT $1",
                 patients,
                 demo,
-                None if among is None else list(among),
             )
         if len(kept) + len(wanted) < citizens:
             raise PrepareError(

@@ -15,12 +15,8 @@ from locust import User, constant_pacing
 
 from loadtest import grpc_calls
 from loadtest.accounts import prepared, process_slot
+from loadtest.model import PACE
 from loadtest.scenarios.sso import CitizenToken, FlowError, forwarded_address
-
-try:
-    from loadtest.model import PACE
-except ImportError:  # pragma: no cover - the traffic model arrives with loadtest/model.py
-    PACE = 1.0
 
 
 def operator_channel(service: str) -> grpc.Channel:

@@ -43,11 +43,7 @@ from locust import FastHttpUser, constant_pacing, task
 from locust.contrib.fasthttp import FastHttpSession
 
 from loadtest.accounts import Account, account_pool, prepared
-
-try:
-    from loadtest.model import PACE
-except ImportError:  # pragma: no cover - the traffic model arrives with loadtest/model.py
-    PACE = 1.0
+from loadtest.model import PACE
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 DEVICE_COOKIE = "__Host-dd-device"  # services/edge/http.py DEVICE_COOKIE
