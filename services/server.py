@@ -56,7 +56,6 @@ async def start(spec: ServiceSpec, settings: Settings) -> Running:
     if spec.verifier is not None:
         await spec.verifier.start()
         spec.on_stop.insert(0, spec.verifier.stop)
-    tracing.setup(spec.name, settings.tracing)
     metrics.serve(settings.metrics_listen)
     observed = [*request_id.server_interceptors(), *tracing.server_interceptors(), *metrics.server_interceptors()]
     server = grpc.aio.server(
