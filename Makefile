@@ -13,6 +13,7 @@ up: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m tests.browser_setup
+	$(BIN)/python -m tests.hsm_setup
 	$(BIN)/python -m pytest -n auto --dist loadfile
 
 lint: $(STAMP)

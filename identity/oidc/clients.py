@@ -37,6 +37,8 @@ RESOURCES = tuple(f"urn:dinhdanh:service:{s}" for s in ("vault", "consent", "iss
 SECRET_AUTH = "client_secret_basic"  # noqa: S105 - a method name
 KEY_AUTH = "private_key_jwt"
 TLS_AUTH = "tls_client_auth"  # RFC 8705 §2.1: PKI mutual-TLS client authentication
+PLAIN = "plain"  # the client profiles (migration 0020)
+FAPI2 = "fapi2"  # FAPI 2.0 Security Profile: required for agencies, available to portals
 
 
 def new_client_id(prefix: str) -> str:
@@ -74,6 +76,16 @@ class Client(ClientMixin):  # type: ignore[misc]
     tls_client_auth_san_uri: str | None = None  # RFC 8705 §2.1.2: the URI SAN of its platform-issued certificate
     cert_sha256: str | None = None  # x5t#S256 (RFC 8705 §3.1) of the certificate issued last
     roles: tuple[str, ...] = ()  # AGENCY_ROLES an agency is registered with (migration 0016); a portal has none
+    # issue 13 (migration 0020)
+    profile: str = PLAIN  # PLAIN or FAPI2 (the FAPI 2.0 Security Profile, identity/oidc/fapi.py)
+    jwks_uri: str | None = None  # RFC 7591 §2: the client's published keys, for private_key_jwt
+    dpop_bound_access_tokens: bool = False  # RFC 9449 §5.2
+    sector_identifier: str | None = None  # OIDC Core §8.1: the sector its pairwise subjects are computed for
+    subject_type: str = "pairwise"  # "public" or "pairwise" (OIDC Core §8)
+    userinfo_signed_response_alg: str | None = None  # OIDC Registration §2
+    userinfo_encrypted_response_alg: str | None = None
+    userinfo_encrypted_response_enc: str | None = None
+    consent_ttl: int = 180 * 86400  # seconds a remembered consent to this client lasts
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     # -- authlib ClientMixin ---------------------------------------------------------------

@@ -16,7 +16,9 @@ from identity.oidc.keys import StoredKey
 _CLIENT_COLUMNS = (
     "client_id, name, kind, grant_types, scopes, auth_method, secret_hash, redirect_uris,"
     " post_logout_redirect_uris, jwks, id_token_alg, purposes, refresh_policy, disabled, resources, min_acr,"
-    " tls_client_auth_san_uri, cert_sha256, roles"
+    " tls_client_auth_san_uri, cert_sha256, roles, profile, jwks_uri, dpop_bound_access_tokens, sector_identifier,"
+    " subject_type, userinfo_signed_response_alg, userinfo_encrypted_response_alg, userinfo_encrypted_response_enc,"
+    " consent_ttl"
 )
 
 
@@ -41,6 +43,15 @@ def _client(row: asyncpg.Record) -> Client:
         tls_client_auth_san_uri=row["tls_client_auth_san_uri"],
         cert_sha256=row["cert_sha256"],
         roles=tuple(row["roles"]),
+        profile=row["profile"],
+        jwks_uri=row["jwks_uri"],
+        dpop_bound_access_tokens=row["dpop_bound_access_tokens"],
+        sector_identifier=row["sector_identifier"],
+        subject_type=row["subject_type"],
+        userinfo_signed_response_alg=row["userinfo_signed_response_alg"],
+        userinfo_encrypted_response_alg=row["userinfo_encrypted_response_alg"],
+        userinfo_encrypted_response_enc=row["userinfo_encrypted_response_enc"],
+        consent_ttl=row["consent_ttl"],
     )
 
 
@@ -60,11 +71,17 @@ class ClientStore:
         await self._pool.execute(
             "INSERT INTO oidc.clients (client_id, name, kind, grant_types, scopes, auth_method, secret_hash,"
             " redirect_uris, post_logout_redirect_uris, jwks, id_token_alg, purposes, refresh_policy, resources,"
-            " min_acr, roles)"
-            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13, $14, $15, $16)",
+            " min_acr, roles, profile, jwks_uri, dpop_bound_access_tokens, sector_identifier, subject_type,"
+            " userinfo_signed_response_alg, userinfo_encrypted_response_alg, userinfo_encrypted_response_enc,"
+            " consent_ttl)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb, $11, $12, $13, $14, $15, $16, $17, $18, $19,"
+            " $20, $21, $22, $23, $24, $25)",
             c.client_id, c.name, c.kind, list(c.grant_types), list(c.scopes), c.auth_method, c.secret_hash,
             list(c.redirect_uris), list(c.post_logout_redirect_uris), json.dumps(c.jwks) if c.jwks else None,
             c.id_token_alg, list(c.purposes), c.refresh_policy, list(c.resources), c.min_acr, list(c.roles),
+            c.profile, c.jwks_uri, c.dpop_bound_access_tokens, c.sector_identifier, c.subject_type,
+            c.userinfo_signed_response_alg, c.userinfo_encrypted_response_alg, c.userinfo_encrypted_response_enc,
+            c.consent_ttl,
         )  # fmt: skip
 
     async def set_access(self, client_id: str, scopes: tuple[str, ...], resources: tuple[str, ...]) -> bool:
