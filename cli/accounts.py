@@ -57,15 +57,18 @@ def activate_test(
 def verify_in_person(
     id_number: str,
     note: str = typer.Option(..., help="Where and how the citizen was verified (e.g. the office)."),
+    document: str = typer.Option("idcard", help="The document checked: idcard (the chip CCCD) or passport."),
     var: Path = VarOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Mark an account assurance level 2: an operator verified the citizen in person."""
+    """Mark an account assurance level 2: an operator verified the citizen in person. The evidence is recorded
+    (you, the place, the document with its registry particulars, the time) and returned to portals that ask for
+    verified_claims (docs/verified-claims.md)."""
     info = stack_info(var, as_json)
 
     async def go() -> dict[str, object]:
         async with info.channel("identity") as channel:
-            request = pb.SetAssuranceLevelRequest(id_number=id_number, level=2, note=note)
+            request = pb.SetAssuranceLevelRequest(id_number=id_number, level=2, note=note, document_type=document)
             return _account(await pb_grpc.IdentityStub(channel).SetAssuranceLevel(request, timeout=10))
 
     emit(run(go, as_json), as_json)

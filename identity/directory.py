@@ -11,6 +11,8 @@ class CitizenFacts:
     id_number: str
     full_name: str
     phone: str
+    id_card_issue_date: str = ""  # ISO 8601: the identity card's, for the evidence of an in-person verification
+    id_card_issue_place: str = ""  # who issued it
 
 
 class CitizenDirectory(Protocol):

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
+import re
 import time
+import uuid
 from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import Enum
+from typing import Protocol
 
 from audit.events import AuditEvent, AuditLog, Pseudonymizer
 from core import logs
@@ -37,6 +42,7 @@ from identity.passwords import policy
 from identity.passwords.hashing import PasswordHashing
 from identity.throttling import Factor, Key
 from identity.tickets import LIFETIME, Tickets
+from identity.verifications import DOCUMENT_TYPES, IN_PERSON_CHECKS, InPerson, VerificationStore
 from registry.idnumber import InvalidIdNumber, mask, parse
 
 log = logs.get("identity")
@@ -45,6 +51,19 @@ MAX_SOURCE = 200
 MAX_PHONE = 20
 MAX_NOTE = 500
 MAX_CODE = 12
+PASSWORD_LOCKED = "password sign-in is locked by the account holder (security page); it must be unlocked first"  # noqa: S105
+# The portal a sign-in is for (its client_id, set by the servicer from the request), for the sign-in history
+# (issue 13 §5); with the factor and a per-citizen reference of the source, in the sign-in events' detail.
+PORTAL: ContextVar[str] = ContextVar("portal", default="")
+_CLIENT_ID = re.compile(r"[a-z]{1,16}-[0-9a-f]{16}\Z")
+FACTORS = {"identity.password": "pwd", "identity.totp": "otp", "identity.totp.enroll": "otp",
+           "identity.authenticate": "pwd+otp", "security.step_up": "otp"}  # fmt: skip
+
+
+class PasswordLocks(Protocol):
+    """The lock of password sign-in the citizen set (``identity.security.PostgresSecurityStore``)."""
+
+    async def locked(self, id_number: str) -> bool: ...
 
 
 class NextStep(Enum):
@@ -88,6 +107,7 @@ class Charge:
 class AccountView:
     account: Account
     locked: bool
+    in_person: InPerson | None = None  # level 2: the newest in-person verification on record (migration 0023)
 
 
 def valid_id(raw: str) -> str:
@@ -125,7 +145,12 @@ class IdentityService:
         hashing: PasswordHashing,
         audit: AuditLog,
         keys: KeyProvider,
+        verifications: VerificationStore | None = None,
+        locks: PasswordLocks | None = None,
     ) -> None:
+        """``verifications``: where in-person verifications are recorded (none: level 2 is set with its note only)."""
+        self._verifications = verifications
+        self._locks = locks  # the citizen's lock of password sign-in (identity.security); none: never locked
         self._accounts = accounts
         self._attempts = attempts
         self._throttle = throttle
@@ -184,6 +209,9 @@ class IdentityService:
             if not matches or account is None:
                 await self._fail(charge, "identity.password", id_number, source, "wrong_password")
                 raise Unauthenticated("wrong ID number or password")
+            if self._locks is not None and await self._locks.locked(id_number):  # told only to the password's holder
+                await self._fail(charge, "identity.password", id_number, source, "password_locked")
+                raise FailedPrecondition(PASSWORD_LOCKED)
             # Right password: this source's password counter starts over; the account's counters wait for
             # the second factor, less this attempt's charge.
             await self._throttle.release([k for k in charge.keys if k != charge.own], clear=[charge.own])
@@ -251,6 +279,34 @@ class IdentityService:
             await self._succeeded(charge, id_number, source)
         return await self._signed_in(account, source)
 
+    async def step_up(self, id_number: str, code: str, source: str, action: str, **detail: object) -> Account:
+        """Re-prove the current TOTP now (issue 13 §5, SP 800-63B-4 §2.2.3): a fresh code, once only, throttled as
+        the sign-in's second factor (a step-up is no side door for guessing codes)."""
+        id_number, source, code = valid_id(id_number), valid_source(source), valid_code(code)
+        attempt, charge = await self._admit(id_number, source, Factor.TOTP, action)
+        async with self._settling(charge):
+            account = self._must_exist(attempt)
+            if account.totp_secret is None:
+                raise FailedPrecondition("no TOTP enrolled for this account")
+            step = totp.matching_step(self._open_totp(account.totp_secret, id_number), code, account.totp_last_step)
+            if step is None or not await self._attempts.totp_accepted(id_number, source, step):
+                await self._fail(charge, action, id_number, source, "wrong_or_used_code")
+                raise Unauthenticated("wrong or already used code")
+            await self._throttle.release([charge.source_wide])
+            charge.settled = True
+        await self._record(action, "success", id_number, source, **detail)
+        return account
+
+    def seal_totp(self, secret: str, id_number: str) -> bytes:
+        return self._totp_box.seal(secret.encode(), id_number.encode())
+
+    def open_totp(self, sealed: bytes, id_number: str) -> str:
+        return self._open_totp(sealed, id_number)
+
+    async def record(self, action: str, outcome: str, id_number: str, source: str | None, **detail: object) -> None:
+        """An audit event of another identity use case (identity.security)."""
+        await self._record(action, outcome, id_number, source, **detail)
+
     # -- operators --------------------------------------------------------------------------
 
     async def get_account(self, id_number: str) -> AccountView:
@@ -259,16 +315,32 @@ class IdentityService:
         attempt = await self._attempts.attempt(id_number, "", [key])
         limit = throttling.ACCOUNT.hard_limit or 0
         failures = attempt.counters.get(key, throttling.Counter()).failures
-        return AccountView(self._must_exist(attempt), failures >= limit)
+        account = self._must_exist(attempt)
+        in_person = None
+        if account.assurance_level == 2 and self._verifications is not None:
+            in_person = await self._verifications.latest(id_number)
+        return AccountView(account, failures >= limit, in_person)
 
-    async def set_assurance_level(self, id_number: str, level: int, note: str) -> AccountView:
-        """Level 2 records that an operator verified the citizen in person."""
+    async def set_assurance_level(self, id_number: str, level: int, note: str, document_type: str = "") -> AccountView:
+        """Level 2 records that an operator verified the citizen in person: with a verification store, the
+        evidence (OpenID Identity Assurance Schema Definition 1.0 §5.1.1): the operator who called, the place
+        (``note``), the checks, the document (``document_type``, the chip CCCD by default; its number, issuer and
+        date of issue from the population registry) and the time, in one transaction with the level."""
         id_number = valid_id(id_number)
         if level not in (1, 2):
             raise InvalidArgument("assurance level is 1 or 2")
         if len(note) > MAX_NOTE:
             raise InvalidArgument(f"note longer than {MAX_NOTE} characters")
-        if await self._accounts.set_assurance_level(id_number, level, note.strip()) is None:
+        document_type = document_type.strip() or DOCUMENT_TYPES[0]
+        if document_type not in DOCUMENT_TYPES:
+            raise InvalidArgument("document_type is " + " or ".join(DOCUMENT_TYPES))
+        if level == 2 and self._verifications is not None:
+            if not note.strip():
+                raise InvalidArgument("note is required: where the citizen was verified in person")
+            record = await self._in_person(id_number, note.strip(), document_type)
+            if await self._verifications.verify_in_person(record) is None:
+                raise NotFound("no activated account with this ID number")
+        elif await self._accounts.set_assurance_level(id_number, level, note.strip()) is None:
             raise NotFound("no activated account with this ID number")
         await self._record("identity.assurance", "success", id_number, None, level=level)
         return await self.get_account(id_number)
@@ -279,6 +351,21 @@ class IdentityService:
         await self._throttle.unlock(id_number)
         await self._record("identity.unlock", "success", id_number, None)
         return await self.get_account(id_number)
+
+    async def _in_person(self, id_number: str, place: str, document_type: str) -> InPerson:
+        """The evidence of an in-person verification: the document's particulars are the registry's."""
+        facts = await self._directory.lookup(id_number)
+        if facts is None:
+            raise NotFound("no citizen on record with this ID number")
+        issued = None
+        with contextlib.suppress(ValueError):
+            issued = dt.date.fromisoformat(facts.id_card_issue_date) if facts.id_card_issue_date else None
+        caller = current_caller()
+        return InPerson(
+            txn=uuid.uuid4(), id_number=id_number, verifier=caller.name if caller.kind == "operator" else caller.label,
+            place=place, check_methods=IN_PERSON_CHECKS, document_type=document_type, document_number=id_number,
+            document_issuer=facts.id_card_issue_place, document_issued=issued, verified_at=dt.datetime.now(dt.UTC),
+        )  # fmt: skip
 
     # -- helpers ----------------------------------------------------------------------------
 
@@ -360,6 +447,13 @@ class IdentityService:
 
     async def _record(self, action: str, outcome: str, id_number: str, source: str | None, **detail: object) -> None:
         actor = current_caller().label
+        if action in FACTORS:  # the sign-in history's columns (leaves keep client_id, factor, source: audit/leaves.py)
+            detail.setdefault("factor", FACTORS[action])
+            if source:  # "device-…"/"address-…": keyed per citizen, so one device links no two citizens' leaves
+                kind = "device" if source.startswith("device:") else "address"
+                detail["source"] = f"{kind}-{self._refs.ref(f'{id_number}|{source}')[:16]}"
+            if _CLIENT_ID.match(PORTAL.get()):
+                detail["client_id"] = PORTAL.get()
         log.info(action, outcome=outcome, account=mask(id_number), actor=actor, **detail)
         await self._audit.append(
             AuditEvent(

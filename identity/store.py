@@ -25,6 +25,7 @@ _COLUMN_NAMES = (
     "activated_at",
 )
 _COLUMNS = ", ".join(_COLUMN_NAMES)
+ACCOUNT_COLUMNS = _COLUMNS  # for identity/verifications.py, which writes accounts too
 _ACCOUNT_COLUMNS = ", ".join(f"a.{c}" for c in _COLUMN_NAMES)
 
 

@@ -10,10 +10,13 @@ from core.settings import Settings, key_provider
 from db.bounded import BoundedPool
 from db.pool import open_pool
 from identity.passwords.hashing import PasswordHashing
-from identity.service import AccountView, Authenticated, IdentityService, NextStep
-from identity.store import PostgresAccountStore, PostgresAttemptStore, PostgresThrottleStore
+from identity.security import AccountSecurity, PostgresSecurityStore
+from identity.service import PORTAL, AccountView, Authenticated, IdentityService, NextStep
+from identity.store import ACCOUNT_COLUMNS, PostgresAccountStore, PostgresAttemptStore, PostgresThrottleStore
+from identity.verifications import InPerson, PostgresVerificationStore
 from protos.identity.v1 import identity_pb2 as pb
 from protos.identity.v1 import identity_pb2_grpc as pb_grpc
+from services import identity_security, passkeys_server
 from services.registry_client import RegistryDirectory
 from services.server import ServiceSpec
 from services.tls import secure_channel
@@ -42,7 +45,17 @@ def account_pb(view: AccountView) -> pb.Account:
         totp_enrolled=account.totp_enrolled,
         activated_at=account.activated_at.isoformat(),
         locked=view.locked,
+        in_person=in_person_pb(view.in_person) if view.in_person else None,
     )
+
+
+def in_person_pb(record: InPerson) -> pb.InPersonVerification:
+    return pb.InPersonVerification(
+        txn=str(record.txn), verified_at=record.verified_at.isoformat(), verifier=record.verifier or "",
+        place=record.place, check_methods=list(record.check_methods), document_type=record.document_type,
+        document_number=record.document_number, document_issuer=record.document_issuer,
+        document_issued=record.document_issued.isoformat() if record.document_issued else "",
+    )  # fmt: skip
 
 
 def authentication_pb(result: Authenticated) -> pb.Authentication:
@@ -67,12 +80,14 @@ class IdentityServicer(pb_grpc.IdentityServicer):
     async def VerifyPassword(
         self, request: pb.VerifyPasswordRequest, context: grpc.aio.ServicerContext
     ) -> pb.VerifyPasswordResponse:
+        PORTAL.set(request.client_id)  # this call's task only: its sign-in events name the portal
         result = await self._service.verify_password(request.id_number, request.password, request.source)
         return pb.VerifyPasswordResponse(
             ticket=result.ticket, next_step=NEXT_STEP[result.next_step], expires_in=result.expires_in
         )
 
     async def VerifyTotp(self, request: pb.VerifyTotpRequest, context: grpc.aio.ServicerContext) -> pb.Authentication:
+        PORTAL.set(request.client_id)
         return authentication_pb(await self._service.verify_totp(request.ticket, request.code, request.source))
 
     async def StartTotpEnrollment(
@@ -84,6 +99,7 @@ class IdentityServicer(pb_grpc.IdentityServicer):
     async def ConfirmTotpEnrollment(
         self, request: pb.ConfirmTotpEnrollmentRequest, context: grpc.aio.ServicerContext
     ) -> pb.Authentication:
+        PORTAL.set(request.client_id)
         return authentication_pb(await self._service.confirm_enrollment(request.ticket, request.code, request.source))
 
     async def GetAccount(self, request: pb.GetAccountRequest, context: grpc.aio.ServicerContext) -> pb.Account:
@@ -92,7 +108,9 @@ class IdentityServicer(pb_grpc.IdentityServicer):
     async def SetAssuranceLevel(
         self, request: pb.SetAssuranceLevelRequest, context: grpc.aio.ServicerContext
     ) -> pb.Account:
-        return account_pb(await self._service.set_assurance_level(request.id_number, request.level, request.note))
+        view = await self._service.set_assurance_level(request.id_number, request.level, request.note,
+                                                       request.document_type)  # fmt: skip
+        return account_pb(view)
 
     async def UnlockAccount(self, request: pb.UnlockAccountRequest, context: grpc.aio.ServicerContext) -> pb.Account:
         return account_pb(await self._service.unlock(request.id_number))
@@ -112,8 +130,18 @@ async def build(settings: Settings) -> ServiceSpec:
         hashing=hashing,
         audit=PostgresAuditLog(pool),
         keys=key_provider(settings),
+        verifications=PostgresVerificationStore(pool, ACCOUNT_COLUMNS),
+        locks=(security_store := PostgresSecurityStore(pool)),
     )
     servicer = IdentityServicer(service)
+    security = identity_security.SecurityServicer(AccountSecurity(service, security_store))  # issue 13 §5
+    passkeys = passkeys_server.servicer(BoundedPool(pool), PostgresAuditLog(pool), key_provider(settings),
+                                        settings.issuer, PostgresThrottleStore(pool))  # fmt: skip
+
+    def register(server: grpc.aio.Server) -> None:
+        pb_grpc.add_IdentityServicer_to_server(servicer, server)
+        passkeys_server.register(passkeys, server)
+        identity_security.register(security, server)
 
     async def stop() -> None:
         hashing.close()
@@ -122,9 +150,9 @@ async def build(settings: Settings) -> ServiceSpec:
 
     return ServiceSpec(
         name="identity",
-        service_names=(NAME,),
-        register=lambda server: pb_grpc.add_IdentityServicer_to_server(servicer, server),
-        policy=POLICY,
+        service_names=(NAME, passkeys_server.NAME, identity_security.NAME),
+        register=register,
+        policy={**POLICY, **passkeys_server.POLICY, **identity_security.POLICY},
         on_stop=[stop],
         max_message=64 * 1024,
     )

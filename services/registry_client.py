@@ -29,7 +29,8 @@ class RegistryDirectory:
             if error.code() == grpc.StatusCode.NOT_FOUND:
                 return None
             raise
-        return CitizenFacts(citizen.id_number, citizen.full_name, citizen.phone)
+        return CitizenFacts(citizen.id_number, citizen.full_name, citizen.phone, citizen.id_card_issue_date,
+                            citizen.id_card_issue_place)  # fmt: skip
 
 
 SEX_FROM_PB = {pb.SEX_MALE: Sex.MALE, pb.SEX_FEMALE: Sex.FEMALE}
