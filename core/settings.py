@@ -6,12 +6,16 @@ The local stack sets them for each service it starts; in Kubernetes a ConfigMap 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.keys.files import FileKeyProvider
 from core.keys.provider import KeyUnavailable
+
+if TYPE_CHECKING:
+    from core.keys.pkcs11 import TokenKeyProvider
 
 
 class Settings(BaseSettings):
@@ -33,6 +37,10 @@ class Settings(BaseSettings):
     issuer: str = ""  # the OpenID Provider's public URL (the HTTP edge)
     mtls_listen: str = ""  # the edge: host:port of its mutual-TLS endpoints for agencies (RFC 8705 §5); "" none
     keys_dir: Path | None = None  # this process's keys, one file per purpose (core.keys.files)
+    key_backend: Literal["files", "pkcs11"] = "files"  # where signing keys live: seeds in keys_dir, or a token
+    pkcs11_module: Path = Path("/usr/lib/softhsm/libsofthsm2.so")  # the PKCS#11 library (core/keys/pkcs11.py)
+    pkcs11_token: str = ""  # the token's label
+    pkcs11_pin_file: Path | None = None  # a file holding the user PIN (a mounted Secret in Kubernetes)
     argon2_workers: int = Field(default=0, ge=0)  # 0: one per core
     db_pool_size: int = Field(default=10, ge=1)
     log_level: str = "info"
@@ -61,11 +69,18 @@ class Settings(BaseSettings):
     consent_notify_loopback_http: bool = False  # allow http://127.0.0.1 / localhost URLs (the local stack sets it)
 
 
-def key_provider(settings: Settings) -> FileKeyProvider:
-    """The keys this process was given (``DINHDANH_KEYS_DIR``); a missing folder stops the start with one line."""
+def key_provider(settings: Settings) -> FileKeyProvider | TokenKeyProvider:
+    """The keys this process was given (``DINHDANH_KEYS_DIR``), its signing keys in a PKCS#11 token when
+    ``DINHDANH_KEY_BACKEND=pkcs11``; a missing folder, token or wrong PIN stops the start with one line."""
     if settings.keys_dir is None:
         raise SystemExit("DINHDANH_KEYS_DIR is not set: the folder of this process's keys (core/keys/files.py)")
     try:
-        return FileKeyProvider.in_folder(settings.keys_dir)
-    except (KeyUnavailable, ValueError) as error:
+        files = FileKeyProvider.in_folder(settings.keys_dir)
+        if settings.key_backend == "files":
+            return files
+        from core.keys.pkcs11 import Token, TokenKeyProvider  # python-pkcs11 is loaded only by its users
+
+        token = Token.open(settings.pkcs11_module, settings.pkcs11_token, settings.pkcs11_pin_file)
+        return TokenKeyProvider(files, token)
+    except (KeyUnavailable, ValueError, RuntimeError) as error:
         raise SystemExit(str(error)) from None

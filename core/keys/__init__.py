@@ -6,4 +6,5 @@
   (``DINHDANH_KEYS_DIR``; a mounted Secret in Kubernetes). ``memory.KeyMap``: keys held in memory.
 - ``purposes``: the purposes and their sizes; ``legacy``: the one-time split of the old single master key.
 - ``sealing.Sealer``: AES-256-GCM under one purpose's key.
+- ``signing.Signer``: a signing key behind ``sign(message)``, ``KeyProvider.signer(purpose)``; ``pkcs11``: in a token.
 """

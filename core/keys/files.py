@@ -11,6 +11,7 @@ from pathlib import Path
 
 from core.keys.provider import KeyUnavailable
 from core.keys.purposes import SIZES
+from core.keys.signing import SoftSigner, derive
 
 
 class FileKeyProvider:
@@ -44,3 +45,7 @@ class FileKeyProvider:
             return self._keys[purpose]
         except KeyError:
             raise KeyUnavailable(f"this process holds no {purpose!r} key (none in {self._origin})") from None
+
+    def signer(self, purpose: str) -> SoftSigner:
+        """The key the purpose's seed stands for (``core.keys.signing.derive``), as before signers existed."""
+        return derive(purpose, self.key(purpose))

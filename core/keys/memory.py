@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from core.keys.provider import KeyUnavailable
+from core.keys.signing import SoftSigner, derive
 
 
 class KeyMap:
@@ -16,3 +17,7 @@ class KeyMap:
             return self._keys[purpose]
         except KeyError:
             raise KeyUnavailable(f"no {purpose!r} key was given to this process") from None
+
+    def signer(self, purpose: str) -> SoftSigner:
+        """The key the purpose's seed stands for (``core.keys.signing.derive``), as before signers existed."""
+        return derive(purpose, self.key(purpose))

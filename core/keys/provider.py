@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from core.keys.signing import Signer
 
 
 class KeyUnavailable(LookupError):
@@ -12,4 +15,9 @@ class KeyUnavailable(LookupError):
 class KeyProvider(Protocol):
     def key(self, purpose: str) -> bytes:
         """The key of ``purpose`` (``core.keys.purposes``); ``KeyUnavailable`` when this process holds none."""
+        ...
+
+    def signer(self, purpose: str) -> Signer:
+        """The signer of a signing purpose (``core.keys.signing.ALGORITHMS``): derived from its seed by the
+        file-backed providers, a key in the token by ``core.keys.pkcs11.TokenKeyProvider``."""
         ...
