@@ -39,6 +39,8 @@ from audit import merkle, tiles
 from audit.compact import CompactRange
 from audit.leaves import LeafBuilder, SourceEvent
 from core import logs
+from core.keys.signing import Signer as KeySigner
+from core.keys.signing import private_key
 
 log = logs.get("audit.sequencer")
 
@@ -96,6 +98,16 @@ class Signer:
     @classmethod
     def from_seed(cls, origin: str, seed: bytes) -> Signer:
         return cls(origin, Ed25519PrivateKey.from_private_bytes(seed))
+
+    @classmethod
+    def from_signer(cls, origin: str, signer: KeySigner) -> Signer:
+        """The key of ``KeyProvider.signer(LOG_SIGNING)``: the seed's key, or an Ed25519 key in a PKCS#11 token
+        (``core.keys.pkcs11``), which then signs each checkpoint without leaving it."""
+        if signer.alg != "EdDSA":
+            raise ValueError(f"the log's checkpoint key is Ed25519 (c2sp.org/signed-note), not {signer.alg}")
+        key = private_key(signer)
+        assert isinstance(key, Ed25519PrivateKey)
+        return cls(origin, key)
 
     @property
     def vkey(self) -> str:
@@ -292,7 +304,7 @@ class Sequencer:
         if size != self._tree.size:
             return
         if size > last_size and now - last_at >= self._interval:
-            note = self._signer.sign(size, self._tree.root())
+            note = await asyncio.to_thread(self._signer.sign, size, self._tree.root())  # an HSM call blocks
             await conn.execute(
                 "INSERT INTO tlog.checkpoints (size, root_hash, note) VALUES ($1, $2, $3)"
                 " ON CONFLICT (size) DO NOTHING",

@@ -31,6 +31,7 @@ from pycose.keys.curves import P256
 from pycose.keys.ec2 import EC2Key
 
 from core.errors import InvalidArgument
+from core.keys.signing import Signer, SignerECKey, SoftSigner, jose_key
 
 ALGORITHM = "ES256"
 SEED_BYTES = 32
@@ -115,6 +116,17 @@ def cose_public_key(jwk: dict[str, Any]) -> EC2Key:
     return EC2Key(crv=P256, x=b64url_decode(str(members["x"])), y=b64url_decode(str(members["y"])))
 
 
+class _SignerJWK(jwcrypto_jwk.JWK):  # type: ignore[misc]
+    """A public jwcrypto JWK whose signing goes through a signer (what ``sd-jwt`` signs with)."""
+
+    def __init__(self, private: SignerECKey, **members: Any) -> None:
+        super().__init__(**members)
+        self._signer_key = private
+
+    def _get_private_key(self, arg: Any = None) -> SignerECKey:
+        return self._signer_key
+
+
 @dataclass(frozen=True)
 class SigningKey:
     """A private P-256 key (issuer or holder) with its key ids and the forms each library takes."""
@@ -124,6 +136,11 @@ class SigningKey:
     _cose: EC2Key = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        if isinstance(self.private.private_key, SignerECKey):  # in a token: the libraries sign through it
+            members = self.private.as_dict(private=False)
+            object.__setattr__(self, "_jwcrypto", _SignerJWK(self.private.private_key, **{**members, "kid": self.kid}))
+            object.__setattr__(self, "_cose", cose_public_key(members))  # verifies only: qr.py signs through .private
+            return
         members = self.private.as_dict(private=True)
         if members.get("crv") != "P-256" or "d" not in members:
             raise InvalidArgument("a signing key is a private P-256 key")
@@ -143,6 +160,19 @@ class SigningKey:
             raise InvalidArgument(f"a signing key seed is {SEED_BYTES} bytes")
         scalar = int.from_bytes(seed, "big") % (P256_ORDER - 1) + 1
         return cls._of(ec.derive_private_key(scalar, ec.SECP256R1()))
+
+    @classmethod
+    def from_signer(cls, signer: Signer) -> SigningKey:
+        """The key of ``KeyProvider.signer(ISSUANCE_SIGNING)``: the seed's (the same key as ``from_seed``), or a
+        P-256 key in a PKCS#11 token (``core.keys.pkcs11``) that signs every JWS and COSE message in the token."""
+        if signer.alg != ALGORITHM:
+            raise InvalidArgument(f"an issuer key is {ALGORITHM}, not {signer.alg}")
+        if isinstance(signer, SoftSigner):
+            assert isinstance(signer.key, ec.EllipticCurvePrivateKey)
+            return cls._of(signer.key)
+        key = jose_key(signer)
+        assert isinstance(key, ECKey)
+        return cls(key)
 
     @classmethod
     def generate(cls) -> SigningKey:

@@ -73,7 +73,7 @@ from core.settings import Settings, key_provider
 from issuance.application import Application
 from issuance.certificates import issue_criminal_record_certificate
 from issuance.delivery import ClientCredentials, DeliveryError, VaultDeliverer
-from issuance.issuer_keys import SigningKey
+from issuance.issuer_keys import ALGORITHM, SigningKey
 from issuance.issuing_store import Claim, IssuingStore, Outcome, PostgresIssuingStore, PublishedKey
 from issuance.judicial import JudicialRecord
 from issuance.pades import DocumentSigner
@@ -153,13 +153,21 @@ class SigningMaterial:
     document_seed: bytes
     certificate_pem: bytes
     chain_pem: bytes
+    issuer_token: tuple[Path, str, Path] | None = None  # the issuer key in a PKCS#11 token: module, label, PIN file
 
     def __repr__(self) -> str:
         return "SigningMaterial(<hidden>)"
 
     @property
     def issuer_key(self) -> SigningKey:
-        return SigningKey.from_seed(self.issuer_seed)
+        """From the seed, or the ``issuance-signing`` key of the token (each builder process opens its own
+        session: ``core.keys.pkcs11``)."""
+        if self.issuer_token is None:
+            return SigningKey.from_seed(self.issuer_seed)
+        from core.keys.pkcs11 import Token
+
+        token = Token.open(*self.issuer_token)
+        return SigningKey.from_signer(token.signer(purposes.ISSUANCE_SIGNING, ALGORITHM))
 
     def document_signer(self) -> DocumentSigner:
         key = SigningKey.from_seed(self.document_seed).private.private_key
@@ -502,8 +510,13 @@ def signing_material(settings: Settings, own: IssuingSettings) -> SigningMateria
     if own.document_cert is None or not own.document_cert.is_file():
         raise SystemExit("DINHDANH_ISSUANCE_DOCUMENT_CERT is not a readable file: the document-signing certificate")
     chain = own.document_chain.read_bytes() if own.document_chain and own.document_chain.is_file() else b""
-    material = SigningMaterial(keys.key(purposes.ISSUANCE_SIGNING), keys.key(purposes.ISSUANCE_DOCUMENT),
-                               own.document_cert.read_bytes(), chain)  # fmt: skip
+    if settings.key_backend == "pkcs11" and settings.pkcs11_pin_file is not None:  # the issuer key in the token
+        token = (settings.pkcs11_module, settings.pkcs11_token, settings.pkcs11_pin_file)  # (the PAdES key: a seed)
+        material = SigningMaterial(b"", keys.key(purposes.ISSUANCE_DOCUMENT), own.document_cert.read_bytes(), chain,
+                                   issuer_token=token)  # fmt: skip
+    else:
+        material = SigningMaterial(keys.key(purposes.ISSUANCE_SIGNING), keys.key(purposes.ISSUANCE_DOCUMENT),
+                                   own.document_cert.read_bytes(), chain)  # fmt: skip
     try:
         material.document_signer()
     except InvalidArgument as error:

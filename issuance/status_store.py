@@ -188,7 +188,7 @@ class PostgresStatusStore:
 
 def status_store(pool: asyncpg.Pool, settings: Settings) -> PostgresStatusStore:
     """The store of the issuance process: its ``ISSUANCE_SIGNING`` key and the edge's URL as issuer."""
-    key = SigningKey.from_seed(key_provider(settings).key(purposes.ISSUANCE_SIGNING))
+    key = SigningKey.from_signer(key_provider(settings).signer(purposes.ISSUANCE_SIGNING))  # the seed's, or a token's
     return PostgresStatusStore(pool, StatusListSigner(key, settings.issuer))
 
 
