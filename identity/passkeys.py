@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import secrets
 import time
 import uuid
@@ -85,6 +86,8 @@ ALGORITHMS = [
     COSEAlgorithmIdentifier.RSASSA_PKCS1_v1_5_SHA_256,
 ]
 PASSWORDLESS_LEVEL = 2
+SIGN_IN_ACTIONS = ("identity.passkey.authenticate", "identity.authenticate")
+_CLIENT_ID = re.compile(r"[a-z]{1,16}-[0-9a-f]{16}\Z")  # a registered client id (identity/service.py's)
 
 REGISTER = "register"
 SECOND_FACTOR = "second_factor"
@@ -176,6 +179,15 @@ def amr_of(passkey: Passkey, user_verified: bool, after_password: bool) -> tuple
     if user_verified:
         methods.append("user")
     return tuple(methods)
+
+
+def factor_of(amr: tuple[str, ...]) -> str:
+    """The sign-in history's factor column: the methods but ``user`` ("pwd+hwk", "swk")."""
+    return "+".join(m for m in amr if m != "user")
+
+
+def _portal(client_id: str) -> dict[str, str]:
+    return {"client_id": client_id} if _CLIENT_ID.match(client_id) else {}
 
 
 def credential_id_of(text: str) -> bytes:
@@ -319,7 +331,10 @@ class PasskeyService:
             handle = await self._new_challenge(SECOND_FACTOR, challenge, source, id_number, None)
         return Ceremony(handle, options_to_json(options), CHALLENGE_TTL)
 
-    async def finish_authentication(self, handle: str, credential_json: str, source: str, ticket: str) -> Authenticated:
+    async def finish_authentication(
+        self, handle: str, credential_json: str, source: str, ticket: str, client_id: str = ""
+    ) -> Authenticated:
+        """§7.2. ``client_id``: the portal the sign-in is for, written into the sign-in events (the history)."""
         source = valid_source(source)
         rp_id, origin = self.rp
         after_password = bool(ticket)
@@ -378,10 +393,10 @@ class PasskeyService:
         amr = amr_of(passkey, verified.user_verified, after_password)
         if self._successes is not None:
             await self._successes.succeeded(id_number, source, throttling.familiar_eligible(source), [])
-        await self._record(
-            action, "success", id_number, source, amr=list(amr), backup_state=verified.credential_backed_up
-        )
-        await self._record("identity.authenticate", "success", id_number, source, amr=list(amr))
+        signed_in = {"amr": list(amr), "factor": factor_of(amr), **_portal(client_id)}
+        await self._record(action, "success", id_number, source, backup_state=verified.credential_backed_up,
+                           **signed_in)  # fmt: skip
+        await self._record("identity.authenticate", "success", id_number, source, **signed_in)
         return Authenticated(id_number, level, amr, int(time.time()))
 
     # -- the citizen's security page -------------------------------------------------------------------------
@@ -414,6 +429,10 @@ class PasskeyService:
     async def _record(self, action: str, outcome: str, id_number: str | None, source: str | None,
                       **detail: object) -> None:  # fmt: skip
         actor = current_caller().label
+        if id_number and source and action in SIGN_IN_ACTIONS:  # the history's source column (identity/service.py)
+            kind = "device" if source.startswith("device:") else "address"
+            detail["source"] = f"{kind}-{self._refs.ref(f'{id_number}|{source}')[:16]}"
+            detail.setdefault("factor", "passkey")
         log.info(action, outcome=outcome, account=mask(id_number) if id_number else "-", actor=actor, **detail)
         await self._audit.append(
             AuditEvent(

@@ -78,7 +78,7 @@ class PasskeysServicer(pb_grpc.PasskeysServicer):
         self, request: pb.FinishAuthenticationRequest, context: grpc.aio.ServicerContext
     ) -> ipb.Authentication:
         result = await self._service.finish_authentication(
-            request.handle, request.credential_json, request.source, request.ticket
+            request.handle, request.credential_json, request.source, request.ticket, request.client_id
         )
         return ipb.Authentication(id_number=result.id_number, assurance_level=result.assurance_level,
                                   amr=list(result.amr), auth_time=result.auth_time)  # fmt: skip

@@ -29,10 +29,20 @@ from identity.oidc import mtls
 from identity.oidc.provider import Outcome, Provider, oauth_error
 from protos.identity.v1 import identity_pb2 as ipb
 from protos.identity.v1 import identity_pb2_grpc as igrpc
-from services.edge import http, issuance_routes, log_routes, verify_routes
+from services.edge import (
+    http,
+    issuance_routes,
+    log_routes,
+    par_routes,
+    passkey_routes,
+    portal_consent_routes,
+    security_routes,
+    verify_routes,
+)
 from services.edge.i18n import TEXT, pick
 from services.edge.records import RegistryRecords
 from services.edge.sources import Sources
+from services.edge.verifications import IdentityVerifications
 from services.tls import secure_channel
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
@@ -61,6 +71,7 @@ class Edge:
         response.headers["Content-Security-Policy"] = (
             "default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self' http: https:; "
             "frame-ancestors 'none'; base-uri 'none'"
+            + ("; script-src 'self'; connect-src 'self'" if name in passkey_routes.SCRIPTED_PAGES else "")
         )
         if request.query_params.get("lang") in TEXT:
             http.set_cookie(response, http.LANG_COOKIE, lang, max_age=365 * 86400)
@@ -91,7 +102,9 @@ class Edge:
             return self.page(request, "message.html", 400, heading=self.words(request)["error_title"],
                              message=outcome.error, is_error=True)  # fmt: skip
         assert outcome.client is not None
-        flow = {"q": query, "csrf": secrets.token_urlsafe(16), "client": outcome.client.name}
+        flow = {"q": outcome.query or query, "csrf": secrets.token_urlsafe(16), "client": outcome.client.name}
+        if outcome.pushed:  # the parameters were pushed (RFC 9126): the sealed flow vouches for them from now on
+            flow["pushed"] = True
         if outcome.login:
             response: Response = RedirectResponse("/login", status_code=303)
         elif outcome.refused is not None:  # shown by GET /login/assurance, so that ?lang=en works on it
@@ -137,6 +150,8 @@ async def authorize(request: Request) -> Response:
     session = await edge.provider.session_user(request.cookies.get(http.SESSION_COOKIE))
     oreq = http.oauth_request(request)
     outcome = await edge.provider.authorize(oreq, session[0] if session else None)
+    if session is not None and outcome.reply is not None and "code=" in (outcome.reply.location or ""):
+        await edge.provider.sessions.served(session[1], str(request.query_params.get("client_id", ""))[:200])
     return await edge.outcome_response(request, outcome, request.url.query)
 
 
@@ -197,9 +212,16 @@ async def mtls_introspect(request: Request) -> Response:
 async def userinfo(request: Request) -> Response:
     auth = request.headers.get("authorization", "")
     token = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+    scheme = "bearer"
+    if auth[:5].lower() == "dpop ":  # RFC 9449 §7.1: a DPoP-bound token, with its proof in the DPoP header
+        scheme, token = "dpop", auth[5:].strip()
     if request.method == "POST" and not token:
         token = str((await _fields(request) or {}).get("access_token", ""))
-    return http.to_response(await request.app.state.edge.provider.userinfo(token))
+    provider = request.app.state.edge.provider
+    reply = await provider.userinfo(token, scheme, request.headers.getlist("dpop"), request.method)
+    if scheme == "dpop" and reply.status == 200:
+        reply.headers.append(("DPoP-Nonce", provider.dpop.nonce() or ""))  # §9: for the next proof
+    return http.to_response(reply)
 
 
 async def logout(request: Request) -> Response:
@@ -224,7 +246,7 @@ async def logout(request: Request) -> Response:
         if request.method == "POST":
             confirmed = edge.provider.logout_confirmed(session[1], csrf)
         else:
-            confirmed = edge.provider.hint_names(params.get("id_token_hint"), session[0].sub)
+            confirmed = await edge.provider.hint_names(params.get("id_token_hint"), session[0].sub)
         if not confirmed:
             return _ask_logout(edge, request, params, session)
         await edge.provider.end_session(session[1])
@@ -277,9 +299,10 @@ async def login_submit(request: Request) -> Response:
     id_number = str(form.get("id_number", "")).strip()[:20]
     try:
         step = await edge.identity.VerifyPassword(
-            ipb.VerifyPasswordRequest(id_number=id_number, password=str(form.get("password", "")), source=source),
+            ipb.VerifyPasswordRequest(id_number=id_number, password=str(form.get("password", "")), source=source,
+                                      client_id=security_routes.portal_of(flow)),  # the portal: sign-in history
             timeout=_rpc_timeout(),
-        )
+        )  # fmt: skip
     except grpc.aio.AioRpcError as error:
         response = edge.page(request, "login.html", 401 if error.code() != grpc.StatusCode.RESOURCE_EXHAUSTED else 429,
                              csrf=flow["csrf"], client_name=flow.get("client"), id_number=id_number,
@@ -302,13 +325,18 @@ async def totp_page(request: Request) -> Response:
 
 async def totp_submit(request: Request) -> Response:
     return await _second_factor(request, "totp.html", lambda edge, ticket, code, source: edge.identity.VerifyTotp(
-        ipb.VerifyTotpRequest(ticket=ticket, code=code, source=source), timeout=_rpc_timeout()))  # fmt: skip
+        ipb.VerifyTotpRequest(ticket=ticket, code=code, source=source,
+                              client_id=security_routes.portal_of(edge.flow(request) or {})),
+        timeout=_rpc_timeout()))  # fmt: skip
 
 
 async def enroll_submit(request: Request) -> Response:
     def confirm(edge: Edge, ticket: str, code: str, source: str) -> Any:
-        request = ipb.ConfirmTotpEnrollmentRequest(ticket=ticket, code=code, source=source)
+        portal = security_routes.portal_of(edge.flow(http_request) or {})
+        request = ipb.ConfirmTotpEnrollmentRequest(ticket=ticket, code=code, source=source, client_id=portal)
         return edge.identity.ConfirmTotpEnrollment(request, timeout=_rpc_timeout())
+
+    http_request = request
 
     return await _second_factor(request, "enroll.html", confirm)
 
@@ -356,8 +384,11 @@ async def _signed_in(edge: Edge, request: Request, flow: dict[str, Any], result:
     cookie, user = edge.provider.new_session(
         result.id_number, result.auth_time, str(result.assurance_level), list(result.amr)
     )
+    await security_routes.session_opened(edge, request, flow, user)  # the security page's list (issue 13 §5)
+    if (own := security_routes.after_sign_in(flow, cookie)) is not None:  # the page's own sign-in: no portal
+        return own
     oreq = http.query_request(flow["q"], edge.provider.issuer)
-    outcome = await edge.provider.authorize(oreq, user, fresh_login=True)
+    outcome = await edge.provider.authorize(oreq, user, fresh_login=True, pushed=bool(flow.get("pushed")))
     response = await edge.outcome_response(request, outcome, flow["q"])
     http.set_cookie(response, http.SESSION_COOKIE, cookie)
     if outcome.reply is not None:
@@ -372,7 +403,8 @@ async def consent_submit(request: Request) -> Response:
     if flow is None or form is None or session is None or not _csrf_ok(flow, form):
         return edge.message(request, "expired")
     oreq = http.query_request(flow["q"], edge.provider.issuer)
-    reply = await edge.provider.decide(oreq, session[0], allow=form.get("decision") == "allow")
+    reply = await edge.provider.decide(oreq, session[0], allow=form.get("decision") == "allow",
+                                       pushed=bool(flow.get("pushed")))  # fmt: skip
     response = http.to_response(reply)
     http.clear_cookie(response, http.FLOW_COOKIE)
     return response
@@ -391,6 +423,8 @@ def _error_text(words: dict[str, str], error: grpc.aio.AioRpcError) -> str:
             words["expired"] if "expired" in details else words["wrong_credentials"])  # fmt: skip
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         return error.details() or words["wrong_credentials"]
+    if code == grpc.StatusCode.FAILED_PRECONDITION and "password sign-in is locked" in (error.details() or ""):
+        return words["password_locked"]  # the citizen's own lock (security page, issue 13 §5)
     return words["expired"]
 
 
@@ -414,6 +448,10 @@ ROUTES = [
     log_routes.mount(),  # /log/checkpoint, /log/tile/..., /log/key (C2SP tlog-tiles)
     *verify_routes.routes(),  # /verify: the public verification page of issued certificates
     *issuance_routes.routes(),  # /statuslists/{id}, /.well-known/jwt-vc-issuer, /issuance/document-ca.pem
+    *par_routes.routes(),  # /par: pushed authorization requests (RFC 9126)
+    *portal_consent_routes.routes(),  # /account/portals: remembered consents, withdrawal (issue 13 §2)
+    *security_routes.routes(),  # /security: the citizen's security page (issue 13 §5)
+    *passkey_routes.routes(),  # /login/passkey…, /security/passkeys, /passkeys.js: WebAuthn ceremonies (§4)
 ]
 
 
@@ -421,6 +459,7 @@ MTLS_ROUTES = [
     Route("/token", mtls_token, methods=["POST"]),
     Route("/revoke", mtls_revoke, methods=["POST"]),
     Route("/introspect", mtls_introspect, methods=["POST"]),
+    *par_routes.mtls_routes(),  # /par (RFC 9126 over mutual TLS, RFC 8705 §5)
 ]
 
 
@@ -449,10 +488,12 @@ def create_apps(settings: Settings) -> tuple[Starlette, Starlette]:
         identity_channel = secure_channel(settings.identity_address, *tls, server="identity")
         registry_channel = secure_channel(settings.registry_address, *tls, server="registry")
         provider = Provider(settings.issuer, pool, key_provider(settings), RegistryRecords(registry_channel),
-                            mtls_base=mtls_base(settings), consent_lookup=PostgresConsentStore(pool))  # fmt: skip
+                            mtls_base=mtls_base(settings), consent_lookup=PostgresConsentStore(pool),
+                            verifications=IdentityVerifications(identity_channel))  # fmt: skip
         await provider.start()
         sources = Sources.from_settings(settings, key_provider(settings).key(purposes.DEVICE_ID))
         app.state.edge = tls_app.state.edge = Edge(provider, igrpc.IdentityStub(identity_channel), sources)
+        app.state.passkeys = passkey_routes.stub_for(identity_channel)  # the Passkeys service, served by identity
         try:
             yield
         finally:
