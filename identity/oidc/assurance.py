@@ -24,6 +24,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from identity.oidc import claims_request
+
 LEVELS = ("1", "2")
 
 
@@ -37,7 +39,12 @@ def level(acr: str | None) -> int:
 
 
 def required_level(acr_values: str | None, claims: str | None, min_acr: int) -> int:
-    """The level the request needs (see the module's docstring); raises ``AcrRequestError``."""
+    """The level the request needs (see the module's docstring); raises ``AcrRequestError``, also for a ``claims``
+    parameter claims_request.py refuses (every claims parameter is validated where its acr is read)."""
+    try:
+        claims_request.parse(claims)
+    except claims_request.InvalidClaimsRequest as error:
+        raise AcrRequestError(str(error)) from None
     required = max(min_acr, 1)
     if acr_values is not None and acr_values.strip():
         required = max(required, _lowest(acr_values.split(), "acr_values"))

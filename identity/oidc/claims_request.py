@@ -36,6 +36,7 @@ from identity.oidc.claims import SCOPE_CLAIMS
 SCOPE_OF: dict[str, str] = {claim: scope for scope, claims in SCOPE_CLAIMS.items() for claim in claims}
 AUTHENTICATION_CLAIMS = ("sub", "acr", "auth_time", "amr")
 MEMBERS = ("userinfo", "id_token")
+ACCESS_TOKEN_CLAIM = "userinfo_claims"  # noqa: S105 - the access token's private claim: the userinfo member, for userinfo
 MAX_COMPACT = 1024  # characters of the normalised request: it rides in the code and the access token
 
 

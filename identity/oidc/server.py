@@ -9,6 +9,7 @@ import hashlib
 import secrets
 import time
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -23,14 +24,16 @@ from authlib.oidc.core import UserInfo
 from authlib.oidc.core.grants import OpenIDCode
 from authlib.oidc.core.models import AuthorizationCodeMixin
 from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
-from identity.oidc import authorization_details, mtls, work
-from identity.oidc.clients import KEY_AUTH, RESOURCES, SECRET_AUTH, TLS_AUTH, Client
+from identity.oidc import authorization_details, claims_request, fapi, mtls, work
+from identity.oidc.clients import FAPI2, KEY_AUTH, RESOURCES, SECRET_AUTH, TLS_AUTH, Client
 from identity.oidc.keys import KeyRing
 from identity.oidc.reply import Reply
 from identity.oidc.sealed import SealedCodec
 from identity.oidc.store import RefreshRecord
+from identity.oidc.subjects import PREVIOUS_SUB_CLAIM, SECTOR_CLAIM, Released, Subjects
 
 ACCESS_TTL = 600
 ID_TOKEN_TTL = 600
@@ -150,6 +153,8 @@ class AccessToken(TokenMixin):  # type: ignore[misc]
 
 
 class Server(AuthorizationServer):  # type: ignore[misc]
+    subjects: Subjects  # set by the provider: what each client is given as ``sub`` (OIDC Core §8)
+
     def __init__(self, issuer: str, keyring: KeyRing, codes: SealedCodec, scopes: list[str]) -> None:
         super().__init__(scopes_supported=scopes)
         self.issuer = issuer
@@ -171,7 +176,11 @@ class Server(AuthorizationServer):  # type: ignore[misc]
     # -- storage hooks -------------------------------------------------------------------------
 
     def query_client(self, client_id: str) -> Client | None:
+        """The client named, loaded for this request; one on the FAPI 2.0 profile whose registration breaks it
+        (a client secret, an RS256 ``id_token_alg``: fapi.py) is ``invalid_client`` wherever it is named."""
         client = work.current().clients.get(client_id)
+        if client is not None and not client.disabled and (why := fapi.refusal(client)) is not None:
+            raise InvalidClientError(description=why, status_code=401)
         return None if client is None or client.disabled else client
 
     def save_token(self, token: dict[str, Any], request: OAuth2Request) -> None:
@@ -204,6 +213,14 @@ class Server(AuthorizationServer):  # type: ignore[misc]
 
     # -- tokens ----------------------------------------------------------------------------------
 
+    def release(self, internal: str, client: Client) -> Released:
+        """The ``sub`` this client is given (OIDC Core §8: pairwise per sector, or public) for an internal
+        subject; with ``previous`` (the public one) while a switched portal's transition window lasts."""
+        released = self.subjects.released(internal, client)
+        if released.sector is not None and client.public_sub_until and client.public_sub_until > time.time():
+            return Released(released.sub, released.sector, internal)
+        return released
+
     def _generate_token(
         self,
         grant_type: str,
@@ -217,9 +234,11 @@ class Server(AuthorizationServer):  # type: ignore[misc]
         now = int(time.time())
         w = work.current()
         scope = client.get_allowed_scope(scope or "")  # never a scope the client is not registered for
+        released = self.release(user.sub, client) if user else None
+        w.subject = released
         claims: dict[str, Any] = {
             "iss": self.issuer,
-            "sub": user.sub if user else client.client_id,
+            "sub": released.sub if released else client.client_id,
             "aud": [self.issuer, *w.resources],  # the issuer: userinfo
             "client_id": client.client_id,
             "scope": scope,
@@ -229,9 +248,18 @@ class Server(AuthorizationServer):  # type: ignore[misc]
         }
         if user:
             claims.update(auth_time=user.auth_time, acr=user.acr)
+        code_claims = (w.code_claims or {}) if grant_type == "authorization_code" else {}
+        asked = (code_claims.get("claims") or {}).get("userinfo")
+        if asked:  # Core §5.5: what userinfo is asked for travels with the token (claims_request.py)
+            claims[claims_request.ACCESS_TOKEN_CLAIM] = asked
+        if released is not None and released.sector is not None:  # what services open a pairwise sub with
+            claims[SECTOR_CLAIM] = released.sector
         if grant_type == "client_credentials" and w.peer is not None:  # RFC 8705 §3: bound to the certificate
             claims["cnf"] = {"x5t#S256": w.peer.x5t_s256}
             claims["exp"] = min(claims["exp"], int(w.peer.not_after.timestamp()))
+        sender_constraint(client, grant_type, w)
+        if w.dpop_jkt is not None:  # RFC 9449 §6.1: bound to the proof's key
+            claims["cnf"] = {**claims.get("cnf", {}), "jkt": w.dpop_jkt}
         if w.granted_detail is not None:  # RFC 9396 §9.1: a consent token, for the vault only, no scope
             assert w.consent_expiry is not None
             claims.update(aud=[VAULT], authorization_details=[w.granted_detail])
@@ -240,7 +268,8 @@ class Server(AuthorizationServer):  # type: ignore[misc]
         kid, key = self.keyring.signing_key(ACCESS_ALG)
         access = jwt.encode({"alg": ACCESS_ALG, "kid": kid, "typ": "at+jwt"}, claims, key)
         w.issued_access.append((claims["jti"], dt.datetime.fromtimestamp(claims["exp"], dt.UTC)))
-        token: dict[str, Any] = {"token_type": "Bearer", "access_token": access, "expires_in": claims["exp"] - now}
+        kind = "DPoP" if w.dpop_jkt is not None else "Bearer"  # RFC 9449 §5: token_type DPoP
+        token: dict[str, Any] = {"token_type": kind, "access_token": access, "expires_in": claims["exp"] - now}
         if w.granted_detail is not None:
             token["authorization_details"] = [w.granted_detail]  # RFC 9396 §7
         else:
@@ -249,6 +278,29 @@ class Server(AuthorizationServer):  # type: ignore[misc]
         if include_refresh_token and user and wants and client.check_grant_type("refresh_token"):
             token["refresh_token"] = secrets.token_urlsafe(32)
         return token
+
+
+class InvalidDpopProofError(OAuth2Error):  # type: ignore[misc]
+    """RFC 9449 §5: the token request's DPoP proof is missing or unacceptable."""
+
+    error = "invalid_dpop_proof"
+
+
+def sender_constraint(client: Client, grant_type: str, w: work.Work) -> None:
+    """Refuse an access token that would not be sender-constrained for a client that must have one: a client
+    registered with ``dpop_bound_access_tokens`` (RFC 9449 §5.2: "MUST reject token requests from this client that
+    do not contain the DPoP header", ``invalid_dpop_proof``), and a client on the FAPI 2.0 profile (Security Profile
+    §5.3.2.1 item 6: "shall only issue sender-constrained access tokens") without a DPoP proof nor a token bound to
+    its certificate (RFC 8705 §3, here: ``client_credentials`` over the mTLS port), ``invalid_request``."""
+    if w.dpop_jkt is not None:
+        return
+    if client.dpop_bound_access_tokens:
+        raise InvalidDpopProofError(description="this client's access tokens are DPoP-bound: send a DPoP proof")
+    if client.profile == FAPI2 and not (grant_type == "client_credentials" and w.peer is not None):
+        raise InvalidRequestError(
+            description="a FAPI 2.0 client's access tokens are sender-constrained: send a DPoP proof (RFC 9449)"
+            " or, for client_credentials, use the mutual-TLS token endpoint (RFC 8705)"
+        )
 
 
 class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
@@ -274,6 +326,9 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
                 "sid": user.sid,
                 "sid_end": user.session_end,
                 "resource": list(work.current().resources),
+                "iat": int(time.time()),  # its age, for FAPI 2.0 §5.3.2.2 (fapi.code_too_old)
+                # Core §5.5, normalised (validated at the authorization endpoint: assurance.required_level)
+                **({"claims": asked} if (asked := claims_request.parse(data.get("claims")).compact()) else {}),
             },
             ttl=CODE_TTL,
         )
@@ -292,6 +347,8 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
     def query_authorization_code(self, code: str, client: Client) -> AuthorizationCode | None:
         claims = self.server.codes.decode(code)
         if claims is None or claims.get("client_id") != client.client_id:
+            return None
+        if fapi.code_too_old(client, claims, time.time()):  # FAPI 2.0 §5.3.2.2: 60 s at most
             return None
         work.current().code_claims = claims
         return AuthorizationCode(claims)
@@ -419,7 +476,17 @@ class OpenIDCodeFlow(OpenIDCode):  # type: ignore[misc]
         return {"iss": self.server.issuer, "aud": [client.client_id], "iat": now, "exp": now + ID_TOKEN_TTL}
 
     def generate_user_info(self, user: User, scope: str) -> UserInfo:
-        return UserInfo(sub=user.sub)  # claims come from the userinfo endpoint (Core §5.3)
+        """The ``sub`` released to the client (Core §8, as in its access token); claims come from the userinfo
+        endpoint (Core §5.3)."""
+        released = work.current().subject
+        assert released is not None  # _generate_token ran first, for this client and user
+        info = UserInfo(sub=released.sub)
+        w = work.current()  # the claims this code's claims parameter asks for in the ID token (Core §5.5), loaded
+        if w.id_token_claims is not None and w.code_claims is not None and w.id_token_claims[0] == w.code_claims["jti"]:
+            info.update({k: v for k, v in w.id_token_claims[1].items() if k != "sub"})
+        if released.previous is not None:  # a switched portal's transition window (docs/privacy.md)
+            info[PREVIOUS_SUB_CLAIM] = released.previous
+        return info
 
 
 class Issuer(IssuerParameter):  # type: ignore[misc]
@@ -439,11 +506,27 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
 
     def __init__(self, issuer: str) -> None:
         super().__init__(validate_jti=True, leeway=ASSERTION_LEEWAY)
-        self._audiences = [f"{issuer}/token", issuer]
+        self._issuer = issuer
 
     def get_audiences(self) -> list[str]:
-        """The token endpoint's URL or the issuer (RFC 7523 §3, Core §9)."""
-        return self._audiences
+        """The issuer, or the URL of the endpoint (token, pushed authorization: RFC 7523 §3, Core §9, RFC 9126
+        §2); the issuer only for a client on the FAPI 2.0 profile (§5.3.2.1, fapi.py)."""
+        return fapi.assertion_audiences(_assertion_client.get(), self._issuer)
+
+    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> Any:
+        """The assertion's signature, with the algorithms the client may use only (fapi.py: PS256, ES256 or EdDSA
+        on the FAPI 2.0 profile, §5.4.1; never ``none`` nor an HMAC), then its claims."""
+        client = _assertion_client.get()
+        try:
+            token = jwt.decode(assertion, resolve_key, algorithms=fapi.assertion_algs(client))
+        except (JoseError, ValueError) as error:
+            raise InvalidClientError(description="the client assertion's signature or algorithm is not accepted"
+                                     f" ({'/'.join(fapi.assertion_algs(client))})") from error  # fmt: skip
+        if not fapi.audience_ok(client, self._issuer, token.claims.get("aud")):
+            raise InvalidClientError(description="the client assertion's aud must be the issuer identifier alone"
+                                     " (FAPI 2.0 Security Profile section 5.3.2.1)")  # fmt: skip
+        self.verify_claims(token.claims)
+        return token.claims
 
     def verify_claims(self, claims: Any) -> None:
         """RFC 7523 §3, and a bounded lifetime: ``exp`` is required, at most ``MAX_ASSERTION_LIFETIME`` ahead
@@ -469,7 +552,13 @@ class PrivateKeyJWT(JWTBearerClientAssertion):  # type: ignore[misc]
         return True
 
     def resolve_client_public_key(self, client: Client) -> KeySet:
+        """The client's registered JWKS, or the one its ``jwks_uri`` published (fetched by the provider before the
+        request runs: client_keys.py)."""
+        _assertion_client.set(client)
         return KeySet.import_key_set(client.jwks or {"keys": []})
+
+
+_assertion_client: ContextVar[Any] = ContextVar("assertion_client", default=None)  # set as its key is resolved
 
 
 def _numeric(value: Any) -> bool:
@@ -507,12 +596,14 @@ class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
             return {"active": True, "token_type": "Bearer", **{k: token.claims[k] for k in keep if k in token.claims}}
         assert isinstance(token, RefreshToken)
         r = token.record
+        client = work.current().clients.get(r.client_id)  # check_permission: the requesting client is its own
+        assert client is not None
         return {
             "active": True,
             "token_type": "refresh_token",
             "scope": r.scope,
             "client_id": r.client_id,
-            "sub": r.subject,
+            "sub": self.server.release(r.subject, client).sub,  # never the internal subject (Core §8)
             "exp": int(r.expires_at.timestamp()),
         }
 

@@ -33,9 +33,10 @@ request none of whose claims can be released (the ``claims`` element is never em
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from identity.oidc.claims import SCOPE_CLAIMS
 
@@ -43,7 +44,7 @@ TRUST_FRAMEWORK = "vn_eid"
 TRUST_FRAMEWORKS_SUPPORTED = (TRUST_FRAMEWORK,)
 EVIDENCE_SUPPORTED = ("document", "electronic_record")
 DOCUMENTS_SUPPORTED = ("idcard", "passport")
-CHECK_METHODS_SUPPORTED = ("vpip", "pvp", "data")
+DOCUMENT_CHECK_METHODS = ("vpip", "pvp")
 CLAIMS_SUPPORTED = ("name", "given_name", "family_name", "middle_name", "birthdate", "gender", "nationalities",
                     "address")  # fmt: skip
 REGISTRY = "Cơ sở dữ liệu quốc gia về dân cư"  # the national population database
@@ -123,9 +124,21 @@ def _check_constraints(node: Any, where: str) -> None:
                 _check_constraints(value, where)
 
 
+def _time(value: str) -> str:
+    """An RFC 3339 time as IDA writes them (Schema Definition §5.1: ISO 8601 with a time zone), to the second."""
+    try:
+        return dt.datetime.fromisoformat(value).astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return value
+
+
 def verification_of(facts: Facts, scopes: set[str]) -> dict[str, Any]:
     """The full ``verification`` element (Schema Definition §5.1) for the account's level."""
     reveal_number = "national_id" in scopes
+    if facts.in_person is not None:
+        facts = Facts(facts.assurance_level, facts.activated_at,
+                      dataclasses.replace(facts.in_person, verified_at=_time(facts.in_person.verified_at)))  # fmt: skip
+    facts = dataclasses.replace(facts, activated_at=_time(facts.activated_at))
     if facts.assurance_level >= 2 and facts.in_person is not None:
         p = facts.in_person
         document: dict[str, Any] = {"type": p.document_type}
@@ -257,3 +270,10 @@ def _first(item: Any, requests: list[Any], now: float) -> dict[str, Any] | None:
             if chosen is not None:  # an element's required member stays (Schema Definition §5.1.1, §5.1.1.1)
                 return {**{k: item[k] for k in REQUIRED_IN_ITEMS if k in item}, **chosen}
     return None
+
+
+class VerificationFacts(Protocol):
+    """Where the provider reads the facts (services/edge/verifications.py: the identity service's GetAccount)."""
+
+    async def facts(self, id_number: str) -> Facts | None:
+        """How the account was verified, now; None when there is no such account."""

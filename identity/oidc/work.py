@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from consent.storage import StoredConsent
     from identity.oidc.authorization_details import ConsentDetail
     from identity.oidc.mtls import PeerCertificate
+    from identity.oidc.subjects import Released
 
 
 @dataclass
@@ -47,6 +48,9 @@ class Work:
     consent: StoredConsent | None = None  # the artefact it names, loaded (None: unknown)
     granted_detail: dict[str, str] | None = None  # the consent token's authorization_details entry, once allowed
     consent_expiry: dt.datetime | None = None  # the artefact's expiry: the consent token never outlives it
+    subject: Released | None = None  # the sub released to the client of the token being made (OIDC Core §8)
+    dpop_jkt: str | None = None  # the thumbprint of the token request's verified DPoP proof key (RFC 9449 §5)
+    id_token_claims: tuple[str, dict[str, Any]] | None = None  # (code jti, claims asked for in its ID token: §5.5)
 
 
 _current: ContextVar[Work | None] = ContextVar("oidc_work", default=None)
