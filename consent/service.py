@@ -186,9 +186,10 @@ class ConsentService:
 
     # --- who ---------------------------------------------------------------------------------------------
 
-    def citizen(self, sub: str) -> Citizen:
-        """The citizen behind a token's opaque ``sub`` (UNAUTHENTICATED when it is none of this platform's)."""
-        id_number = self._subjects.id_number(sub)
+    def citizen(self, sub: str, sector: str | None = None) -> Citizen:
+        """The citizen behind a token's opaque ``sub`` (UNAUTHENTICATED when it is none of this platform's), a
+        pairwise one with its ``sector`` (OIDC Core §8.1); the artefact keeps the internal subject."""
+        id_number = self._subjects.id_number(sub, sector)
         if id_number is None:
             raise Unauthenticated("the token's subject is not a citizen of this platform")
         return Citizen(self._pseudonyms.ref(id_number), self._subjects.subject(id_number))

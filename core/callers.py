@@ -108,11 +108,18 @@ class Principal:
     auth_time: int | None = None
     cnf_x5t: str = ""
     authorization_details: tuple[AuthorizationDetail, ...] = ()
+    sector: str | None = None  # a pairwise ``subject``'s sector (OIDC Core §8.1): what opens it, with the key
+    cnf_jkt: str = ""  # ``cnf.jkt`` of a DPoP-bound token (RFC 9449 §6.1): the thumbprint of its proof key
 
     @property
     def bound(self) -> bool:
         """Is the token certificate-bound (RFC 8705 §3)?"""
         return bool(self.cnf_x5t)
+
+    @property
+    def dpop_bound(self) -> bool:
+        """Is the token DPoP-bound (RFC 9449 §6)? It is then presented with the DPoP scheme and a proof only."""
+        return bool(self.cnf_jkt)
 
     @property
     def assurance_level(self) -> int:

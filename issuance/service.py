@@ -219,9 +219,10 @@ class IssuanceService:
 
     # --- who ---------------------------------------------------------------------------------------------
 
-    def me(self, sub: str) -> Me:
-        """The citizen behind a token's opaque ``sub`` (UNAUTHENTICATED when it is none of this platform's)."""
-        id_number = self._subjects.id_number(sub)
+    def me(self, sub: str, sector: str | None = None) -> Me:
+        """The citizen behind a token's opaque ``sub`` (UNAUTHENTICATED when it is none of this platform's), a
+        pairwise one with its ``sector`` (OIDC Core §8.1)."""
+        id_number = self._subjects.id_number(sub, sector)
         if id_number is None:
             raise Unauthenticated("the token's subject is not a citizen of this platform")
         return Me(id_number, self._pseudonyms.ref(id_number))

@@ -11,8 +11,9 @@ from registry.store import PopulationStore
 
 
 class RegistryService:
-    def __init__(self, store: PopulationStore, resolve_subject: Callable[[str], str | None]) -> None:
-        """``resolve_subject`` turns an OpenID ``sub`` back into an ID number (identity.oidc.subjects)."""
+    def __init__(self, store: PopulationStore, resolve_subject: Callable[[str, str | None], str | None]) -> None:
+        """``resolve_subject`` turns an OpenID ``sub`` (and a pairwise one's sector) back into an ID number
+        (identity.oidc.subjects)."""
         self._store = store
         self._resolve = resolve_subject
 
@@ -26,9 +27,9 @@ class RegistryService:
             raise NotFound("no citizen with this ID number")
         return citizen
 
-    async def own_record(self, subject: str) -> Citizen:
-        """The record of the citizen a verified token names."""
-        id_number = self._resolve(subject)
+    async def own_record(self, subject: str, sector: str | None = None) -> Citizen:
+        """The record of the citizen a verified token names (a pairwise ``subject`` with its ``sector``)."""
+        id_number = self._resolve(subject, sector)
         citizen = await self._store.get(id_number) if id_number else None
         if citizen is None:
             raise NotFound("no citizen on record for this token's subject")

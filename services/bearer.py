@@ -56,6 +56,7 @@ from joserfc.jwt import JWTClaimsRegistry
 from core import logs
 from core.callers import CONSENT_DETAIL, AuthorizationDetail, Principal, TokenRejected
 from core.errors import DomainError
+from identity.oidc import dpop
 
 log = logs.get("bearer")
 
@@ -68,6 +69,7 @@ VERIFIED_CACHE = 4096  # tokens whose signature and claims already verified
 MIN_RSA_BITS = 2048
 ACR_VALUES = frozenset({"1", "2"})
 SUBJECT = re.compile(r"[A-Za-z0-9_-]{16,64}")  # opaque: the ID number under AES-SIV (identity.oidc.subjects)
+SECTOR = re.compile(r"[a-z0-9.-]{1,253}")  # a pairwise subject's sector identifier: a host (OIDC Core §8.1)
 B64TOKEN = re.compile(r"[A-Za-z0-9\-._~+/]+=*")
 PRIVATE_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 THUMBPRINT = re.compile(r"[A-Za-z0-9_-]{43}")  # base64url SHA-256, no padding (RFC 8705 §3.1)
@@ -93,8 +95,28 @@ class _UnknownKey(Exception):
     pass
 
 
+class DpopRejected(TokenRejected):
+    """A DPoP-bound token without a good proof, or a proof without a DPoP-bound token (RFC 9449 §7.1): the challenge
+    is in the ``DPoP`` scheme, with the algorithms a proof may use."""
+
+    def __init__(self, description: str, error: str = "invalid_dpop_proof") -> None:
+        super().__init__(description, error)
+        algs = " ".join(dpop.ALGORITHMS)
+        self.challenge = f'DPoP error="{error}", error_description="{description}", algs="{algs}"'
+        self.message = self.challenge
+
+
 def parse_authorization(value: str | bytes) -> str:
     """The token of an ``authorization: Bearer <token>`` value (RFC 6750 §2.1); ``TokenRejected`` otherwise."""
+    scheme, token = parse_authorization_scheme(value)
+    if scheme != "bearer":
+        raise TokenRejected("the authorization metadata must use the Bearer scheme", error="invalid_request")
+    return token
+
+
+def parse_authorization_scheme(value: str | bytes) -> tuple[str, str]:
+    """``("bearer" | "dpop", token)`` of an ``authorization`` value: the Bearer scheme (RFC 6750 §2.1) or the DPoP
+    scheme (RFC 9449 §7.1), same token syntax; ``TokenRejected`` otherwise."""
     if len(value) > MAX_AUTHORIZATION:
         raise TokenRejected("the authorization metadata is too large", error="invalid_request")
     if isinstance(value, bytes):
@@ -103,14 +125,15 @@ def parse_authorization(value: str | bytes) -> str:
         except UnicodeDecodeError:
             raise TokenRejected("the authorization metadata is not ASCII", error="invalid_request") from None
     scheme, _, rest = value.strip(" ").partition(" ")
-    if scheme.lower() != "bearer":
-        raise TokenRejected("the authorization metadata must use the Bearer scheme", error="invalid_request")
+    if scheme.lower() not in ("bearer", "dpop"):
+        raise TokenRejected("the authorization metadata must use the Bearer scheme (or DPoP: RFC 9449 section 7.1)",
+                            error="invalid_request")  # fmt: skip
     token = rest.strip(" ")
     if not token:
-        raise TokenRejected("the Bearer authorization carries no token", error="invalid_request")
+        raise TokenRejected("the authorization carries no token", error="invalid_request")
     if not B64TOKEN.fullmatch(token):
         raise TokenRejected("the bearer token is malformed")
-    return token
+    return scheme.lower(), token
 
 
 class TokenVerifier:
@@ -177,6 +200,7 @@ class TokenVerifier:
         self._failing = False
         self._task: asyncio.Task[None] | None = None
         self._start_lock = asyncio.Lock()
+        self._dpop: dpop.DpopChecker | None = None  # made at first use, on the verifier's pool (oidc.dpop_proofs)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -320,6 +344,9 @@ class TokenVerifier:
                 raise TokenRejected("the access token's subject is malformed")
             if acr not in ACR_VALUES:
                 raise TokenRejected("the access token's acr is missing or unknown")
+        sector = claims.get("sector")  # identity.oidc.subjects.SECTOR_CLAIM
+        if sector is not None and (kind != "citizen" or not isinstance(sector, str) or not SECTOR.fullmatch(sector)):
+            raise TokenRejected("the access token's sector is malformed")
         return Principal(
             kind=kind,
             subject=sub,
@@ -331,8 +358,44 @@ class TokenVerifier:
             expires_at=int(claims["exp"]),
             auth_time=int(auth_time) if auth_time is not None else None,
             cnf_x5t=_confirmation(claims.get("cnf")),
+            cnf_jkt=_jkt(claims.get("cnf")),
             authorization_details=_details(claims.get("authorization_details")),
+            sector=sector,
         )
+
+    # -- DPoP (RFC 9449 §7) ------------------------------------------------------------------
+
+    @property
+    def service(self) -> str:
+        """The service's name, the host of the ``htu`` of its DPoP proofs (``dpop.grpc_htu``)."""
+        return self.audience.rsplit(":", 1)[-1]
+
+    async def check_dpop(self, scheme: str, token: str, principal: Principal, proofs: list[str], method: str) -> None:
+        """RFC 9449 §7.1 over gRPC: a DPoP-bound token (``cnf.jkt``) only with the DPoP scheme and one proof in the
+        ``dpop`` metadata, by the key the token names, for this call (``htm`` POST, ``htu`` ``dpop.grpc_htu``), with
+        the token's ``ath``, fresh (``iat`` within ``dpop.MAX_AGE`` s) and used once (``oidc.dpop_proofs``, shared by
+        every process). This server provides no nonces (§9 leaves them to the resource server): the window and the
+        shared replay cache bound a proof's use. ``DpopRejected`` otherwise."""
+        if principal.dpop_bound and scheme != "dpop":
+            raise DpopRejected("the access token is DPoP-bound: present it with the DPoP scheme", "invalid_token")
+        if not principal.dpop_bound:
+            if scheme == "dpop":
+                raise DpopRejected("the access token is not DPoP-bound: present it with the Bearer scheme",
+                                   "invalid_token")  # fmt: skip
+            if proofs:
+                raise DpopRejected("a DPoP proof was sent with a token that is not DPoP-bound", "invalid_request")
+            return
+        if self._dpop is None:
+            if self._pool is None:
+                raise TokenCheckUnavailable("DPoP proofs cannot be checked yet")
+            self._dpop = dpop.DpopChecker(dpop.PostgresReplayCache(self._pool))
+        try:
+            await self._dpop.check(proofs, "POST", dpop.grpc_htu(self.service, method), token, principal.cnf_jkt)
+        except dpop.InvalidDpopProof as error:
+            raise DpopRejected(error.description, error.error) from None
+        except (asyncpg.PostgresError, OSError, TimeoutError) as error:
+            log.warning("dpop.replay_check_failed", error=type(error).__name__)
+            raise TokenCheckUnavailable("DPoP proofs cannot be checked right now") from None
 
     # -- JWKS ------------------------------------------------------------------------------
 
@@ -439,15 +502,29 @@ class TokenVerifier:
 def _confirmation(cnf: Any) -> str:
     """The ``x5t#S256`` of a ``cnf`` claim (RFC 7800 §3.1, RFC 8705 §3.1), ``""`` without one. A ``cnf`` of another
     form (not an object, no or a malformed thumbprint, a confirmation method this platform does not check) is
-    refused: a token bound to something the service cannot verify must not pass as a plain bearer token."""
+    refused: a token bound to something the service cannot verify must not pass as a plain bearer token. ``jkt``
+    (RFC 9449 §6.1) is the other method checked here (``_jkt``)."""
     if cnf is None:
         return ""
-    if not isinstance(cnf, dict) or set(cnf) != {"x5t#S256"}:
+    if not isinstance(cnf, dict) or not cnf or not set(cnf) <= {"x5t#S256", "jkt"}:
         raise TokenRejected("the access token's cnf claim is malformed or not supported")
+    if "x5t#S256" not in cnf:
+        return ""
     thumbprint = cnf["x5t#S256"]
     if not isinstance(thumbprint, str) or not THUMBPRINT.fullmatch(thumbprint):
         raise TokenRejected("the access token's cnf claim is malformed or not supported")
     return thumbprint
+
+
+def _jkt(cnf: Any) -> str:
+    """The ``jkt`` of a ``cnf`` claim (RFC 9449 §6.1: the RFC 7638 thumbprint of the DPoP key), ``""`` without one;
+    ``_confirmation`` has checked the claim's form."""
+    if not isinstance(cnf, dict) or "jkt" not in cnf:
+        return ""
+    jkt = cnf["jkt"]
+    if not isinstance(jkt, str) or not THUMBPRINT.fullmatch(jkt):
+        raise TokenRejected("the access token's cnf claim is malformed or not supported")
+    return jkt
 
 
 def _details(details: Any) -> tuple[AuthorizationDetail, ...]:

@@ -168,7 +168,8 @@ class ConsentServicer(pb_grpc.ConsentServicer):
         self._loopback_http = loopback_http
 
     def _citizen(self) -> Citizen:
-        return self._service.citizen(current_principal().subject)
+        principal = current_principal()
+        return self._service.citizen(principal.subject, principal.sector)
 
     @staticmethod
     def _agency() -> str:

@@ -289,7 +289,8 @@ class HealthServicer(pb_grpc.HealthRecordsServicer):
         self._service = service
 
     def _citizen(self) -> CitizenRef:
-        return self._service.citizen(current_principal().subject)
+        principal = current_principal()
+        return self._service.citizen(principal.subject, principal.sector)
 
     # --- facilities --------------------------------------------------------------------------------------
 

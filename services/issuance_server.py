@@ -205,7 +205,8 @@ class CertificatesServicer(pb_grpc.CertificatesServicer):
         self._service = service
 
     def _me(self) -> Me:
-        return self._service.me(current_principal().subject)
+        principal = current_principal()
+        return self._service.me(principal.subject, principal.sector)
 
     async def PrefillApplication(self, request: pb.PrefillApplicationRequest, context: grpc.aio.ServicerContext
                                  ) -> pb.ApplicationForm:  # fmt: skip

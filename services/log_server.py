@@ -118,7 +118,8 @@ class LogServicer(pb_grpc.LogServicer):
     async def ListMyEntries(
         self, request: pb.ListMyEntriesRequest, context: grpc.aio.ServicerContext
     ) -> pb.ListMyEntriesResponse:
-        id_number = self._subjects.id_number(current_principal().subject)
+        principal = current_principal()
+        id_number = self._subjects.id_number(principal.subject, principal.sector)  # pairwise: with its sector
         if id_number is None:
             raise Unauthenticated("the token's subject is not a citizen of this platform")
         subject = self._refs.ref(id_number)
@@ -174,7 +175,7 @@ async def build(settings: Settings) -> ServiceSpec:
     store = S3Tiles(s3_client(*s3), config.bucket)
     probe = s3_client(*s3, probe=True)
     refs = Pseudonymizer(keys.key(purposes.AUDIT_PSEUDONYM))
-    signer = Signer.from_seed(config.origin, keys.key(purposes.LOG_SIGNING))
+    signer = Signer.from_signer(config.origin, keys.signer(purposes.LOG_SIGNING))  # the seed's key, or the HSM's
     sequencer = Sequencer(settings.postgres_dsn, store, LeafBuilder(refs), signer, config.batch_size,
                           config.checkpoint_interval)  # fmt: skip
     stopping = asyncio.Event()

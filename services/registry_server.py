@@ -69,7 +69,7 @@ class RegistryServicer(pb_grpc.PopulationRegistryServicer):
 
     async def GetMyRecord(self, request: pb.GetMyRecordRequest, context: grpc.aio.ServicerContext) -> pb.Citizen:
         principal = current_principal()
-        return released_pb(await self._service.own_record(principal.subject), principal.scopes)
+        return released_pb(await self._service.own_record(principal.subject, principal.sector), principal.scopes)
 
     async def CountCitizens(
         self, request: pb.CountCitizensRequest, context: grpc.aio.ServicerContext

@@ -144,7 +144,8 @@ class VaultServicer(pb_grpc.VaultServicer):
         self._idle = idle_timeout  # seconds an upload stream may send nothing (vault.limits.paced)
 
     def _citizen(self) -> str:
-        id_number = self._subjects.id_number(current_principal().subject)
+        principal = current_principal()
+        id_number = self._subjects.id_number(principal.subject, principal.sector)  # pairwise: with its sector
         if id_number is None:
             raise Unauthenticated("the token's subject is not a citizen of this platform")
         return id_number

@@ -29,6 +29,8 @@ PORTALS = (
     ("portal", "Cổng Dịch vụ công quốc gia (demo)"),
     ("portal_2", "Cổng thông tin Bộ Y tế (demo)"),
 )
+# Their sectors (OpenID Connect Core §8.1): two ministries, so their citizens' pairwise ``sub`` differ (issue 13 §2).
+SECTORS = {"portal": "dichvucong.gov.vn", "portal_2": "moh.gov.vn"}
 # What the demo portals ask for: the claims they show, and the vault pages (portal/vault.py).
 DEMO_SCOPES = ("address", "phone", "national_id", "offline_access", "vault.read", "vault.write", "consent.manage",
                "log.read", "issuance.apply", "health.read")  # fmt: skip
@@ -65,6 +67,7 @@ def start_edge(ca: PlatformCA, secrets: SecretStore, ports: Ports, dsn: str, var
         "DINHDANH_TLS_KEY": str(paths.key),
         "DINHDANH_REGISTRY_ADDRESS": f"{HOST}:{ports.registry}",
         "DINHDANH_IDENTITY_ADDRESS": f"{HOST}:{ports.identity}",
+        "DINHDANH_LOG_ADDRESS": f"{HOST}:{ports.log}",  # the security page's history (a citizen's log.read token)
         "DINHDANH_KEYS_DIR": str(secrets.keys_dir("edge")),
     }
     s3 = secrets.json("s3.json") or {}  # the edge serves the log's tiles with the read-only pair only
@@ -88,7 +91,7 @@ async def demo_clients(secrets: SecretStore, ports: Ports, dsn: str) -> dict[str
         for name, title in PORTALS:
             base = portal_url(ports, name)
             client, secret = registration.portal(title, [f"{base}/callback"], [f"{base}/"], scopes=list(DEMO_SCOPES),
-                                                 resources=list(DEMO_RESOURCES))  # fmt: skip
+                                                 resources=list(DEMO_RESOURCES), sector=SECTORS[name])  # fmt: skip
             if (name, title) in missing:
                 await store.add(client)
                 known[name] = {"client_id": client.client_id, "client_secret": secret, "base_url": base}

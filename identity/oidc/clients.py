@@ -86,6 +86,7 @@ class Client(ClientMixin):  # type: ignore[misc]
     userinfo_encrypted_response_alg: str | None = None
     userinfo_encrypted_response_enc: str | None = None
     consent_ttl: int = 180 * 86400  # seconds a remembered consent to this client lasts
+    public_sub_until: int | None = None  # a switched portal's previous_sub window ends (migration 0022)
     extra: dict[str, Any] = field(default_factory=dict, compare=False)
 
     # -- authlib ClientMixin ---------------------------------------------------------------

@@ -18,7 +18,7 @@ _CLIENT_COLUMNS = (
     " post_logout_redirect_uris, jwks, id_token_alg, purposes, refresh_policy, disabled, resources, min_acr,"
     " tls_client_auth_san_uri, cert_sha256, roles, profile, jwks_uri, dpop_bound_access_tokens, sector_identifier,"
     " subject_type, userinfo_signed_response_alg, userinfo_encrypted_response_alg, userinfo_encrypted_response_enc,"
-    " consent_ttl"
+    " consent_ttl, public_sub_until"
 )
 
 
@@ -52,6 +52,7 @@ def _client(row: asyncpg.Record) -> Client:
         userinfo_encrypted_response_alg=row["userinfo_encrypted_response_alg"],
         userinfo_encrypted_response_enc=row["userinfo_encrypted_response_enc"],
         consent_ttl=row["consent_ttl"],
+        public_sub_until=int(row["public_sub_until"].timestamp()) if row["public_sub_until"] else None,
     )
 
 
@@ -107,6 +108,16 @@ class ClientStore:
             "UPDATE oidc.clients SET tls_client_auth_san_uri = $2, cert_sha256 = $3, cert_serial = $4,"
             " cert_not_after = $5, updated_at = now() WHERE client_id = $1 AND kind = 'agency'",
             client_id, san_uri, sha256, serial, not_after,
+        )  # fmt: skip
+        return status == "UPDATE 1"
+
+    async def set_subjects(self, client_id: str, sector: str, public_sub_until: dt.datetime | None) -> bool:
+        """Switch a portal to pairwise subjects of ``sector`` (OIDC Core §8.1); ``public_sub_until``: the end of
+        the window in which its ID tokens still carry the previous public ``sub`` (docs/privacy.md)."""
+        status = await self._pool.execute(
+            "UPDATE oidc.clients SET subject_type = 'pairwise', sector_identifier = $2, public_sub_until = $3,"
+            " updated_at = now() WHERE client_id = $1 AND kind = 'portal'",
+            client_id, sector, public_sub_until,
         )  # fmt: skip
         return status == "UPDATE 1"
 
@@ -291,8 +302,24 @@ class TokenStore:
         return bool(await self._pool.fetchval("SELECT 1 FROM oidc.revoked_tokens WHERE jti = $1", jti))
 
 
+@dataclass(frozen=True)
+class SessionRecord:
+    """A started SSO session as the citizen's security page lists it (migration 0025)."""
+
+    sid: str
+    started_at: dt.datetime
+    ends_at: dt.datetime
+    first_portal: str
+    last_portal: str
+    source_kind: str  # "device" or "address"
+    user_agent: str  # a short summary: "Firefox on Linux"
+    amr: tuple[str, ...]
+    ended_at: dt.datetime | None
+
+
 class SessionStore:
-    """SSO sessions travel sealed in a cookie; the store remembers only the ended ones."""
+    """SSO sessions travel sealed in a cookie; the store records the started ones (``oidc.sso_sessions``, for the
+    citizen's list) and the ended ones (``oidc.ended_sessions``, what ``Provider.session_user`` checks)."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
@@ -302,8 +329,56 @@ class SessionStore:
 
     async def end(self, sid: str, expires_at: dt.datetime) -> None:
         await self._pool.execute(
-            "INSERT INTO oidc.ended_sessions (sid, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING", sid, expires_at
+            "WITH listed AS (UPDATE oidc.sso_sessions SET ended_at = now() WHERE sid = $1 AND ended_at IS NULL)"
+            " INSERT INTO oidc.ended_sessions (sid, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING", sid, expires_at
         )
+
+    async def started(self, record: SessionRecord, sub: str) -> None:
+        await self._pool.execute(
+            "INSERT INTO oidc.sso_sessions (sid, sub, started_at, ends_at, first_portal, last_portal, source_kind,"
+            " user_agent, amr) VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8) ON CONFLICT (sid) DO NOTHING",
+            record.sid, sub, record.started_at, record.ends_at, record.first_portal, record.source_kind,
+            record.user_agent[:80], list(record.amr),
+        )  # fmt: skip
+
+    async def served(self, sid: str, portal: str) -> None:
+        """The session just answered ``portal`` (single sign-on): its last portal."""
+        await self._pool.execute(
+            "UPDATE oidc.sso_sessions SET last_portal = $2 WHERE sid = $1 AND last_portal <> $2", sid, portal
+        )
+
+    async def active(self, sub: str, limit: int = 50) -> list[SessionRecord]:
+        """The citizen's sessions not ended nor expired, newest first."""
+        rows = await self._pool.fetch(
+            "SELECT sid, started_at, ends_at, first_portal, last_portal, source_kind, user_agent, amr, ended_at"
+            " FROM oidc.sso_sessions WHERE sub = $1 AND ended_at IS NULL AND ends_at > now()"
+            " ORDER BY started_at DESC LIMIT $2",
+            sub, limit,
+        )  # fmt: skip
+        return [SessionRecord(**{**dict(r), "amr": tuple(r["amr"])}) for r in rows]
+
+    async def end_all(self, sub: str) -> tuple[int, int]:
+        """Sign out everywhere: end every live session of ``sub`` and revoke the refresh tokens bound to them
+        (``RefreshRecord.sid``), in one transaction; (sessions ended, refresh tokens revoked)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            ended = await conn.fetch(
+                "UPDATE oidc.sso_sessions SET ended_at = now() WHERE sub = $1 AND ended_at IS NULL AND ends_at > now()"
+                " RETURNING sid, ends_at",
+                sub,
+            )
+            sids = [r["sid"] for r in ended]
+            if not sids:
+                return 0, 0
+            await conn.execute(
+                "INSERT INTO oidc.ended_sessions (sid, expires_at) SELECT * FROM unnest($1::text[], $2::timestamptz[])"
+                " ON CONFLICT DO NOTHING",
+                sids, [r["ends_at"] for r in ended],
+            )  # fmt: skip
+            revoked = await conn.execute(
+                "UPDATE oidc.refresh_tokens SET revoked_at = now() WHERE sid = ANY($1::text[]) AND revoked_at IS NULL",
+                sids,
+            )
+        return len(sids), int(revoked.split()[-1])
 
 
 @dataclass(frozen=True)
@@ -317,26 +392,86 @@ class Consent:
         return scopes <= self.scopes and resources <= self.resources
 
 
+@dataclass(frozen=True)
+class Remembered:
+    """A remembered consent as its citizen sees it (/account/portals): the portal, what it may have, until when."""
+
+    client_id: str
+    client_name: str
+    scopes: tuple[str, ...]
+    resources: tuple[str, ...]
+    granted_at: dt.datetime
+    expires_at: dt.datetime
+
+
+_LIVE = "c.granted_at + make_interval(secs => k.consent_ttl) > now()"  # the client's consent_ttl (issue 13 §2)
+
+
 class ConsentStore:
+    """Remembered consents (``oidc.consents``, by internal subject): each lasts its client's ``consent_ttl`` from
+    when it was last given; the citizen may withdraw one, which revokes that portal's refresh tokens too."""
+
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
     async def granted(self, subject: str, client_id: str) -> Consent:
+        """What is remembered and not expired (a consent older than the client's ``consent_ttl`` is none)."""
         row = await self._pool.fetchrow(
-            "SELECT scopes, resources FROM oidc.consents WHERE subject = $1 AND client_id = $2", subject, client_id
-        )
+            "SELECT c.scopes, c.resources FROM oidc.consents c JOIN oidc.clients k USING (client_id)"
+            f" WHERE c.subject = $1 AND c.client_id = $2 AND {_LIVE}",
+            subject, client_id,
+        )  # fmt: skip
         return Consent(frozenset(row["scopes"]), frozenset(row["resources"])) if row else Consent()
 
     async def grant(self, subject: str, client_id: str, scopes: set[str], resources: set[str]) -> None:
-        """Add to what was consented before (a consent to fewer scopes later withdraws nothing)."""
+        """Add to what was consented before (a consent to fewer scopes later withdraws nothing); an expired
+        consent is replaced, never extended (its scopes were not given again)."""
         await self._pool.execute(
             "INSERT INTO oidc.consents AS c (subject, client_id, scopes, resources) VALUES ($1, $2, $3, $4)"
             " ON CONFLICT (subject, client_id) DO UPDATE SET"
-            " scopes = ARRAY(SELECT DISTINCT unnest(c.scopes || excluded.scopes) ORDER BY 1),"
-            " resources = ARRAY(SELECT DISTINCT unnest(c.resources || excluded.resources) ORDER BY 1),"
+            " scopes = CASE WHEN (SELECT c.granted_at + make_interval(secs => k.consent_ttl) > now()"
+            "   FROM oidc.clients k WHERE k.client_id = c.client_id)"
+            "   THEN ARRAY(SELECT DISTINCT unnest(c.scopes || excluded.scopes) ORDER BY 1) ELSE excluded.scopes END,"
+            " resources = CASE WHEN (SELECT c.granted_at + make_interval(secs => k.consent_ttl) > now()"
+            "   FROM oidc.clients k WHERE k.client_id = c.client_id)"
+            "   THEN ARRAY(SELECT DISTINCT unnest(c.resources || excluded.resources) ORDER BY 1)"
+            "   ELSE excluded.resources END,"
             " granted_at = now()",
             subject, client_id, sorted(scopes), sorted(resources),
         )  # fmt: skip
+
+    async def remembered(self, subject: str) -> list[Remembered]:
+        """A citizen's live remembered consents, the latest first."""
+        rows = await self._pool.fetch(
+            "SELECT c.client_id, k.name, c.scopes, c.resources, c.granted_at,"
+            " c.granted_at + make_interval(secs => k.consent_ttl) AS expires_at"
+            f" FROM oidc.consents c JOIN oidc.clients k USING (client_id) WHERE c.subject = $1 AND {_LIVE}"
+            " ORDER BY c.granted_at DESC",
+            subject,
+        )
+        return [Remembered(r["client_id"], r["name"], tuple(r["scopes"]), tuple(r["resources"]), r["granted_at"],
+                           r["expires_at"]) for r in rows]  # fmt: skip
+
+    async def withdraw(self, subject: str, client_id: str) -> int:
+        """Forget the citizen's consent to one portal and revoke that portal's refresh tokens for them (one
+        transaction): its next sign-in asks again. How many refresh tokens were revoked."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("DELETE FROM oidc.consents WHERE subject = $1 AND client_id = $2", subject, client_id)
+            status = await conn.execute(
+                "UPDATE oidc.refresh_tokens SET revoked_at = now()"
+                " WHERE subject = $1 AND client_id = $2 AND revoked_at IS NULL",
+                subject, client_id,
+            )  # fmt: skip
+        return int(status.split()[-1])
+
+    async def subjects(self, client_id: str) -> list[str]:
+        """The internal subjects of the citizens whose consent to this client is remembered and live."""
+        rows = await self._pool.fetch(
+            "SELECT c.subject FROM oidc.consents c JOIN oidc.clients k USING (client_id)"
+            f" WHERE c.client_id = $1 AND {_LIVE} ORDER BY c.subject",
+            client_id,
+        )
+        return [r["subject"] for r in rows]
 
 
 def as_json(value: Any) -> str:

@@ -166,9 +166,10 @@ class HealthService:
         """The calling facility: a registered, enabled agency with the role ``facility``, its own certificate."""
         return await self._agencies.require(caller, FACILITY_ROLE)
 
-    def citizen(self, sub: str) -> CitizenRef:
-        """The citizen behind a token's opaque ``sub`` (UNAUTHENTICATED when it is none of this platform's)."""
-        id_number = self._subjects.id_number(sub)
+    def citizen(self, sub: str, sector: str | None = None) -> CitizenRef:
+        """The citizen behind a token's opaque ``sub`` (UNAUTHENTICATED when it is none of this platform's), a
+        pairwise one with its ``sector`` (OIDC Core §8.1)."""
+        id_number = self._subjects.id_number(sub, sector)
         if id_number is None:
             raise Unauthenticated("the token's subject is not a citizen of this platform")
         return CitizenRef(id_number, self._pseudonyms.ref(id_number))
