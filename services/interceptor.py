@@ -17,7 +17,13 @@ that checks no tokens at all, any token is), never silently ignored.
 Certificate-bound tokens (RFC 8705 §3): a token whose ``cnf`` names a certificate thumbprint (``x5t#S256``) is
 accepted only over a connection whose peer certificate has that very thumbprint (``Caller.cert_sha256``), on
 every method of every service, whether the method reads tokens or not; otherwise ``UNAUTHENTICATED`` with an
-``invalid_token`` challenge, so a stolen bound token alone opens nothing. A consent refusal
+``invalid_token`` challenge, so a stolen bound token alone opens nothing.
+
+DPoP-bound tokens (RFC 9449 §7): a token whose ``cnf`` names a key thumbprint (``jkt``) is accepted only as
+``authorization: DPoP <token>`` with one proof by that key in the ``dpop`` metadata, for this call (``htm`` POST,
+``htu`` ``https://<service>/<package.Service>/<Method>``, ``dpop.grpc_htu``), with the token's ``ath``, fresh and
+never used before (``TokenVerifier.check_dpop``); otherwise ``UNAUTHENTICATED`` with a ``DPoP`` challenge. A consent
+refusal
 (``consent.fetch_policy.FetchDenied``) carries its reason code in the ``consent-denial-reason`` trailer.
 """
 
@@ -48,7 +54,8 @@ from core.errors import (
     Unauthenticated,
     Unavailable,
 )
-from services.bearer import TokenCheckUnavailable, TokenVerifier, parse_authorization
+from identity.oidc import dpop
+from services.bearer import TokenCheckUnavailable, TokenVerifier, parse_authorization_scheme
 from services.tls import caller_from_auth_context
 
 log = logs.get("grpc")
@@ -114,7 +121,7 @@ async def _enter(
         if allow is None:
             raise PermissionDenied("this method is not open to any caller")
         if caller is not None:
-            principal = await _principal(context, verifier, allow.accepts_tokens, caller)
+            principal = await _principal(context, verifier, allow.accepts_tokens, caller, method)
             if principal is not None and allow.accepts_tokens:
                 caller = replace(caller, principal=principal)
         allow.check(caller)
@@ -132,17 +139,19 @@ async def _enter(
 
 
 async def _principal(
-    context: grpc.aio.ServicerContext, verifier: TokenVerifier | None, expected: bool, caller: Caller | None = None
+    context: grpc.aio.ServicerContext, verifier: TokenVerifier | None, expected: bool, caller: Caller | None = None,
+    method: str = "",
 ) -> Principal | None:
     """The subject of the call's bearer token, ``None`` when it sends no ``authorization`` metadata. A token
     the method does not ``expected`` is still verified (and refused when it does not verify); a certificate-bound
     one only over the certificate it names (RFC 8705 §3)."""
-    values = [value for key, value in context.invocation_metadata() or () if key.lower() == "authorization"]
+    metadata = context.invocation_metadata() or ()
+    values = [value for key, value in metadata if key.lower() == "authorization"]
     if not values:
         return None
     if len(values) > 1:
         raise TokenRejected("send one authorization metadata entry, not several", error="invalid_request")
-    token = parse_authorization(values[0])
+    scheme, token = parse_authorization_scheme(values[0])
     if verifier is None and not expected:
         raise TokenRejected("this service takes no bearer tokens")
     if verifier is None:
@@ -151,7 +160,13 @@ async def _principal(
     presented = caller.cert_sha256 if caller is not None else ""
     if principal.bound and not hmac.compare_digest(principal.cnf_x5t, presented):
         raise TokenRejected("the access token is bound to another certificate than this connection's")
+    proofs = [_text(value) for key, value in metadata if key.lower() == dpop.GRPC_METADATA]
+    await verifier.check_dpop(scheme, token, principal, proofs, method)
     return principal
+
+
+def _text(value: str | bytes) -> str:
+    return value if isinstance(value, str) else value.decode("ascii", "replace")
 
 
 async def _abort(context: grpc.aio.ServicerContext, error: DomainError) -> None:

@@ -273,7 +273,8 @@ async def test_no_token_is_unauthenticated(portal: grpc.aio.Channel) -> None:
         ("Bearer ", "carries no token"),
         ("Bearer    ", "carries no token"),
         ("Basic dXNlcjpwYXNz", "must use the Bearer scheme"),
-        ("DPoP eyJhbGciOiJFUzI1NiJ9.e30.sig", "must use the Bearer scheme"),
+        ("DPoP ", "carries no token"),  # the DPoP scheme (RFC 9449 §7.1) is parsed: tests/dpop
+        ("Token eyJhbGciOiJFUzI1NiJ9.e30.sig", "must use the Bearer scheme"),
         ("Bearer not a token", "malformed"),
         ("Bearer abc.def", "not a signed JWT"),
         ("Bearer a.b.c.d", "not a signed JWT"),

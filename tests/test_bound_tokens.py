@@ -170,8 +170,8 @@ async def test_even_a_method_decided_by_the_peer_refuses_a_misbound_token(
 
 
 MALFORMED_CNF: list[Any] = [
-    "x5t", [], {}, {"x5t#S256": 5}, {"x5t#S256": "short"}, {"x5t#S256": "A" * 43 + "="}, {"jkt": "A" * 43},
-    {"x5t#S256": "A" * 43, "jkt": "A" * 43}, {"x5t#S256": "+" * 43},
+    "x5t", [], {}, {"x5t#S256": 5}, {"x5t#S256": "short"}, {"x5t#S256": "A" * 43 + "="}, {"jkt": "short"},
+    {"x5t#S256": "A" * 43, "jwk": {}}, {"x5t#S256": "+" * 43}, {"jkt": 5},
 ]  # fmt: skip
 
 

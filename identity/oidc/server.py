@@ -207,6 +207,7 @@ class Server(AuthorizationServer):  # type: ignore[misc]
             revoked=False,
             sid=user.sid if bound else None,
             resources=tuple(w.granted),
+            userinfo_claims=_userinfo_claims(request.form.get("grant_type"), w),
         )
         if w.refresh is not None:
             w.rotated_from = w.refresh.token_hash
@@ -248,8 +249,7 @@ class Server(AuthorizationServer):  # type: ignore[misc]
         }
         if user:
             claims.update(auth_time=user.auth_time, acr=user.acr)
-        code_claims = (w.code_claims or {}) if grant_type == "authorization_code" else {}
-        asked = (code_claims.get("claims") or {}).get("userinfo")
+        asked = _userinfo_claims(grant_type, w)
         if asked:  # Core §5.5: what userinfo is asked for travels with the token (claims_request.py)
             claims[claims_request.ACCESS_TOKEN_CLAIM] = asked
         if released is not None and released.sector is not None:  # what services open a pairwise sub with
@@ -301,6 +301,15 @@ def sender_constraint(client: Client, grant_type: str, w: work.Work) -> None:
             description="a FAPI 2.0 client's access tokens are sender-constrained: send a DPoP proof (RFC 9449)"
             " or, for client_credentials, use the mutual-TLS token endpoint (RFC 8705)"
         )
+
+
+def _userinfo_claims(grant_type: str | None, w: work.Work) -> dict[str, Any] | None:
+    """The grant's claims parameter for userinfo (Core §5.5): the code's, then its refresh tokens'."""
+    if grant_type == "authorization_code":
+        return ((w.code_claims or {}).get("claims") or {}).get("userinfo") or None
+    if grant_type == "refresh_token" and w.refresh is not None:
+        return w.refresh.userinfo_claims
+    return None
 
 
 class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]

@@ -1,6 +1,14 @@
-"""DPoP: the proof jti replay cache shared by every edge process (issue 13 §1).
+"""DPoP: the proof jti replay cache shared by every edge process and every gRPC service (issue 13 §1).
 
-(Stub written by the lead so that the revision chain is fixed; the owner of this part fills in upgrade().)
+``oidc.dpop_proofs``: one row per DPoP proof accepted (RFC 9449 §11.1), keyed by the thumbprint of the key that
+signed it and its ``jti``; a proof is used up by ``INSERT ... ON CONFLICT DO NOTHING`` (identity/oidc/dpop.py
+``PostgresReplayCache``) before its request is answered, so a second use fails on whichever process it reaches.
+``expires_at`` is when the proof could no longer pass the ``iat`` check anyway; the edge deletes rows past it.
+
+Grants (least privilege): ``dinhdanh_edge`` holds ``oidc.*`` already (default privileges of migration 0011): it
+inserts and purges. Every service that checks bearer tokens over gRPC (registry, vault, consent, log, issuance,
+health) may only INSERT: ``ON CONFLICT DO NOTHING`` needs no other privilege, and the command's status says
+whether the row was new; none may read, change or delete others' rows.
 
 Revision ID: 0021
 Revises: 0020
@@ -9,11 +17,32 @@ Create Date: 2026-12-01
 
 from __future__ import annotations
 
+from alembic import op
+
 revision = "0021"
 down_revision = "0020"
 branch_labels = None
 depends_on = None
 
+CHECKING = ("dinhdanh_registry", "dinhdanh_vault", "dinhdanh_consent", "dinhdanh_log", "dinhdanh_issuance",
+            "dinhdanh_health")  # fmt: skip
+
 
 def upgrade() -> None:
-    pass
+    op.execute(
+        """
+        CREATE TABLE oidc.dpop_proofs (
+            jkt         text NOT NULL CHECK (length(jkt) = 43),
+            jti         text NOT NULL CHECK (length(jti) BETWEEN 1 AND 256),
+            expires_at  timestamptz NOT NULL,
+            PRIMARY KEY (jkt, jti)
+        )
+        """
+    )
+    op.execute("CREATE INDEX dpop_proofs_expires_at ON oidc.dpop_proofs (expires_at)")
+    for role in CHECKING:
+        op.execute(f"GRANT INSERT ON oidc.dpop_proofs TO {role}")
+
+
+def downgrade() -> None:
+    op.execute("DROP TABLE oidc.dpop_proofs")
