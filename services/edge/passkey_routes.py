@@ -182,6 +182,8 @@ async def login_finish(request: Request) -> Response:
             return edge.page(request, "totp.html", 401, csrf=flow["csrf"], error=text)
         return edge.page(request, "login.html", 401, csrf=flow["csrf"], client_name=flow.get("client"),
                          id_number="", error=text)  # fmt: skip
+    if not second:  # the session's record (the security page) names where the sign-in came from
+        flow["source"] = call.source
     return await app._signed_in(edge, request, flow, result)
 
 
