@@ -49,6 +49,8 @@ DETAIL_KEYS = frozenset(
         "event",
         "fetch_type",
         "retry_after",
+        "factor",  # a sign-in event's factor ("pwd", "otp", ...) and source ("device-<16 hex>", a per-citizen
+        "source",  # keyed reference): the citizen's sign-in history (issue 13 §5, identity/service.py)
     }
 )
 RENAMED = {"document": "document_id"}

@@ -85,3 +85,24 @@ def unlock(id_number: str, var: Path = VarOption, as_json: bool = JsonOption) ->
             return _account(await pb_grpc.IdentityStub(channel).UnlockAccount(request, timeout=10))
 
     emit(run(go, as_json), as_json)
+
+
+@app.command("unlock-password")
+def unlock_password(
+    id_number: str,
+    note: str = typer.Option("", help="How the citizen proved who they are (e.g. at which office)."),
+    var: Path = VarOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Lift a citizen's lock of password sign-in (issue 13 §5): a level-2 account only (verified in person)."""
+    from protos.identity.v1 import security_pb2, security_pb2_grpc
+
+    info = stack_info(var, as_json)
+
+    async def go() -> dict[str, object]:
+        async with info.channel("identity") as channel:
+            request = security_pb2.OperatorUnlockPasswordRequest(id_number=id_number, note=note)
+            reply = await security_pb2_grpc.AccountSecurityStub(channel).OperatorUnlockPassword(request, timeout=10)
+            return _account(reply)  # type: ignore[arg-type]
+
+    emit(run(go, as_json), as_json)

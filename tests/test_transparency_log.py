@@ -151,7 +151,7 @@ async def test_sign_ins_and_vault_accesses_are_entries_with_proofs(
     assert "khai sinh" not in text
     assert set().union(*(f.keys() for f in fields)) <= {
         "v", "time", "actor", "action", "outcome", "subject", "client_id", "document_id", "version", "reason",
-        "level", "retry_after", "purpose", "consent_id",
+        "level", "retry_after", "purpose", "consent_id", "factor", "source",
     }  # fmt: skip
     small = await log.ListMyEntries(pb.ListMyEntriesRequest(page_size=2), metadata=bearer(log_token), timeout=20)
     rest = await log.ListMyEntries(

@@ -193,6 +193,11 @@ class RefreshRecord:
     revoked: bool
     resources: tuple[str, ...] = ()  # the grant's resources (RFC 8707): a refresh may narrow, never add
     sid: str | None = None  # the SSO session it ends with (no offline_access), else None
+    userinfo_claims: dict[str, Any] | None = None  # the grant's claims parameter for userinfo (Core §5.5, 0023)
+
+
+def _json_or_none(value: Any) -> str | None:
+    return json.dumps(value, separators=(",", ":")) if value else None
 
 
 class TokenStore:
@@ -204,22 +209,26 @@ class TokenStore:
     async def refresh(self, token_hash: bytes) -> RefreshRecord | None:
         row = await self._pool.fetchrow(
             "SELECT token_hash, family, client_id, subject, scope, auth_time, acr, amr, expires_at, resources, sid,"
-            " used_at IS NOT NULL AS used, revoked_at IS NOT NULL AS revoked"
+            " used_at IS NOT NULL AS used, revoked_at IS NOT NULL AS revoked, userinfo_claims"
             " FROM oidc.refresh_tokens WHERE token_hash = $1",
             token_hash,
         )
         if row is None:
             return None
-        return RefreshRecord(**{**dict(row), "amr": tuple(row["amr"]), "resources": tuple(row["resources"])})
+        asked = json.loads(row["userinfo_claims"]) if row["userinfo_claims"] else None
+        return RefreshRecord(**{**dict(row), "amr": tuple(row["amr"]), "resources": tuple(row["resources"]),
+                                "userinfo_claims": asked})  # fmt: skip
 
     async def add_refresh(
         self, record: RefreshRecord, code_id: str | None, conn: asyncpg.Connection | None = None
     ) -> None:
         await (conn or self._pool).execute(
             "INSERT INTO oidc.refresh_tokens (token_hash, family, client_id, subject, scope, auth_time, acr, amr,"
-            " code_id, expires_at, resources, sid) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+            " code_id, expires_at, resources, sid, userinfo_claims)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb)",
             record.token_hash, record.family, record.client_id, record.subject, record.scope, record.auth_time,
             record.acr, list(record.amr), code_id, record.expires_at, list(record.resources), record.sid,
+            _json_or_none(record.userinfo_claims),
         )  # fmt: skip
 
     async def rotate(self, old_hash: bytes, new: RefreshRecord) -> bool:
@@ -228,11 +237,11 @@ class TokenStore:
             "WITH used AS (UPDATE oidc.refresh_tokens SET used_at = now()"
             "              WHERE token_hash = $1 AND used_at IS NULL AND revoked_at IS NULL RETURNING family),"
             " added AS (INSERT INTO oidc.refresh_tokens (token_hash, family, client_id, subject, scope, auth_time,"
-            "           acr, amr, expires_at, resources, sid)"
-            "           SELECT $2, family, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM used)"
+            "           acr, amr, expires_at, resources, sid, userinfo_claims)"
+            "           SELECT $2, family, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::jsonb FROM used)"
             " SELECT count(*) FROM used",
             old_hash, new.token_hash, new.client_id, new.subject, new.scope, new.auth_time, new.acr,
-            list(new.amr), new.expires_at, list(new.resources), new.sid,
+            list(new.amr), new.expires_at, list(new.resources), new.sid, _json_or_none(new.userinfo_claims),
         )  # fmt: skip
         return bool(status)
 
