@@ -80,6 +80,10 @@ class SignIn:
         }  # fmt: skip
         return f"{self.issuer}/authorize?{urlencode(params)}"
 
+    async def start(self, http: httpx.AsyncClient, state: str, nonce: str, challenge: str) -> str:
+        """Where the browser goes first: the authorization URL (bench/fapi.py pushes the request first, RFC 9126)."""
+        return self.authorize_url(state, nonce, challenge)
+
     async def redeem(self, http: httpx.AsyncClient, code: str, verifier: str) -> httpx.Response:
         return await http.post(
             f"{self.issuer}/token",
@@ -109,7 +113,8 @@ async def sign_in(browser: Browser, flow: SignIn, id_number: str, password: str,
     """Authorize → password → TOTP → consent (if asked) → back at the redirect URI; returns its query."""
     state, nonce = secrets.token_urlsafe(8), secrets.token_urlsafe(8)
     verifier, challenge = pkce_pair()
-    page = await browser.follow("GET", flow.authorize_url(state, nonce, challenge), stop_at=flow.redirect_uri)
+    start = await flow.start(browser.http, state, nonce, challenge)
+    page = await browser.follow("GET", start, stop_at=flow.redirect_uri)
     if page.status_code == 200 and 'name="password"' in page.text:
         page = await browser.follow(
             "POST", f"{flow.issuer}/login",

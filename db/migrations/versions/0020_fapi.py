@@ -9,6 +9,14 @@
 - ``userinfo_signed_response_alg``, ``userinfo_encrypted_response_alg`` and ``_enc`` (OpenID Connect Dynamic
   Client Registration §2): a signed, and on request encrypted, userinfo response.
 - ``consent_ttl``: seconds a remembered consent to this portal lasts.
+- ``oidc.pushed_requests``: pushed authorization requests (RFC 9126, identity/oidc/par.py), one row per live
+  ``request_uri`` (its SHA-256 digest, never the value), the client that pushed it, its parameters and its expiry
+  (90 s: FAPI 2.0 §5.3.2.2 wants under 600). Every edge process resolves them; resolving deletes the row, so a
+  ``request_uri`` is used once. The edge's role reads and writes it (its schema's default privileges, migration
+  0011, and a grant here).
+- Existing agencies whose authentication method the FAPI 2.0 Security Profile admits (``private_key_jwt`` or
+  ``tls_client_auth``, §5.3.2.1) move to ``profile = 'fapi2'`` (identity/oidc/fapi.py); one with a client secret
+  stays ``plain`` until it is given a key or a certificate (docs/fapi.md).
 
 Revision ID: 0020
 Revises: 0019
@@ -41,3 +49,19 @@ def upgrade() -> None:
     # Existing rows took 'public' above (their users' sub does not change); clients registered from now on are
     # pairwise unless registered otherwise.
     op.execute("ALTER TABLE oidc.clients ALTER COLUMN subject_type SET DEFAULT 'pairwise'")
+    op.execute(
+        """
+        CREATE TABLE oidc.pushed_requests (
+            uri_hash    bytea PRIMARY KEY CHECK (length(uri_hash) = 32),
+            client_id   text NOT NULL,
+            params      jsonb NOT NULL,
+            expires_at  timestamptz NOT NULL
+        )
+        """
+    )
+    op.execute("CREATE INDEX pushed_requests_client ON oidc.pushed_requests (client_id, expires_at)")
+    op.execute("GRANT SELECT, INSERT, UPDATE, DELETE ON oidc.pushed_requests TO dinhdanh_edge")
+    op.execute(
+        "UPDATE oidc.clients SET profile = 'fapi2', updated_at = now()"
+        " WHERE kind = 'agency' AND auth_method IN ('private_key_jwt', 'tls_client_auth')"
+    )
