@@ -224,3 +224,28 @@ async def test_encrypted_userinfo_decrypts_with_the_clients_key(
     assert inner.claims["family_name"] == fresh_citizen.full_name.split()[0]
     with pytest.raises(JoseError):  # another key cannot open it
         jwe.decrypt_compact(reply.text, ECKey.generate_key("P-256"), algorithms=["ECDH-ES", "A256GCM"])
+
+
+async def test_a_refreshed_access_token_asks_userinfo_for_what_the_first_did(
+    http: httpx.AsyncClient, info: StackInfo, stack: Stack, fresh_citizen: Citizen
+) -> None:
+    flow, _ = _portal(stack, "--refresh")
+    flow.issuer = info.oidc_issuer
+    flow.extra = {"claims": json.dumps({"userinfo": {"verified_claims": ASK, "family_name": {"value": "x"}}})}
+    who = await person(info, fresh_citizen)
+    got = await tokens(http, flow, who)
+    assert "refresh_token" in got
+
+    async def refresh(token: str) -> dict[str, Any]:
+        form = {"grant_type": "refresh_token", "refresh_token": token}
+        reply = await http.post(f"{info.oidc_issuer}/token", data=form, auth=(flow.client_id, flow.client_secret))
+        assert reply.status_code == 200, reply.text
+        return reply.json()
+
+    once = await refresh(got["refresh_token"])
+    twice = await refresh(once["refresh_token"])  # the rotated token keeps it too
+    for access in (got["access_token"], once["access_token"], twice["access_token"]):
+        body = (await userinfo(http, info, access)).json()
+        assert body["verified_claims"]["verification"]["assurance_level"] == "1"
+        assert "family_name" not in body
+        assert body["given_name"] == fresh_citizen.full_name.split()[-1]

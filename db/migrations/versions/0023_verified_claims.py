@@ -10,6 +10,9 @@ the population registry) and when (``verified_at``). The OpenID Provider returns
 account as the ``evidence`` of its ``verified_claims`` (identity/oidc/verified_claims.py, docs/verified-claims.md).
 
 The table is an append-only record: ``dinhdanh_identity`` may read and insert, never change or delete a row.
+``oidc.refresh_tokens.userinfo_claims``: the userinfo member of the grant's ``claims`` parameter (OpenID Connect
+Core §5.5), so that an access token made by a refresh asks userinfo for what the first one did.
+
 Accounts verified before this migration get a row from what was kept (``verification_note`` as the place, the
 account's last update as the time, no verifier on record).
 
@@ -58,7 +61,9 @@ def upgrade() -> None:
     # The schema's default privileges (migration 0011) would grant UPDATE and DELETE too: the record is append-only.
     op.execute(f"REVOKE ALL ON identity.verifications FROM {ROLE}")
     op.execute(f"GRANT SELECT, INSERT ON identity.verifications TO {ROLE}")
+    op.execute("ALTER TABLE oidc.refresh_tokens ADD COLUMN userinfo_claims jsonb")
 
 
 def downgrade() -> None:
+    op.execute("ALTER TABLE oidc.refresh_tokens DROP COLUMN userinfo_claims")
     op.execute("DROP TABLE identity.verifications")
