@@ -3,6 +3,7 @@ never leaves the token, a wrong PIN stops a start with one clear line."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from joserfc.errors import BadSignatureError
 from joserfc.jwk import KeySet
 from pkcs11 import Attribute, ObjectClass
 
+from audit import checkpoint as notes
 from core.keys import purposes
 from core.keys.pkcs11 import Token, TokenError, TokenKeyProvider
 from core.keys.signing import jose_key, private_key, public_key_of
@@ -98,3 +100,21 @@ def test_a_wrong_pin_is_a_clear_error_at_start(softhsm: SoftHSM, tmp_path: Path)
     assert missing.returncode != 0
     assert "cannot be read" in missing.stderr
     assert PIN not in missing.stderr
+
+
+def test_hsm_init_makes_the_keys_once_and_prints_their_public_halves(softhsm: SoftHSM, tmp_path: Path) -> None:
+    env = {**os.environ, **softhsm.env(), "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "cli.main", "keys", "hsm-init", "--purpose", "health-signing", "--purpose",
+               "consent-signing", "--json"]  # fmt: skip
+    runs = [subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, check=False) for _ in "ab"]
+    first, second = (json.loads(run.stdout) for run in runs)
+    assert first["token"] == "dinhdanh-test"
+    assert first["keys"]["health-signing"]["created"] is True
+    assert second["keys"]["health-signing"]["created"] is False
+    assert second["keys"]["health-signing"]["kid"] == first["keys"]["health-signing"]["kid"]
+    assert "d" not in first["keys"]["consent-signing"]["public_jwk"]
+    log = subprocess.run([*command[:6], "log-signing", "--json"], env=env, capture_output=True, text=True, timeout=60)
+    notes.parse_vkey(json.loads(log.stdout)["keys"]["log-signing"]["vkey"])
+    refused = subprocess.run([*command[:6], "totp-secret"], env=env, capture_output=True, text=True, timeout=60)
+    assert refused.returncode != 0
+    assert "not a signing purpose" in refused.stderr + refused.stdout
