@@ -83,11 +83,14 @@ class PostgresPasskeyStore:
         )
         return bool(removed)
 
-    async def put_challenge(self, challenge: Challenge) -> None:
-        await self._pool.execute(
+    async def put_challenge(self, challenge: Challenge, limit: int) -> bool:
+        # expired challenges go with each new one; a source holding ``limit`` live ones gets no more
+        inserted = await self._pool.fetchval(
             "WITH gone AS (DELETE FROM identity.passkey_challenges WHERE expires_at < now())"
             " INSERT INTO identity.passkey_challenges (id, purpose, challenge, id_number, user_handle, source,"
-            " expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            " expires_at) SELECT $1, $2, $3, $4, $5, $6, $7"
+            " WHERE (SELECT count(*) FROM identity.passkey_challenges WHERE source = $6 AND expires_at > now()) < $8"
+            " RETURNING true",
             challenge.id,
             challenge.purpose,
             challenge.challenge,
@@ -95,7 +98,9 @@ class PostgresPasskeyStore:
             challenge.user_handle,
             challenge.source,
             challenge.expires_at,
+            limit,
         )
+        return bool(inserted)
 
     async def take_challenge(self, handle: str, purpose: str, source: str) -> Challenge | None:
         # DELETE … RETURNING: of two concurrent takes of one challenge, exactly one gets the row

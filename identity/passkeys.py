@@ -65,7 +65,15 @@ from webauthn.helpers.structs import (
 from audit.events import AuditEvent, AuditLog, Pseudonymizer
 from core import logs
 from core.callers import current_caller
-from core.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from core.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Throttled,
+    Unauthenticated,
+)
 from core.keys.sealing import b64, unb64
 from identity import throttling
 from identity.service import Authenticated, valid_id, valid_source
@@ -77,6 +85,7 @@ log = logs.get("identity")
 CHALLENGE_TTL = 300  # seconds: the ceremony's timeout hint is 120 s; a page may sit a while before the click
 CEREMONY_TIMEOUT_MS = 120_000
 MAX_PASSKEYS = 10
+MAX_LIVE_CHALLENGES = 20  # per source: the challenges table cannot be flooded from one device or address
 MAX_CREDENTIAL_JSON = 16 * 1024
 MAX_NAME = 64
 RP_NAME = "Định danh điện tử"
@@ -145,8 +154,8 @@ class PasskeyStore(Protocol):
         False when the stored counter is not below ``sign_count`` any more (a concurrent or cloned use)."""
 
     async def remove(self, id_number: str, credential_id: bytes) -> bool: ...
-    async def put_challenge(self, challenge: Challenge) -> None:
-        """Store a new challenge (and drop expired ones)."""
+    async def put_challenge(self, challenge: Challenge, limit: int) -> bool:
+        """Store a new challenge (and drop expired ones); False when its source holds ``limit`` live ones."""
 
     async def take_challenge(self, handle: str, purpose: str, source: str) -> Challenge | None:
         """Delete and return the unexpired challenge ``handle`` of ``purpose`` from ``source``; None otherwise
@@ -417,7 +426,10 @@ class PasskeyService:
     ) -> str:
         handle = str(uuid.uuid4())
         expires = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=CHALLENGE_TTL)
-        await self._store.put_challenge(Challenge(handle, purpose, challenge, id_number, user_handle, source, expires))
+        if not await self._store.put_challenge(
+            Challenge(handle, purpose, challenge, id_number, user_handle, source, expires), MAX_LIVE_CHALLENGES
+        ):
+            raise Throttled(f"too many passkey ceremonies started from here; retry in {CHALLENGE_TTL} s", CHALLENGE_TTL)
         return handle
 
     def _ticket(self, token: str, source: str) -> str:

@@ -128,6 +128,10 @@ def _rpc_json_error(error: grpc.aio.AioRpcError) -> JSONResponse:
         return _json_error(401, "login_required", "the sign-in expired; start again")
     if code == grpc.StatusCode.INVALID_ARGUMENT:
         return _json_error(400, "invalid_request", error.details() or "invalid request")
+    if code == grpc.StatusCode.RESOURCE_EXHAUSTED:  # too many ceremonies started from this device or address
+        reply = _json_error(429, "slow_down", "too many passkey requests; wait a few minutes")
+        reply.headers["Retry-After"] = str(dict(error.trailing_metadata() or ()).get("retry-after", "300"))
+        return reply
     return _json_error(503, "temporarily_unavailable", "passkeys are unavailable; try again later")
 
 

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 import grpc
 import pytest
 
+from identity.passkeys import MAX_LIVE_CHALLENGES
 from protos.identity.v1 import identity_pb2 as ipb
 from protos.identity.v1 import identity_pb2_grpc as igrpc
 from protos.identity.v1 import passkeys_pb2 as pb
@@ -309,3 +310,16 @@ async def test_only_the_edge_runs_ceremonies(stack: Stack, info: StackInfo) -> N
             ),
             grpc.StatusCode.PERMISSION_DENIED,
         )
+
+
+async def test_a_source_holds_a_bounded_number_of_live_challenges(passkeys: pb_grpc.PasskeysStub, src: str) -> None:
+    starts = [
+        passkeys.StartAuthentication(pb.StartAuthenticationRequest(passwordless=True, source=src))
+        for _ in range(MAX_LIVE_CHALLENGES)
+    ]
+    await asyncio.gather(*starts)
+    await refused(
+        passkeys.StartAuthentication(pb.StartAuthenticationRequest(passwordless=True, source=src)),
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+    )
+    await passkeys.StartAuthentication(pb.StartAuthenticationRequest(passwordless=True, source=src + "-elsewhere"))

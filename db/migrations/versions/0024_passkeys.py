@@ -7,7 +7,7 @@
   random ``user.id`` of the account's credentials (§14.6.1: never personal data); ``name`` the citizen's label.
 - ``identity.passkey_challenges``: the outstanding ceremony challenges (§13.4.3), each taken once
   (``DELETE … RETURNING``) before its ``expires_at``; bound to the request source and, for a registration or a
-  second factor, to the account.
+  second factor, to the account; a source holds at most 20 live ones (identity/passkeys.py MAX_LIVE_CHALLENGES).
 
 ``dinhdanh_identity`` reads and writes both (its own schema, migration 0011); nobody else reads them.
 
@@ -57,6 +57,7 @@ TABLES: tuple[str, ...] = (
     )
     """,
     "CREATE INDEX passkey_challenges_expiry ON identity.passkey_challenges (expires_at)",
+    "CREATE INDEX passkey_challenges_source ON identity.passkey_challenges (source, expires_at)",
 )
 GRANTS = (
     f"GRANT SELECT, INSERT, UPDATE, DELETE ON identity.passkeys TO {ROLE}",
