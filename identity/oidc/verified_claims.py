@@ -158,11 +158,10 @@ def verification_of(facts: Facts, scopes: set[str]) -> dict[str, Any]:
         record["personal_number"] = "<id_number>"  # filled in by ``build`` (the facts do not carry it at level 1)
     evidence = {"type": "electronic_record", "check_details": [{"check_method": "data", "time": facts.activated_at}],
                 "time": facts.activated_at, "record": record}  # fmt: skip
-    level = "2" if facts.assurance_level >= 2 else "1"  # level 2 with no record: an account verified before 0023
-    out: dict[str, Any] = {"trust_framework": TRUST_FRAMEWORK, "assurance_level": level, "time": facts.activated_at}
-    if level == "1":
-        out["evidence"] = [evidence]
-    return out
+    if facts.assurance_level >= 2:  # level 2 with no record of it (never after migration 0023): no time, no evidence
+        return {"trust_framework": TRUST_FRAMEWORK, "assurance_level": "2"}
+    return {"trust_framework": TRUST_FRAMEWORK, "assurance_level": "1", "time": facts.activated_at,
+            "evidence": [evidence]}  # fmt: skip
 
 
 def verifiable_claims(available: dict[str, Any], scopes: set[str]) -> dict[str, Any]:

@@ -192,3 +192,9 @@ def test_registration_refuses_what_cannot_be_honoured() -> None:
         registration.userinfo_response(base, None, "ECDH-ES", None, {"keys": [private.as_dict(private=True)]})
     made = registration.userinfo_response(base, None, "ECDH-ES", None, {"keys": [private.as_dict(private=False)]})
     assert made.userinfo_encrypted_response_enc == "A128CBC-HS256"  # Registration §2's default
+
+
+def test_a_level_2_account_without_a_record_claims_no_time_nor_evidence() -> None:
+    found = build(request({"trust_framework": None, "assurance_level": None, "time": None, "evidence": None}),
+                  Facts(2, "2026-11-30T08:00:00+00:00"))  # fmt: skip
+    assert found["verification"] == {"trust_framework": "vn_eid", "assurance_level": "2"}
