@@ -20,6 +20,8 @@ from bench.browserless import Browser, SignIn, callback_params, csrf_of, pkce_pa
 from identity import totp
 from protos.identity.v1 import identity_pb2 as ipb
 from protos.identity.v1 import identity_pb2_grpc as igrpc
+from protos.identity.v1 import passkeys_pb2 as ppb
+from protos.identity.v1 import passkeys_pb2_grpc as pgrpc
 from protos.identity.v1 import security_pb2 as spb
 from protos.identity.v1 import security_pb2_grpc as sgrpc
 from registry.citizen import Citizen
@@ -27,6 +29,7 @@ from stack.info import StackInfo
 from stack.supervisor import Stack
 from tests.conftest import channel_as
 from tests.oidc_helpers import PASSWORD, person, portal_flow
+from tests.passkeys.authenticator import SoftAuthenticator
 from tests.test_cli import dinhdanh
 from tests.waiting import until
 
@@ -259,3 +262,33 @@ async def test_an_operator_lifts_the_lock_of_a_level_2_account_only(
     code, lifted = dinhdanh(stack, "accounts", "unlock-password", two.id_number, "--note", "tại trụ sở")
     assert code == 0, lifted
     assert lifted["password_locked"] is False
+
+
+async def test_passkey_removal_needs_a_step_up_and_totp_stays(
+    http: httpx.AsyncClient, info: StackInfo, stack: Stack, fresh_citizen: Citizen
+) -> None:
+    who = await account(info, fresh_citizen)
+    async with channel_as(stack, "identity", "edge") as channel:
+        passkeys = pgrpc.PasskeysStub(channel)
+        options = await passkeys.StartRegistration(ppb.StartRegistrationRequest(id_number=who.id_number, source="t"))
+        device = SoftAuthenticator(info.oidc_issuer)
+        await passkeys.FinishRegistration(ppb.FinishRegistrationRequest(
+            id_number=who.id_number, handle=options.handle, credential_json=device.create(options.options_json),
+            name="Khóa thử", source="t"))  # fmt: skip
+    browser, _ = await browse(http, portal_flow(info), who)
+    page = await security(browser, info)
+    assert page.text.count('<tr class="passkey">') == 1
+    assert 'href="/security/passkeys"' in page.text  # the enrolment page (services/edge/passkey_routes.py)
+    credential = re.search(r'name="credential_id" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    form = {"csrf": csrf_of(page), "credential_id": credential}
+    for code in ("", "000000"):
+        remove = f"{info.oidc_issuer}/security/passkeys/remove"
+        refused = await browser.request("POST", remove, data={**form, "code": code})
+        assert "error=wrong_code" in refused.headers["location"]
+    assert (await security(browser, info)).text.count('<tr class="passkey">') == 1
+    done = await browser.request("POST", f"{info.oidc_issuer}/security/passkeys/remove",
+                                 data={**form, "code": await who.codes.next()})  # fmt: skip
+    assert done.headers["location"].endswith("?done=passkey_removed")
+    after = await security(browser, info)
+    assert '<tr class="passkey">' not in after.text
+    assert "/security/totp" in after.text  # TOTP remains: re-enrol only, never removed
