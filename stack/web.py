@@ -202,12 +202,15 @@ def start_portal(name: str, title: str, client: dict[str, Any], secrets: SecretS
     if ca is not None:
         from audit.sequencer import Signer
         from core.keys.purposes import LOG_SIGNING
+        from core.settings import Settings, key_provider
         from services.log_settings import LogSettings
 
         paths = ca.issue("portal")
         # The log's verifier key (C2SP signed-note), from the log process's seed, pinned as a relying party would
         # configure it: the history's marks never rest on a key fetched from the platform they check.
-        log_key = Signer.from_seed(LogSettings().origin, secrets.keys("log").key(LOG_SIGNING)).vkey
+        # (The log's keys as the log holds them: its seed, or its key in the token with DINHDANH_KEY_BACKEND=pkcs11.)
+        log_keys = key_provider(Settings(keys_dir=secrets.keys_dir("log")))
+        log_key = Signer.from_signer(LogSettings().origin, log_keys.signer(LOG_SIGNING)).vkey
         env |= {
             "DINHDANH_PORTAL_LOG_KEY": log_key,
             "DINHDANH_PORTAL_VAULT_ADDRESS": f"{HOST}:{ports.vault}",

@@ -110,7 +110,7 @@ async def test_the_ops_tokens_are_signed_in_the_token_and_verify_with_the_jwks(
 
 
 async def test_the_logs_checkpoints_are_signed_in_the_token(
-    hsm_info: StackInfo, http: httpx.AsyncClient, token: Token
+    hsm_stack: Stack, hsm_info: StackInfo, http: httpx.AsyncClient, token: Token
 ) -> None:
     vkey = (await _eventually(http, f"{hsm_info.oidc_issuer}/log/key")).text.strip()
     name, public = notes.parse_vkey(vkey)
@@ -119,6 +119,9 @@ async def test_the_logs_checkpoints_are_signed_in_the_token(
     assert held.public.public_bytes_raw() == public.public_bytes_raw()  # type: ignore[union-attr]
     note = (await _eventually(http, f"{hsm_info.oidc_issuer}/log/checkpoint")).text
     assert notes.verify(note, name, public).size >= 1
+    portal = hsm_stack.services["portal"].env
+    assert portal is not None
+    assert portal["DINHDANH_PORTAL_LOG_KEY"] == vkey  # the key the portal pins is the token's too
 
 
 async def test_the_issuers_status_list_is_signed_in_the_token(
