@@ -203,6 +203,12 @@ class AccountSecurity:
         await self._identity.record("security.totp_replace.start", "success", id_number, source)
         return Enrollment(secret, uri, totp.qr_png(uri)), REPLACEMENT_TTL
 
+    async def signed_out_everywhere(self, id_number: str, source: str, sessions: int, refresh_tokens: int) -> None:
+        """The edge ended every session of the citizen: recorded (actor: the edge) for their history."""
+        id_number, source = valid_id(id_number), valid_source(source)
+        await self._identity.record("security.sign_out_everywhere", "success", id_number, source,
+                                    sessions=sessions, refresh_tokens=refresh_tokens)  # fmt: skip
+
     async def confirm_totp_replacement(self, id_number: str, code: str, source: str) -> SecurityState:
         id_number, source, code = valid_id(id_number), valid_source(source), valid_code(code)
         account = (await self._identity.get_account(id_number)).account

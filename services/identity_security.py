@@ -24,6 +24,7 @@ POLICY = {
     f"/{NAME}/StepUp": EDGE,
     f"/{NAME}/StartTotpReplacement": EDGE,
     f"/{NAME}/ConfirmTotpReplacement": EDGE,
+    f"/{NAME}/RecordSignOutEverywhere": EDGE,
 }
 
 
@@ -68,6 +69,13 @@ class SecurityServicer(pb_grpc.AccountSecurityServicer):
     async def ConfirmTotpReplacement(self, request: pb.ConfirmTotpReplacementRequest,
                                      context: grpc.aio.ServicerContext) -> pb.SecurityState:  # fmt: skip
         return state_pb(await self._security.confirm_totp_replacement(request.id_number, request.code, request.source))
+
+    async def RecordSignOutEverywhere(
+        self, request: pb.RecordSignOutEverywhereRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RecordSignOutEverywhereResponse:
+        await self._security.signed_out_everywhere(request.id_number, request.source, request.sessions,
+                                                   request.refresh_tokens)  # fmt: skip
+        return pb.RecordSignOutEverywhereResponse()
 
 
 def register(servicer: SecurityServicer, server: grpc.aio.Server) -> None:

@@ -403,9 +403,16 @@ async def sign_out_everywhere(request: Request) -> Response:
     checked = await _action(request)
     if isinstance(checked, Response):
         return checked
-    edge, user, _, _, _ = checked
+    edge, user, _, id_number, _ = checked
     sessions, tokens = await edge.provider.sessions.end_all(user.sub)
     log.info("security.signed_out_everywhere", sessions=sessions, refresh_tokens=tokens)
+    try:  # the citizen's history shows it (an audit event by the identity service, actor: the edge)
+        await BACKENDS.security.RecordSignOutEverywhere(  # type: ignore[union-attr]
+            spb.RecordSignOutEverywhereRequest(id_number=id_number, source=edge.sources.of(request),
+                                               sessions=sessions, refresh_tokens=tokens), timeout=_timeout(),
+        )  # fmt: skip
+    except grpc.aio.AioRpcError as error:  # the sessions are ended whatever happens to the record
+        log.warning("security.sign_out_unrecorded", code=error.code().name)
     words = _words(request)
     text = words["signed_out_everywhere"].format(sessions=sessions, tokens=tokens)
     response = edge.page(request, "message.html", heading=words["sec_title"], message=text)

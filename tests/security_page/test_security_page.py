@@ -11,12 +11,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import asyncpg
 import grpc
 import httpx
 import pytest
 
 from audit import verify
+from audit.events import Pseudonymizer
 from bench.browserless import Browser, SignIn, callback_params, csrf_of, pkce_pair, sign_in
+from core.keys import purposes
 from identity import totp
 from protos.identity.v1 import identity_pb2 as ipb
 from protos.identity.v1 import identity_pb2_grpc as igrpc
@@ -168,6 +171,27 @@ async def test_sign_out_everywhere_ends_parallel_sessions_and_their_refresh_toke
     again = await one.request("GET", f"{info.oidc_issuer}/security")
     assert again.status_code == 303  # sign in again first
     assert again.headers["location"] == "/login"
+    refs = Pseudonymizer(stack.secrets.keys("log").key(purposes.AUDIT_PSEUDONYM))
+    conn = await asyncpg.connect(info.postgres_dsn)
+    try:
+        recorded = await conn.fetchrow(
+            "SELECT actor, detail FROM audit.events WHERE action = 'security.sign_out_everywhere' AND subject = $1",
+            refs.ref(who.id_number),
+        )
+    finally:
+        await conn.close()
+    assert recorded is not None
+    assert recorded["actor"] == "service:edge"
+    assert json.loads(recorded["detail"])["sessions"] == 2
+    # the page's own sign-in (for no portal): the login pages, then back to the page
+    login = await one.follow("GET", f"{info.oidc_issuer}/security")
+    form = {"csrf": csrf_of(login), "id_number": who.id_number, "password": PASSWORD}
+    step = await one.follow("POST", f"{info.oidc_issuer}/login", data=form)
+    back = await one.request("POST", f"{info.oidc_issuer}/login/totp",
+                             data={"csrf": csrf_of(step), "code": await who.codes.next()})  # fmt: skip
+    assert back.status_code == 303
+    assert back.headers["location"] == "/security"
+    assert (await security(one, info)).text.count('<tr class="session"') == 1
 
 
 async def test_totp_re_enrolment_needs_a_step_up_and_replaces_the_secret(
