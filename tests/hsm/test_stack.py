@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import asyncpg
 import httpx
@@ -17,7 +17,9 @@ from joserfc.jwk import KeySet
 from audit import checkpoint as notes
 from core.keys import purposes
 from core.keys.pkcs11 import Token
+from identity.oidc import keys
 from identity.oidc.keys import TOKEN_PREFIX
+from identity.oidc.store import SigningKeyStore
 from issuance.status_list import verify_status_list
 from registry.citizen import Citizen
 from stack.info import StackInfo
@@ -136,3 +138,35 @@ async def test_the_issuers_status_list_is_signed_in_the_token(
     verified = verify_status_list(listed, metadata["jwks"], uri=url, at=dt.datetime.now(dt.UTC))
     assert verified.uri == url
     assert jwt.decode(listed, KeySet.import_key_set(metadata["jwks"]), algorithms=["ES256"]).header["kid"] == held.kid
+
+
+async def test_rotation_and_revocation_make_and_destroy_keys_in_the_token(
+    hsm_info: StackInfo, http: httpx.AsyncClient, token: Token
+) -> None:
+    """What ``dinhdanh keys rotate/revoke`` do with the edge's token: the new next key is made in the token and
+    published; a revoked key leaves the JWKS and its pair is destroyed in the token."""
+    pool = await asyncpg.create_pool(hsm_info.postgres_dsn, min_size=1, max_size=2)
+    try:
+        store = SigningKeyStore(pool)
+        held = keys.TokenKeys(token, None)
+        await keys.rotate(store, held, "ES256", dt.timedelta(minutes=10))
+        stored = {k.kid: k for k in await store.keys()}
+        fresh = next(k for k in stored.values() if k.alg == "ES256" and k.state == "next")
+        assert fresh.sealed_key.startswith(TOKEN_PREFIX)
+        current = next(k for k in stored.values() if k.alg == "ES256" and k.state == "current")
+        await _published(http, hsm_info, lambda kids: fresh.kid in kids)
+        assert await keys.revoke(store, held, current.kid) is not None
+        await _published(http, hsm_info, lambda kids: current.kid not in kids)
+        assert token.find(current.sealed_key[len(TOKEN_PREFIX) :].decode()) is None
+    finally:
+        await pool.close()
+    who_signs = (await http.get(f"{hsm_info.oidc_issuer}/jwks")).json()["keys"]
+    assert fresh.kid in {key["kid"] for key in who_signs}  # the published next key took over
+
+
+async def _published(http: httpx.AsyncClient, info: StackInfo, ready: Callable[[set[str]], bool]) -> None:
+    for _ in range(40):
+        if ready({key["kid"] for key in (await http.get(f"{info.oidc_issuer}/jwks")).json()["keys"]}):
+            return
+        await asyncio.sleep(0.25)
+    raise AssertionError("the edge's JWKS did not follow the key table")
