@@ -198,6 +198,7 @@ def test_discovery_advertises_the_mtls_aliases_bound_tokens_and_consent_details(
         "token_endpoint": f"{base}/token",
         "revocation_endpoint": f"{base}/revoke",
         "introspection_endpoint": f"{base}/introspect",
+        "pushed_authorization_request_endpoint": f"{base}/par",  # RFC 9126 over mutual TLS (docs/fapi.md)
     }
     assert metadata["tls_client_certificate_bound_access_tokens"] is True
     assert metadata["token_endpoint_auth_methods_supported"] == [
