@@ -5,7 +5,9 @@ Figures, each phase alone, with the load generator on the same machine:
   p50/p99 and the share of server CPU spent in Argon2id, beside the raw Argon2id verification rate
   of all cores measured in the same run;
 - ``client_credentials`` grants, ``refresh_token`` grants (every refresh token used once: one
-  rotation chain per connection), discovery and JWKS requests per second.
+  rotation chain per connection), discovery and JWKS requests per second;
+- with ``profile="fapi2"``, the FAPI 2.0 profile's sign-ins (PAR + private_key_jwt + DPoP) and DPoP-bound token
+  uses at userinfo and at the vault beside the plain profile's, with their ratios (bench/sso_fapi.py).
 """
 
 from __future__ import annotations
@@ -128,11 +130,13 @@ async def gets(issuer: str, path: str, seconds: float, connections: int) -> dict
     return await loadgen.run(issuer, connections, seconds, step)
 
 
-async def run(info: StackInfo, var: Path, seconds: float, concurrency: int, raw_seconds: float) -> dict[str, Any]:
+async def run(info: StackInfo, var: Path, seconds: float, concurrency: int, raw_seconds: float,
+              profile: str = "plain") -> dict[str, Any]:  # fmt: skip
     secrets_folder = var / "secrets"
     raw_rate, cores = await asyncio.to_thread(raw_verify_rate, raw_seconds)
     clients = await ensure_clients(info, secrets_folder)
-    accounts = await ensure_accounts(info, secrets_folder, max(200, int(raw_rate * 35)))
+    phases = 2 if profile == "fapi2" else 1  # each account signs in once per TOTP step: one pool per profile
+    accounts = await ensure_accounts(info, secrets_folder, phases * max(200, int(raw_rate * 35)))
     subject_key = SecretStore(secrets_folder).keys("edge").key(purposes.OIDC_SUBJECT)  # the edge's sub ↔ ID key
     await grant_consents(info, subject_key, accounts, clients["portal"]["client_id"])
     flow = SignIn(info.oidc_issuer, clients["portal"]["client_id"], clients["portal"]["client_secret"], REDIRECT,
@@ -147,6 +151,13 @@ async def run(info: StackInfo, var: Path, seconds: float, concurrency: int, raw_
     refresh = await refreshes(info.oidc_issuer, clients["portal"], chains[: max(8, min(32, len(chains)))], seconds)
     discovery = await gets(info.oidc_issuer, "/.well-known/openid-configuration", seconds / 2, 32)
     jwks = await gets(info.oidc_issuer, "/jwks", seconds / 2, 32)
+    fapi2: dict[str, Any] = {}
+    if profile == "fapi2":
+        from bench import sso_fapi
+
+        fapi2 = await sso_fapi.run(info, secrets_folder, REDIRECT, accounts, subject_key, flow, logins, seconds,
+                                   concurrency)  # fmt: skip
+        save_accounts(secrets_folder, accounts)
     return {
         "benchmark": "sso",
         "cores": cores,
@@ -161,4 +172,5 @@ async def run(info: StackInfo, var: Path, seconds: float, concurrency: int, raw_
         "jwks": jwks,
         "seconds_per_phase": seconds,
         "targets": {"sign_ins_ratio": 0.9, "client_credentials_per_s": 3400, "refresh_per_s": 2100},
+        **fapi2,
     }

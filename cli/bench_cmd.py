@@ -41,12 +41,16 @@ def bench_sso(
     seconds: float = typer.Option(10.0, "--seconds", min=1.0, help="How long each phase runs."),
     concurrency: int = typer.Option(8, "--concurrency", min=1, help="Sign-ins in flight."),
     raw_seconds: float = typer.Option(5.0, "--raw-seconds", min=1.0, help="How long to measure raw Argon2id."),
+    profile: str = typer.Option("plain", "--profile", help="plain, or fapi2: FAPI 2.0 (PAR, private_key_jwt, DPoP) "
+                                "beside the plain profile in the same run, with the ratios."),
     var: Path = VarOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Browserless sign-ins, client_credentials, refresh, discovery and JWKS through the edge."""
+    if profile not in ("plain", "fapi2"):
+        raise typer.BadParameter("the profile is plain or fapi2", param_hint="--profile")
     info = stack_info(var, as_json)
-    result = run(lambda: _bench("sso").run(info, var, seconds, concurrency, raw_seconds), as_json)
+    result = run(lambda: _bench("sso").run(info, var, seconds, concurrency, raw_seconds, profile), as_json)
     title = "bench sso: the OpenID Provider (edge) on this machine, load generator included"
     emit(result, as_json, lambda: _table(title, result))
 

@@ -602,7 +602,9 @@ class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
         if isinstance(token, AccessToken):
             keep = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "auth_time", "acr",
                     "cnf", "authorization_details")  # RFC 8705 §3.2, RFC 9396 §9.2  # fmt: skip
-            return {"active": True, "token_type": "Bearer", **{k: token.claims[k] for k in keep if k in token.claims}}
+            cnf = token.claims.get("cnf")
+            kind = "DPoP" if isinstance(cnf, dict) and "jkt" in cnf else "Bearer"  # RFC 9449 §6.2
+            return {"active": True, "token_type": kind, **{k: token.claims[k] for k in keep if k in token.claims}}
         assert isinstance(token, RefreshToken)
         r = token.record
         client = work.current().clients.get(r.client_id)  # check_permission: the requesting client is its own

@@ -163,6 +163,10 @@ async def test_a_dpop_bound_client_is_refused_without_a_proof(http: httpx.AsyncC
     assert reply.status_code == 200, reply.text
     assert reply.json()["token_type"] == "DPoP", reply.text
     assert _payload(reply.json()["access_token"])["cnf"]["jkt"] == proofer.jkt
+    seen = await http.post(f"{info.oidc_issuer}/introspect", data={"token": reply.json()["access_token"]},
+                           auth=(client.client_id, secret))  # fmt: skip
+    assert seen.json()["token_type"] == "DPoP", seen.text  # RFC 9449 §6.2
+    assert seen.json()["cnf"] == {"jkt": proofer.jkt}
 
 
 async def test_a_fapi2_client_gets_no_unconstrained_token(http: httpx.AsyncClient, info: StackInfo) -> None:
