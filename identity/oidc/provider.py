@@ -759,7 +759,10 @@ class Provider:
             return False
         audience = _as_list(claims.get("aud"))
         client = await self.client(audience[0]) if audience else None
-        return client is not None and claims.get("sub") == self.server.release(sub, client).sub
+        try:
+            return client is not None and claims.get("sub") == self.server.release(sub, client).sub
+        except OAuth2Error:  # no sector to be told: the citizen is asked
+            return False
 
     async def logout_target(self, params: dict[str, str]) -> str | None:
         """Where RP-initiated logout 1.0 (§2, §3) returns the browser, ``"error:…"``, or None (our page)."""

@@ -33,7 +33,7 @@ from identity.oidc.keys import KeyRing
 from identity.oidc.reply import Reply
 from identity.oidc.sealed import SealedCodec
 from identity.oidc.store import RefreshRecord
-from identity.oidc.subjects import PREVIOUS_SUB_CLAIM, SECTOR_CLAIM, Released, Subjects
+from identity.oidc.subjects import PREVIOUS_SUB_CLAIM, SECTOR_CLAIM, Released, SectorError, Subjects
 
 ACCESS_TTL = 600
 ID_TOKEN_TTL = 600
@@ -216,8 +216,12 @@ class Server(AuthorizationServer):  # type: ignore[misc]
 
     def release(self, internal: str, client: Client) -> Released:
         """The ``sub`` this client is given (OIDC Core §8: pairwise per sector, or public) for an internal
-        subject; with ``previous`` (the public one) while a switched portal's transition window lasts."""
-        released = self.subjects.released(internal, client)
+        subject; with ``previous`` (the public one) while a switched portal's transition window lasts. A pairwise
+        client with no sector to be told (registered around ``registration.portal``) is ``invalid_client``."""
+        try:
+            released = self.subjects.released(internal, client)
+        except SectorError as error:
+            raise InvalidClientError(description=str(error)) from None
         if released.sector is not None and client.public_sub_until and client.public_sub_until > time.time():
             return Released(released.sub, released.sector, internal)
         return released

@@ -10,6 +10,7 @@ one of another (its redirect URIs' host), and one registered ``public`` as every
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator
@@ -284,3 +285,19 @@ async def test_registration_needs_one_host_or_a_sector(stack: Stack) -> None:
     assert code == 0, made
     assert (made["subject_type"], made["sector_identifier"], made["consent_ttl"]) == ("pairwise", "bo-x.gov.vn",
                                                                                        30 * 86400)  # fmt: skip
+
+
+async def test_a_pairwise_client_with_no_sector_to_be_told_gets_an_oauth_error(
+    http: httpx.AsyncClient, info: StackInfo, browser: Browser, pool: asyncpg.Pool
+) -> None:
+    """Registered around ``registration.portal`` (which refuses it): redirect URIs on two hosts, no sector. The token
+    endpoint answers ``invalid_client``, never a 500, and no sub of any sector is released."""
+    client, secret = registration.portal("Cổng hai miền", ["https://m.example/cb"], scopes=["national_id"])
+    client = dataclasses.replace(client, redirect_uris=("https://m.example/cb", "https://n.example/cb"),
+                                 sector_identifier=None)  # fmt: skip
+    await ClientStore(pool).add(client)
+    flow = SignIn(info.oidc_issuer, client.client_id, secret, "https://n.example/cb", "openid profile")
+    params = await sign_in(browser, flow, "", "", "")
+    reply = await flow.redeem(http, params["code"], params["_verifier"])
+    assert reply.status_code in (400, 401)
+    assert reply.json()["error"] == "invalid_client"
