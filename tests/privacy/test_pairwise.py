@@ -240,6 +240,10 @@ async def test_an_expired_remembered_consent_asks_again(
     assert moved == "UPDATE 1"
     page = await consent_page(browser, a2.flow(info))
     assert 'name="decision"' in page.text  # 180 days (the default consent_ttl) are over
+    await sign_in(browser, a2.flow(info, "openid profile"), "", "", "")  # given again, for fewer scopes
+    scopes = await pool.fetchval("SELECT scopes FROM oidc.consents WHERE subject = $1 AND client_id = $2",
+                                 subjects.subject(citizen.id_number), a2.client_id)  # fmt: skip
+    assert scopes == ["openid", "profile"]  # the expired consent's national_id was not carried over
 
 
 async def test_withdrawal_asks_again_and_revokes_the_portals_refresh_tokens(
