@@ -132,7 +132,24 @@ def _b64json(segment: str) -> Any:
         raise InvalidDpopProof("the DPoP proof is not a JWT") from None
 
 
-def _public_key(header: dict[str, Any]) -> jwk.Key:
+_KEYS: dict[str, tuple[jwk.Key, str]] = {}  # the header's jwk text → (key, thumbprint): a client signs many proofs
+MAX_KEYS = 4096
+
+
+def _public_key(header: dict[str, Any]) -> tuple[jwk.Key, str]:
+    """The header's ``jwk`` (§4.2) and its thumbprint, imported once per process (``_KEYS``)."""
+    text = json.dumps(header.get("jwk"), sort_keys=True, separators=(",", ":"))
+    known = _KEYS.get(text + header["alg"])
+    if known is not None:
+        return known
+    key = _import_public_key(header)
+    if len(_KEYS) >= MAX_KEYS:
+        _KEYS.clear()
+    _KEYS[text + header["alg"]] = (key, thumbprint(key))
+    return key, _KEYS[text + header["alg"]][1]
+
+
+def _import_public_key(header: dict[str, Any]) -> jwk.Key:
     """The header's ``jwk`` (§4.2): a public key of the type ``alg`` needs, never a private one (§4.3 point 7)."""
     member = header.get("jwk")
     if not isinstance(member, dict):
@@ -166,7 +183,7 @@ def verify_proof(
         raise InvalidDpopProof("the DPoP proof's typ must be dpop+jwt")  # point 4
     if header.get("alg") not in ALGORITHMS:
         raise InvalidDpopProof("the DPoP proof's alg must be one of " + " ".join(ALGORITHMS))  # point 5
-    key = _public_key(header)
+    key, jkt = _public_key(header)
     try:
         with _quiet(header["alg"]):
             signed = jws.deserialize_compact(proof, key, algorithms=ALGORITHMS, registry=_REGISTRY)  # point 6
@@ -197,7 +214,7 @@ def verify_proof(
     nonce = claims.get("nonce")
     if nonce is not None and not isinstance(nonce, str):
         raise InvalidDpopProof("the DPoP proof's nonce is malformed")
-    return Proof(thumbprint(key), jti, int(iat), nonce), claims
+    return Proof(jkt, jti, int(iat), nonce), claims
 
 
 class Nonces:

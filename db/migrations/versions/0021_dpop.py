@@ -5,6 +5,12 @@ signed it and its ``jti``; a proof is used up by ``INSERT ... ON CONFLICT DO NOT
 ``PostgresReplayCache``) before its request is answered, so a second use fails on whichever process it reaches.
 ``expires_at`` is when the proof could no longer pass the ``iat`` check anyway; the edge deletes rows past it.
 
+UNLOGGED: an insert writes no WAL and waits for no fsync (measured on the bench machine: 0.6 ms instead of 2 ms a
+proof, and the FAPI 2.0 profile's gRPC throughput depends on it). The price: after a PostgreSQL crash (not a clean
+restart) or a failover to a standby the table starts empty, so a proof made in the 65 s before could be replayed
+once more within its ``iat`` window; the rows are worth nothing after 65 s anyway (a replay cache in memory, as
+Keycloak's, makes the same trade).
+
 Grants (least privilege): ``dinhdanh_edge`` holds ``oidc.*`` already (default privileges of migration 0011): it
 inserts and purges. Every service that checks bearer tokens over gRPC (registry, vault, consent, log, issuance,
 health) may only INSERT: ``ON CONFLICT DO NOTHING`` needs no other privilege, and the command's status says
@@ -31,7 +37,7 @@ CHECKING = ("dinhdanh_registry", "dinhdanh_vault", "dinhdanh_consent", "dinhdanh
 def upgrade() -> None:
     op.execute(
         """
-        CREATE TABLE oidc.dpop_proofs (
+        CREATE UNLOGGED TABLE oidc.dpop_proofs (
             jkt         text NOT NULL CHECK (length(jkt) = 43),
             jti         text NOT NULL CHECK (length(jti) BETWEEN 1 AND 256),
             expires_at  timestamptz NOT NULL,
