@@ -19,6 +19,7 @@ from typing import Any
 
 import asyncpg
 
+from agency.keyed import KeyedAgency, load_key, new_key
 from bench import lean_sign_in, loadgen
 from bench.accounts import AccountPool, ensure_accounts, save_accounts
 from bench.argon2_raw import raw_verify_rate
@@ -35,15 +36,18 @@ CLIENTS_FILE = "bench-clients.json"
 REDIRECT = "http://localhost:9/bench/callback"  # registered, never contacted: the bench stops at the redirect
 
 
-async def ensure_clients(info: StackInfo, folder: Path) -> dict[str, dict[str, str]]:
+async def ensure_clients(info: StackInfo, folder: Path) -> dict[str, dict[str, Any]]:
     """A portal client and an agency client for the bench, registered once like any other."""
     path = folder / CLIENTS_FILE
     if path.exists():
-        return json.loads(path.read_text())  # type: ignore[no-any-return]
+        known: dict[str, Any] = json.loads(path.read_text())
+        if "key" in known.get("agency", {}):  # an agency of before the FAPI 2.0 profile had a secret: register anew
+            return known
     portal, portal_secret = registration.portal("Bench portal", [REDIRECT], refresh=True,
                                                 scopes=["offline_access", "vault.read", "vault.write"],
                                                 resources=["urn:dinhdanh:service:vault"])  # fmt: skip
-    agency, agency_secret = registration.agency("Bench agency", ["benchmark"])
+    key = new_key()  # FAPI 2.0: the agency authenticates with private_key_jwt, its tokens DPoP-bound
+    agency, _ = registration.agency("Bench agency", ["benchmark"], jwks={"keys": [key.as_dict(private=False)]})
     pool = await asyncpg.create_pool(info.postgres_dsn, min_size=1, max_size=2)
     try:
         await ClientStore(pool).add(portal)
@@ -52,7 +56,7 @@ async def ensure_clients(info: StackInfo, folder: Path) -> dict[str, dict[str, s
         await pool.close()
     clients = {
         "portal": {"client_id": portal.client_id, "client_secret": portal_secret},
-        "agency": {"client_id": agency.client_id, "client_secret": agency_secret},
+        "agency": {"client_id": agency.client_id, "key": key.as_dict(private=True)},
     }
     path.write_text(json.dumps(clients))
     path.chmod(0o600)
@@ -95,13 +99,24 @@ async def sign_ins(flow: SignIn, pool: AccountPool, seconds: float, concurrency:
     return await loadgen.run(flow.issuer, concurrency, seconds, step), refresh_tokens
 
 
-async def client_credentials(issuer: str, agency: dict[str, str], seconds: float, connections: int) -> dict:
-    basic = (agency["client_id"], agency["client_secret"])
+async def client_credentials(issuer: str, agency: dict[str, Any], seconds: float, connections: int) -> dict:
+    """``client_credentials`` as a FAPI 2.0 agency asks: ``private_key_jwt`` and a DPoP proof (the server's nonce
+    kept, RFC 9449 §8: one round trip more only when it changes)."""
+    keyed = KeyedAgency(agency["client_id"], load_key(agency["key"]))
+    url = f"{issuer.rstrip('/')}/token"
 
     async def step(conn: loadgen.Connection, _: int) -> bool:
-        raw = conn.request_bytes("POST", "/token", {"grant_type": "client_credentials"}, basic)
-        status, _body = await conn.send(raw)
-        return status == 200
+        for _attempt in range(2):
+            form = {"grant_type": "client_credentials", **keyed.auth_form(issuer)}
+            head, body = conn.request_bytes("POST", "/token", form).split(b"\r\n", 1)
+            raw = head + f"\r\nDPoP: {keyed.proofer.proof('POST', url)}\r\n".encode() + body
+            status, headers, _body = await conn.exchange(raw)
+            nonce = next((value.decode() for name, value in headers if name == b"dpop-nonce"), None)
+            if nonce:
+                keyed.proofer.nonce = nonce
+            if status != 400 or not nonce:
+                return status == 200
+        return False
 
     return await loadgen.run(issuer, connections, seconds, step)
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 import os
@@ -13,6 +12,7 @@ from typing import Any, TypeVar
 import asyncpg
 import typer
 
+from agency import keyed
 from cli import views
 from cli.output import JsonOption, VarOption, console, emit, fail, run, stack_info
 from core.errors import DomainError, InvalidArgument
@@ -70,6 +70,7 @@ def describe(client: Client) -> dict[str, Any]:
         "token_endpoint_auth_method": client.auth_method,
         "jwks_uri": client.jwks_uri,
         "require_pushed_authorization_requests": client.profile == "fapi2",  # RFC 9126 §6
+        **({"migrate": registration.LEGACY_AGENCY} if registration.legacy_agency(client) else {}),
     }
 
 
@@ -152,33 +153,86 @@ def add_agency(
         [], "--role", help="facility, officer, procedural_authority or authorised_by_law (repeatable; none by default)."
     ),
     profile: str | None = typer.Option(
-        None, "--profile", help="fapi2 (default with --jwks-uri; else tls_client_auth after issue-cert) or plain."
+        None, "--profile", help="fapi2 only (the default): an agency is always on the FAPI 2.0 profile."
     ),
     jwks_uri: str | None = typer.Option(None, "--jwks-uri", help="Where it publishes its private_key_jwt keys."),
+    key_out: Path | None = typer.Option(
+        None, "--key-out", help="Generate its ES256 key pair: the private JWK is written here (0600), the public one"
+        " registered (private_key_jwt)."
+    ),
     var: Path = VarOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Register an agency (client_credentials); prints client_id and client_secret (shown once). With --jwks,
-    the public keys its issued documents are signed with (needed to deliver into citizens' vaults)."""
+    """Register an agency (client_credentials) on the FAPI 2.0 profile; no client secret. It authenticates with
+    private_key_jwt against --jwks (its public keys, which also verify the documents it issues), --jwks-uri or the
+    key --key-out generates; with none of them, with tls_client_auth after `dinhdanh clients issue-cert`."""
     try:
+        if key_out is not None and (jwks is not None or jwks_uri is not None):
+            raise InvalidArgument("--key-out generates the agency's keys: not with --jwks or --jwks-uri")
+        private = keyed.new_key() if key_out is not None else None
+        keys = (check_public_jwks(_json_file(jwks)) if jwks is not None
+                else {"keys": [private.as_dict(private=False)]} if private is not None else None)  # fmt: skip
         client, secret = registration.agency(name, purpose, scope or None, resource or None, role, profile=profile,
-                                             jwks_uri=jwks_uri)  # fmt: skip
-        if jwks is not None:
-            client = dataclasses.replace(client, jwks=check_public_jwks(_json_file(jwks)))
+                                             jwks_uri=jwks_uri, jwks=keys)  # fmt: skip
     except InvalidArgument as error:
         fail(error.message, as_json)
         raise
+    if key_out is not None and private is not None:
+        unwritten = _write_private(key_out, json.dumps(private.as_dict(private=True)) + "\n")
+        if unwritten:
+            fail(unwritten, as_json)
     _with_store(var, as_json, lambda store: store.add(client))
-    _show_registered(client, secret, "agency", as_json)
+    _show_registered(client, secret, "agency", as_json, key_out)
 
 
-def _show_registered(client: Client, secret: str, kind: str, as_json: bool) -> None:
+@app.command("set-key")
+def set_key(
+    client_id: str,
+    jwks: Path | None = typer.Option(None, "--jwks", help="Its public keys (JWKS JSON file): private_key_jwt."),
+    jwks_uri: str | None = typer.Option(None, "--jwks-uri", help="Where it publishes its keys: private_key_jwt."),
+    var: Path = VarOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Move an agency registered with a client secret (plain, before issue 13) to the FAPI 2.0 profile: with
+    --jwks or --jwks-uri it authenticates with private_key_jwt, with neither with tls_client_auth (its certificate
+    from issue-cert); its client secret stops working at once (docs/fapi.md, Agencies)."""
+    try:
+        keys = check_public_jwks(_json_file(jwks)) if jwks is not None else None
+    except InvalidArgument as error:
+        fail(error.message, as_json)
+        raise
+
+    async def move(store: ClientStore) -> Client | str:
+        client = await store.get(client_id)
+        if client is None:
+            return f"no client {client_id}"
+        try:
+            moved = registration.move_agency_to_fapi2(client, keys, jwks_uri)
+        except InvalidArgument as error:
+            return error.message
+        if not await store.set_profile(moved):
+            return f"no client {client_id}"
+        return moved
+
+    moved = _with_store(var, as_json, move)
+    if isinstance(moved, str):
+        fail(moved, as_json)
+        raise AssertionError  # fail() exits
+    said = f"{client_id} is on the FAPI 2.0 profile ({moved.auth_method}); its client secret no longer works"
+    emit(describe(moved), as_json, lambda: console.print(said))
+
+
+def _show_registered(client: Client, secret: str, kind: str, as_json: bool, key_out: Path | None = None) -> None:
     data = {**describe(client), **({"client_secret": secret} if secret else {})}  # none: it authenticates with a key
+    if key_out is not None:
+        data["private_key"] = str(key_out)
 
     def person() -> None:
         console.print(views.client_card(data, f"Registered {kind} {client.name}"))
         if secret:
             console.print(f"client secret (shown once, keep it safe): [bold]{secret}[/]", soft_wrap=True)
+        if key_out is not None:
+            console.print(f"its private key (private_key_jwt, keep it safe) is in [bold]{key_out}[/]", soft_wrap=True)
 
     emit(data, as_json, person)
 
@@ -334,7 +388,13 @@ def list_clients(var: Path = VarOption, as_json: bool = JsonOption) -> None:
 
 @app.command("rotate-secret")
 def rotate_secret(client_id: str, var: Path = VarOption, as_json: bool = JsonOption) -> None:
-    """A new secret; the old one stops working at once."""
+    """A new secret; the old one stops working at once. Never for an agency (FAPI 2.0: it holds a key)."""
+    async def agency(store: ClientStore) -> bool:
+        client = await store.get(client_id)
+        return client is not None and client.kind == "agency"
+
+    if _with_store(var, as_json, agency):
+        fail(f"{client_id} is an agency: agencies get no client secret (FAPI 2.0 profile); use set-key", as_json)
     secret, digest = new_secret()
     if not _with_store(var, as_json, lambda store: store.set_secret(client_id, digest)):
         fail(f"no client {client_id}", as_json)

@@ -6,11 +6,14 @@ signing key (``stack/issuers.py``). :class:`VaultDeliverer` then:
 
 - gets a ``client_credentials`` access token from the edge's token endpoint (RFC 6749 §4.4, the endpoint read
   from the OP's discovery document, OpenID Connect Discovery 1.0 §3), the client authenticated by
-  ``client_secret_basic`` (RFC 6749 §2.3.1), with ``resource`` the vault (RFC 8707 §2) and ``scope``
-  ``vault.issue``; the token is cached until shortly before it expires (``expires_in``, RFC 6749 §5.1), one
-  request at a time however many deliveries wait for it;
+  ``private_key_jwt`` with a DPoP proof (FAPI 2.0: the token is bound to the proof's key and each call carries a
+  proof, agency/keyed.py), or ``tls_client_auth`` on the mTLS alias (a certificate-bound token; a plain agency
+  still registered with a secret: ``client_secret_basic``, RFC 6749 §2.3.1), with ``resource`` the vault
+  (RFC 8707 §2) and ``scope`` ``vault.issue``; the token is cached until shortly before it expires
+  (``expires_in``, RFC 6749 §5.1), one request at a time however many deliveries wait for it;
 - calls the vault's ``DeliverIssuedDocument`` over mutual TLS with the service's own platform certificate
-  (``spiffe://dinhdanh.gov.vn/service/<name>``), the token as ``Bearer``: the metadata, the content in chunks and
+  (``spiffe://dinhdanh.gov.vn/service/<name>``) or the agency's, the token as ``DPoP`` with a proof (``Bearer``
+  when certificate-bound): the metadata, the content in chunks and
   the end message with size and SHA-256 (protos/vault/v1/vault.proto).
 
 Delivery is idempotent per ``issuer_document_id``: the vault returns the document already delivered for the same
@@ -25,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import hashlib
+import ssl
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -34,6 +38,7 @@ from typing import Any
 import grpc
 import httpx
 
+from agency.keyed import KeyedAgency
 from core import logs
 from issuance.certificates import VaultDelivery
 from protos.vault.v1 import vault_pb2 as vpb
@@ -46,6 +51,7 @@ ISSUE_SCOPE = "vault.issue"
 CHUNK = 256 * 1024  # the vault takes chunks of at most 1 MiB
 EARLY = 60.0  # seconds before its expiry a cached token is replaced
 TIMEOUT = 30.0
+DELIVER_METHOD = "/dinhdanh.vault.v1.Vault/DeliverIssuedDocument"
 
 log = logs.get("delivery")
 
@@ -75,13 +81,19 @@ RETRYABLE = frozenset(
 
 @dataclass(frozen=True)
 class ClientCredentials:
-    """An agency client's id and secret (``client_secret_basic``). The secret is never shown (``repr``)."""
+    """An agency client's credential (FAPI 2.0 profile, docs/fapi.md "Agencies"): ``key`` its registered private key
+    (``private_key_jwt`` with DPoP-bound tokens, agency/keyed.py) and ``kid`` that key's registered kid; with
+    neither key nor secret, ``tls_client_auth`` with the deliverer's certificate (an agency's, from issue-cert) on
+    the edge's mTLS port (certificate-bound tokens, RFC 8705); ``client_secret`` only for an agency still on the
+    plain profile (the migration path). Neither secret nor key is ever shown (``repr``)."""
 
     client_id: str
-    client_secret: str
+    client_secret: str = ""
+    key: Any = None
+    kid: str | None = None
 
     def __repr__(self) -> str:
-        return f"ClientCredentials(client_id={self.client_id!r}, client_secret=<hidden>)"
+        return f"ClientCredentials(client_id={self.client_id!r}, client_secret=<hidden>, key=<hidden>)"
 
 
 @dataclass(frozen=True)
@@ -130,8 +142,8 @@ class VaultDeliverer:
     ) -> None:
         if not issuer and not token_endpoint:
             raise ValueError("the deliverer needs the OP's URL (DINHDANH_ISSUER)")
-        if not credentials.client_id or not credentials.client_secret:
-            raise ValueError("the deliverer needs its agency client id and secret")
+        if not credentials.client_id:
+            raise ValueError("the deliverer needs its agency client id")
         if not vault_address:
             raise ValueError("the deliverer needs the vault's address (DINHDANH_VAULT_ADDRESS)")
         self._issuer = issuer.rstrip("/")
@@ -145,6 +157,9 @@ class VaultDeliverer:
         self._token_lock = asyncio.Lock()
         self._http: httpx.AsyncClient | None = None
         self._channel: grpc.aio.Channel | None = None
+        keyed = credentials.key is not None
+        self._keyed = KeyedAgency(credentials.client_id, credentials.key, kid=credentials.kid) if keyed else None
+        self._mtls = not keyed and not credentials.client_secret  # tls_client_auth (RFC 8705 §2.1)
 
     @property
     def client_id(self) -> str:
@@ -162,7 +177,13 @@ class VaultDeliverer:
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
-            self._http = httpx.AsyncClient(timeout=self._timeout)
+            if self._mtls:  # the agency's certificate in the handshake of the mTLS token endpoint
+                ca, cert, key = self._tls
+                context = ssl.create_default_context(cafile=str(ca))
+                context.load_cert_chain(str(cert), str(key))
+                self._http = httpx.AsyncClient(timeout=self._timeout, verify=context)
+            else:
+                self._http = httpx.AsyncClient(timeout=self._timeout)
         return self._http
 
     async def _endpoint(self) -> str:
@@ -176,6 +197,8 @@ class VaultDeliverer:
                 raise DeliveryError(f"the OP's discovery document cannot be read ({type(error).__name__})",
                                     "unavailable", True) from None  # fmt: skip
             endpoint = metadata.get("token_endpoint")
+            if self._mtls:  # RFC 8705 §5
+                endpoint = (metadata.get("mtls_endpoint_aliases") or {}).get("token_endpoint")
             if not isinstance(endpoint, str) or not endpoint:
                 raise DeliveryError("the OP publishes no token endpoint", "server_error", True)
             self._token_endpoint = endpoint
@@ -200,10 +223,16 @@ class VaultDeliverer:
     async def _fetch_token(self) -> _Token:
         endpoint = await self._endpoint()
         form = {"grant_type": "client_credentials", "scope": self._scope, "resource": VAULT_RESOURCE}
-        auth = (self._credentials.client_id, self._credentials.client_secret)
         asked = time.monotonic()
         try:
-            reply = await self._client().post(endpoint, data=form, auth=auth)
+            if self._keyed is not None:  # private_key_jwt + DPoP (FAPI 2.0 §5.3.2.1, RFC 9449 §5)
+                reply = await self._keyed.token_response(self._client(), self._issuer, self._scope, VAULT_RESOURCE,
+                                                         token_endpoint=endpoint)  # fmt: skip
+            elif self._mtls:  # tls_client_auth: the client id in the form, the certificate in the handshake
+                reply = await self._client().post(endpoint, data={**form, "client_id": self._credentials.client_id})
+            else:  # a plain agency's secret (client_secret_basic), until it is moved (docs/fapi.md, Agencies)
+                auth = (self._credentials.client_id, self._credentials.client_secret)
+                reply = await self._client().post(endpoint, data=form, auth=auth)
         except httpx.HTTPError as error:
             raise DeliveryError(f"the token endpoint cannot be reached ({type(error).__name__})",
                                 "unavailable", True) from None  # fmt: skip
@@ -259,7 +288,7 @@ class VaultDeliverer:
             try:
                 return await self._stub().DeliverIssuedDocument(
                     _requests(meta, content),
-                    metadata=(("authorization", f"Bearer {token}"),),
+                    metadata=self._metadata(token),
                     timeout=self._timeout,
                 )
             except grpc.aio.AioRpcError as error:
@@ -271,6 +300,12 @@ class VaultDeliverer:
                 raise DeliveryError(f"the vault refused the delivery: {code.name}: {error.details() or ''}",
                                     code.name, code in RETRYABLE) from None  # fmt: skip
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _metadata(self, token: str) -> tuple[tuple[str, str], ...]:
+        """``Bearer`` for a certificate-bound (or a plain agency's) token; ``DPoP`` with a proof otherwise."""
+        if self._keyed is not None:
+            return self._keyed.grpc_metadata(token, "vault", DELIVER_METHOD)
+        return (("authorization", f"Bearer {token}"),)
 
     async def deliver_issued(
         self, citizen_id_number: str, delivery: VaultDelivery, content: bytes, issuer_signature: bytes

@@ -164,7 +164,7 @@ async def deliver_papers(
     verify_url = f"{info.oidc_issuer}/verify"
     deliverer = VaultDeliverer(
         issuer=info.oidc_issuer,
-        credentials=ClientCredentials(client_id, str(registered["client_secret"])),
+        credentials=ClientCredentials(client_id, str(registered.get("client_secret") or "")),  # none: tls_client_auth
         vault_address=info.services["vault"],
         tls_ca=Path(registered["ca"]),
         tls_cert=Path(registered["cert"]),

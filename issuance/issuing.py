@@ -524,6 +524,15 @@ def signing_material(settings: Settings, own: IssuingSettings) -> SigningMateria
     return material
 
 
+def _credentials(own: IssuingSettings, key: SigningKey) -> ClientCredentials:
+    """The vault.issue client's credential: its signing key (``private_key_jwt`` + DPoP, FAPI 2.0; stack/issuers.py
+    registers its public key), or the secret of one still on the plain profile (docs/fapi.md, Agencies)."""
+    secret = own.client_secret.get_secret_value()
+    if secret:
+        return ClientCredentials(own.client_id, secret)
+    return ClientCredentials(own.client_id, key=key.private, kid=key.kid)
+
+
 def published_keys(material: SigningMaterial) -> list[PublishedKey]:
     """The issuer's public keys as ``issuance.issuer_keys`` holds them."""
     issuer = material.issuer_key
@@ -550,8 +559,8 @@ async def start_worker(
     await store.publish_keys(published_keys(material))
     if not own.worker:
         return _nothing
-    if not own.client_id or not own.client_secret.get_secret_value():
-        raise SystemExit("DINHDANH_ISSUANCE_CLIENT_ID/_CLIENT_SECRET are not set: the vault.issue client")
+    if not own.client_id:
+        raise SystemExit("DINHDANH_ISSUANCE_CLIENT_ID is not set: the vault.issue client")
     from services.registry_client import RegistryCitizens
     from services.tls import secure_channel
 
@@ -561,7 +570,7 @@ async def start_worker(
                               server="judicial")  # fmt: skip
     deliverer = VaultDeliverer(
         issuer=settings.issuer,
-        credentials=ClientCredentials(own.client_id, own.client_secret.get_secret_value()),
+        credentials=_credentials(own, material.issuer_key),
         vault_address=settings.vault_address,
         tls_ca=settings.tls_ca,
         tls_cert=settings.tls_cert,

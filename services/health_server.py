@@ -322,13 +322,17 @@ class HealthServicer(pb_grpc.HealthRecordsServicer):
         return pb.IssueExtractResponse(vault_document_id=extract.vault_document_id)
 
 
-def _deliverer(settings: Settings, own: HealthSettings) -> VaultDeliverer | None:
+def _deliverer(settings: Settings, own: HealthSettings, key: SigningKey) -> VaultDeliverer | None:
+    """The vault.issue client: ``private_key_jwt`` with the signing key and DPoP (FAPI 2.0, stack/issuers.py), or
+    the secret of one still on the plain profile (docs/fapi.md, Agencies)."""
     secret = own.client_secret.get_secret_value()
-    if not (own.client_id and secret and settings.vault_address and settings.issuer):
+    if not (own.client_id and settings.vault_address and settings.issuer):
         return None
+    credentials = (ClientCredentials(own.client_id, secret) if secret
+                   else ClientCredentials(own.client_id, key=key.private, kid=key.kid))  # fmt: skip
     return VaultDeliverer(
         issuer=settings.issuer,
-        credentials=ClientCredentials(own.client_id, secret),
+        credentials=credentials,
         vault_address=settings.vault_address,
         tls_ca=settings.tls_ca,
         tls_cert=settings.tls_cert,
@@ -341,14 +345,15 @@ async def build(settings: Settings) -> ServiceSpec:
     keys = key_provider(settings)
     registry = secure_channel(settings.registry_address, settings.tls_ca, settings.tls_cert, settings.tls_key,
                               server="registry")  # fmt: skip
-    deliverer = _deliverer(settings, HealthSettings())
+    signing = SigningKey.from_seed(keys.key(purposes.HEALTH_SIGNING))
+    deliverer = _deliverer(settings, HealthSettings(), signing)
     service = HealthService(
         PostgresHealthStore(pool),
         RegistryCitizens(registry),
         PostgresAgencyDirectory(pool),
         Subjects(keys.key(purposes.OIDC_SUBJECT)),
         Pseudonymizer(keys.key(purposes.AUDIT_PSEUDONYM)),
-        SigningKey.from_seed(keys.key(purposes.HEALTH_SIGNING)),
+        signing,
         settings.issuer,
         deliverer,
     )

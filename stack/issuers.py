@@ -1,14 +1,15 @@
 """The platform's own issuers, registered before the services start: the agency clients the issuance and health
 services deliver into citizens' vaults as, and the issuance service's document-signing certificate.
 
-Each issuer (:data:`ISSUERS`) is an agency client (``client_credentials``, ``client_secret_basic``) with the scope
+Each issuer (:data:`ISSUERS`) is an agency client (``client_credentials``) on the FAPI 2.0 profile, authenticated by
+``private_key_jwt`` with its signing key and with DPoP-bound tokens (issuance/delivery.py), with the scope
 ``vault.issue`` and the resource ``urn:dinhdanh:service:vault``, registered once through
 ``identity.oidc.registration.agency`` as `dinhdanh clients add-agency` would, its ``jwks`` the public JWK of the
 process's signing key (``issuance.issuer_keys.SigningKey.from_seed``: the ``issuance`` client's from
 ISSUANCE_SIGNING, the ``health`` client's from HEALTH_SIGNING), which is what the vault checks every delivery's
-``issuer_signature`` against (vault/signatures.py). The client id and secret are kept in
-``var/secrets/issuer-clients.json`` (mode 0600) and handed to that process only, as
-``DINHDANH_<NAME>_CLIENT_ID``/``DINHDANH_<NAME>_CLIENT_SECRET`` (:func:`issuer_env`); they are never printed.
+``issuer_signature`` against (vault/signatures.py), and its ``private_key_jwt`` assertions. The client id is kept in
+``var/secrets/issuer-clients.json`` (mode 0600) and handed to that process as ``DINHDANH_<NAME>_CLIENT_ID``
+(:func:`issuer_env`); there is no secret (one registered with a secret before is moved to its key).
 A later start finds the registration and only brings its keys, scopes and resources up to date (idempotent); one
 whose client is gone from the database (a new database) is registered again.
 
@@ -21,7 +22,6 @@ chain (the CA certificate) reaches the issuance process as ``DINHDANH_ISSUANCE_D
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from core.keys import purposes as p
 from identity.oidc import registration
 from identity.oidc.store import ClientStore
+from issuance.delivery import ClientCredentials
 from issuance.issuer_keys import SigningKey
 from stack.pki import PlatformCA
 from stack.secrets import SecretStore
@@ -72,7 +73,7 @@ def issuer_jwks(secrets: SecretStore, issuer: IssuerClient) -> dict[str, Any]:
 
 async def register_issuers(secrets: SecretStore, dsn: str) -> dict[str, dict[str, str]]:
     """Every issuer of :data:`ISSUERS` registered (once) with its current public keys; returns, per process,
-    ``{"client_id": …, "client_secret": …}`` (kept in ``var/secrets/issuer-clients.json``). ``dsn``: the
+    ``{"client_id": …}`` (kept in ``var/secrets/issuer-clients.json``). ``dsn``: the
     database owner's (it writes ``oidc.clients``). Runs after ``SecretStore.ensure_keys``."""
     known: dict[str, dict[str, str]] = secrets.json(CLIENTS_FILE) or {}
     changed = False
@@ -84,14 +85,17 @@ async def register_issuers(secrets: SecretStore, dsn: str) -> dict[str, dict[str
             mine = known.get(issuer.process)
             existing = await store.get(mine["client_id"]) if mine else None
             if existing is None:
-                client, secret = registration.agency(
-                    issuer.name, list(issuer.purposes), scopes=["vault.issue"], resources=[VAULT]
-                )
-                client = dataclasses.replace(client, jwks=jwks)
+                client, _ = registration.agency(
+                    issuer.name, list(issuer.purposes), scopes=["vault.issue"], resources=[VAULT], jwks=jwks
+                )  # FAPI 2.0: private_key_jwt with the signing key, no secret
                 await store.add(client)
-                known[issuer.process] = {"client_id": client.client_id, "client_secret": secret}
+                known[issuer.process] = {"client_id": client.client_id}
                 changed = True
                 continue
+            if registration.legacy_agency(existing) or "client_secret" in mine:  # registered with a secret before
+                await store.set_profile(registration.move_agency_to_fapi2(existing, jwks))
+                known[issuer.process] = {"client_id": existing.client_id}
+                changed = True
             if existing.jwks != jwks or tuple(existing.scopes) != ("vault.issue",) or existing.resources != (VAULT,):
                 await pool.execute(
                     "UPDATE oidc.clients SET jwks = $2::jsonb, scopes = $3, resources = $4, updated_at = now()"
@@ -106,12 +110,21 @@ async def register_issuers(secrets: SecretStore, dsn: str) -> dict[str, dict[str
 
 
 def issuer_env(process: str, known: dict[str, dict[str, str]]) -> dict[str, str]:
-    """``DINHDANH_<PROCESS>_CLIENT_ID``/``_CLIENT_SECRET`` for ``process`` ({} when it is no issuer)."""
+    """``DINHDANH_<PROCESS>_CLIENT_ID`` for ``process`` ({} when it is no issuer): it authenticates with its signing
+    key (``private_key_jwt``, FAPI 2.0), which it holds already; there is no secret to hand over."""
     mine = known.get(process)
     if not mine:
         return {}
-    prefix = f"DINHDANH_{process.upper()}_CLIENT"
-    return {f"{prefix}_ID": mine["client_id"], f"{prefix}_SECRET": mine["client_secret"]}
+    return {f"DINHDANH_{process.upper()}_CLIENT_ID": mine["client_id"]}
+
+
+def credentials(secrets: SecretStore, process: str) -> ClientCredentials:
+    """What ``process`` delivers with (tests, tools run beside the stack): its client id and its signing key, for
+    ``private_key_jwt`` and DPoP (issuance/delivery.py)."""
+    known = secrets.json(CLIENTS_FILE) or {}
+    issuer = next(i for i in ISSUERS if i.process == process)
+    key = SigningKey.from_seed(secrets.keys(process).key(issuer.key_purpose))
+    return ClientCredentials(known[process]["client_id"], key=key.private, kid=key.kid)
 
 
 def document_key(seed: bytes) -> ec.EllipticCurvePrivateKey:

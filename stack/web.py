@@ -147,8 +147,8 @@ async def register_demo_agency(ca: PlatformCA, secrets: SecretStore, dsn: str, a
     """A demo agency, registered once as `dinhdanh clients add-agency` would (with its ``--role``s), with its client
     certificate: a key made here (``var/pki/<stem>.key``), a CSR for it signed by the platform CA through the same
     function as `dinhdanh clients issue-cert` (``var/pki/<stem>.pem``). Returns what ``stack.json`` lists as
-    ``clients[agency.key]``: client_id, client_secret (``client_secret_basic``), name, roles, cert, key and ca
-    paths."""
+    ``clients[agency.key]``: client_id, name, roles, cert, key and ca paths. It is on the FAPI 2.0 profile with
+    ``tls_client_auth`` (no client secret; one registered earlier with a secret is moved, docs/fapi.md)."""
     known = secrets.json(f"{agency.stem}.json")
     key_path, cert_path = ca.folder / f"{agency.stem}.key", ca.folder / f"{agency.stem}.pem"
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
@@ -156,10 +156,10 @@ async def register_demo_agency(ca: PlatformCA, secrets: SecretStore, dsn: str, a
         store = ClientStore(pool)
         registered = known is not None and await store.get(known["client_id"]) is not None
         if not registered:
-            client, secret = registration.agency(agency.name, list(agency.purposes), list(agency.scopes),
-                                                 list(agency.resources), agency.roles)  # fmt: skip
-            await store.add(client)
-            known = {"client_id": client.client_id, "client_secret": secret}
+            client, _ = registration.agency(agency.name, list(agency.purposes), list(agency.scopes),
+                                            list(agency.resources), agency.roles)  # fmt: skip
+            await store.add(client)  # FAPI 2.0, tls_client_auth with the certificate below: no secret
+            known = {"client_id": client.client_id}
             secrets.put_json(f"{agency.stem}.json", known)
         assert known is not None
         if not registered or not (key_path.exists() and cert_path.exists()):
@@ -175,6 +175,10 @@ async def register_demo_agency(ca: PlatformCA, secrets: SecretStore, dsn: str, a
             with os.fdopen(fd, "wb") as f:
                 f.write(private)
             cert_path.write_bytes(issued.pem)
+        current = await store.get(known["client_id"])
+        if current is not None and registration.legacy_agency(current):  # registered with a secret before
+            await store.set_profile(registration.move_agency_to_fapi2(current))
+        known = {"client_id": known["client_id"]}
     finally:
         await pool.close()
     described = {"name": agency.name, "roles": list(agency.roles)}

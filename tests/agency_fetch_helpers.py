@@ -53,7 +53,7 @@ def register_agency(
     csr_path.write_bytes(key_and_csr(key_path, name))
     code, issued = dinhdanh(stack, "clients", "issue-cert", client_id, "--csr", str(csr_path), "--out", str(cert_path))
     assert code == 0, issued
-    return DemoAgency(name, client_id, agency["client_secret"], stack.ca.ca_cert_path, cert_path, key_path)
+    return DemoAgency(name, client_id, "", stack.ca.ca_cert_path, cert_path, key_path)  # FAPI 2.0: no secret
 
 
 @dataclass(frozen=True)

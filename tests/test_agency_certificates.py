@@ -102,7 +102,8 @@ def test_issue_cert_refuses_a_portal_an_unknown_client_and_a_bad_csr(stack: Stac
 
 def test_the_demo_agency_has_a_certificate_for_its_own_key(stack: Stack, info: StackInfo) -> None:
     demo = info.clients["agency_demo"]
-    assert set(demo) >= {"client_id", "client_secret", "cert", "key", "ca"}
+    assert set(demo) >= {"client_id", "cert", "key", "ca"}
+    assert "client_secret" not in demo  # FAPI 2.0: tls_client_auth with this certificate
     cert = x509.load_pem_x509_certificate(Path(demo["cert"]).read_bytes())
     key = serialization.load_pem_private_key(Path(demo["key"]).read_bytes(), None)
     assert isinstance(key, ec.EllipticCurvePrivateKey)

@@ -37,7 +37,7 @@ from tests.agency_fetch_helpers import (
 )
 from tests.agency_helpers import resigned
 from tests.conftest import channel_as
-from tests.vault_helpers import agency_token, rows, upload
+from tests.vault_helpers import rows, upload
 
 PDF = b"%PDF-1.7\n" + os.urandom(40_000) + b"\n%%EOF\n"
 GIVEN = vpb.DOCUMENT_TYPE_DIPLOMA
@@ -231,7 +231,7 @@ async def test_tokens_of_others_and_the_wrong_certificate(
     # a citizen's token, and an unbound client token of the agency itself, over the agency's certificate
     fetched = await download_shared(channels["a"], citizen.token, documents["granted"])
     assert fetched.code == grpc.StatusCode.PERMISSION_DENIED, fetched.details
-    plain = await agency_token(http, info, a.client_id, a.client_secret)
+    plain = await resigned(stack, info, token_a, cnf=None, authorization_details=None)  # the edge issues none now
     fetched = await download_shared(channels["a"], plain, documents["granted"])
     assert fetched.code == grpc.StatusCode.UNAUTHENTICATED, fetched.details
     assert "certificate-bound" in fetched.details

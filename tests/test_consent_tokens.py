@@ -83,7 +83,7 @@ def claims_of(token: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def demo(info: StackInfo) -> Agency:
     d = info.clients["agency_demo"]
-    return Agency(d["client_id"], Path(d["cert"]), Path(d["key"]), Path(d["ca"]), secret=d["client_secret"])
+    return Agency(d["client_id"], Path(d["cert"]), Path(d["key"]), Path(d["ca"]), secret=d.get("client_secret", ""))
 
 
 @pytest.fixture(scope="module")

@@ -26,6 +26,7 @@ from stack.info import StackInfo
 from stack.supervisor import Stack
 from tests.oidc_helpers import Person, person
 from tests.test_cli import dinhdanh
+from tests.vault_helpers import keyed_agency
 
 VAULT = "urn:dinhdanh:service:vault"
 REGISTRY = "urn:dinhdanh:service:registry"
@@ -118,14 +119,11 @@ async def test_the_token_endpoint_refuses_a_resource_outside_the_grant(
     granted = await token_request(http, flow, form)  # the refusal did not use the code up
     assert granted.status_code == 200, granted.text
     assert claims_of(granted.json()["access_token"])["aud"] == [info.oidc_issuer]
-    code, agency = dinhdanh(stack, "clients", "add-agency", "--name", "Sở Tư pháp", "--purpose", "lookup",
-                            "--scope", "registry.read")  # fmt: skip
-    assert (code, agency["resources"]) == (0, [REGISTRY]), agency
-    auth = (agency["client_id"], agency["client_secret"])
-    ask = {"grant_type": "client_credentials", "scope": "registry.read"}
-    refused = await http.post(f"{info.oidc_issuer}/token", auth=auth, data={**ask, "resource": VAULT})
+    keyed, agency = keyed_agency(stack, "Sở Tư pháp", "--purpose", "lookup", "--scope", "registry.read")
+    assert agency["resources"] == [REGISTRY], agency
+    refused = await keyed.token_response(http, info.oidc_issuer, "registry.read", VAULT)
     assert (refused.status_code, refused.json()["error"]) == (400, "invalid_target")
-    granted = await http.post(f"{info.oidc_issuer}/token", auth=auth, data={**ask, "resource": REGISTRY})
+    granted = await keyed.token_response(http, info.oidc_issuer, "registry.read", REGISTRY)
     assert claims_of(granted.json()["access_token"])["aud"] == [info.oidc_issuer, REGISTRY]
 
 
@@ -215,12 +213,8 @@ async def test_the_code_holds_only_the_scopes_the_client_may_have(
 async def test_an_agency_gets_only_the_scopes_it_is_registered_for(
     http: httpx.AsyncClient, stack: Stack, info: StackInfo
 ) -> None:
-    code, agency = dinhdanh(stack, "clients", "add-agency", "--name", "Sở đọc", "--purpose", "read",
-                            "--scope", "vault.read")  # fmt: skip
-    assert code == 0, agency
-    reply = await http.post(f"{info.oidc_issuer}/token", auth=(agency["client_id"], agency["client_secret"]),
-                            data={"grant_type": "client_credentials", "scope": "vault.read vault.issue",
-                                  "resource": VAULT})  # fmt: skip
+    keyed, _ = keyed_agency(stack, "Sở đọc", "--purpose", "read", "--scope", "vault.read")
+    reply = await keyed.token_response(http, info.oidc_issuer, "vault.read vault.issue", VAULT)
     assert reply.status_code == 200, reply.text
     assert reply.json()["scope"] == "vault.read"
     assert claims_of(reply.json()["access_token"])["scope"] == "vault.read"

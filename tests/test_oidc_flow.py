@@ -118,16 +118,13 @@ async def test_sso_second_portal_asks_no_credentials_and_logout_ends_it(
 
 
 async def test_client_credentials_for_an_agency(http: httpx.AsyncClient, info: StackInfo, stack) -> None:
-    from tests.test_cli import dinhdanh
+    from tests.vault_helpers import keyed_agency
 
-    args = ("clients", "add-agency", "--name", "Sở Y tế Hà Nội", "--purpose", "health-book")
-    code, agency = dinhdanh(stack, *args)
-    assert code == 0
-    reply = await http.post(f"{info.oidc_issuer}/token", auth=(agency["client_id"], agency["client_secret"]),
-                            data={"grant_type": "client_credentials", "scope": "vault.issue",
-                                  "resource": "urn:dinhdanh:service:vault"})  # fmt: skip
+    keyed, agency = keyed_agency(stack, "Sở Y tế Hà Nội", "--purpose", "health-book")  # FAPI 2.0: key + DPoP
+    reply = await keyed.token_response(http, info.oidc_issuer, "vault.issue", "urn:dinhdanh:service:vault")
     token = reply.json()
     assert reply.status_code == 200, token
+    assert token["token_type"] == "DPoP"
     assert "refresh_token" not in token
     claims = jwt.decode(
         token["access_token"], KeySet.import_key_set((await http.get(f"{info.oidc_issuer}/jwks")).json())

@@ -24,8 +24,7 @@ from registry.citizen import Citizen
 from stack.info import StackInfo
 from stack.supervisor import Stack
 from tests.identity_calls import refused
-from tests.test_cli import dinhdanh
-from tests.vault_helpers import PDF, agency_token, bearer, citizen_token, stream, upload
+from tests.vault_helpers import PDF, agency_token, bearer, citizen_token, keyed_agency, presented, stream, upload
 
 Metadata = tuple[tuple[str, str], ...] | None
 Call = Callable[[pb_grpc.VaultStub, Metadata, str], Awaitable[Any]]
@@ -106,23 +105,24 @@ async def test_an_expired_token_is_unauthenticated(
 
 @pytest.fixture(scope="module")
 async def reader_token(http: httpx.AsyncClient, stack: Stack, info: StackInfo) -> str:
-    code, agency = dinhdanh(stack, "clients", "add-agency", "--name", "Sở Y tế", "--purpose", "health-check")
-    assert code == 0, agency
-    return await agency_token(http, info, agency["client_id"], agency["client_secret"])
+    agency, _ = keyed_agency(stack, "Sở Y tế", "--purpose", "health-check")  # FAPI 2.0: a DPoP-bound token
+    return await agency_token(http, info, agency)
 
 
 @pytest.mark.parametrize("method", CITIZEN_CALLS)
 async def test_an_agency_token_is_not_a_citizen(
     vault: pb_grpc.VaultStub, reader_token: str, document_id: str, method: str
 ) -> None:
-    await refused(CITIZEN_CALLS[method](vault, bearer(reader_token), document_id), grpc.StatusCode.PERMISSION_DENIED)
+    presentation = presented(reader_token, f"/dinhdanh.vault.v1.Vault/{method}")
+    await refused(CITIZEN_CALLS[method](vault, presentation, document_id), grpc.StatusCode.PERMISSION_DENIED)
 
 
 async def test_agency_without_vault_issue_and_citizens_cannot_deliver(
     vault: pb_grpc.VaultStub, reader_token: str, owner_token: str
 ) -> None:
     for token in (reader_token, owner_token):
-        await refused(_deliver(vault, bearer(token), ""), grpc.StatusCode.PERMISSION_DENIED)
+        metadata = presented(token, "/dinhdanh.vault.v1.Vault/DeliverIssuedDocument")
+        await refused(_deliver(vault, metadata, ""), grpc.StatusCode.PERMISSION_DENIED)
 
 
 @pytest.mark.parametrize("method", ON_A_DOCUMENT)

@@ -17,6 +17,7 @@ from protos.vault.v1 import vault_pb2_grpc as pb_grpc
 from registry.citizen import Citizen
 from stack.info import StackInfo
 from stack.supervisor import Stack
+from tests.bearer_helpers import JwksServer
 from tests.identity_calls import refused
 from tests.test_cli import dinhdanh
 from tests.vault_helpers import (
@@ -24,10 +25,12 @@ from tests.vault_helpers import (
     PDF,
     PNG,
     Issuer,
+    agency_token,
     bearer,
     citizen_token,
     deliver,
     download,
+    keyed_agency,
     register_issuer,
     rows,
     s3_objects,
@@ -119,10 +122,8 @@ async def test_only_agencies_with_vault_issue_deliver(
 ) -> None:  # fmt: skip
     who, token = await a_citizen(http, info, people)
     await refused(deliver(vault, token, issuer, who.id_number, "self-issued"), grpc.StatusCode.PERMISSION_DENIED)
-    code, reader = dinhdanh(stack, "clients", "add-agency", "--name", "Sở Y tế", "--purpose", "read",
-                            "--scope", "vault.read")  # fmt: skip
-    assert code == 0, reader
-    read_only = await Issuer(reader["client_id"], reader["client_secret"], issuer.key).token(http, info, "vault.read")
+    reader, _ = keyed_agency(stack, "Sở Y tế", "--purpose", "read", "--scope", "vault.read")
+    read_only = await agency_token(http, info, reader)
     await refused(deliver(vault, read_only, issuer, who.id_number, "no-scope"), grpc.StatusCode.PERMISSION_DENIED)
     await refused(deliver(vault, "not-a-token", issuer, who.id_number, "bad"), grpc.StatusCode.UNAUTHENTICATED)
     assert await listed(vault, token) == []
@@ -148,9 +149,15 @@ async def test_a_delivery_needs_the_issuer_signature_over_its_content(
         call = deliver(vault, issuer_token, issuer, who.id_number, reference, content, signature=signature)
         error = await refused(call, grpc.StatusCode.INVALID_ARGUMENT)
         assert words in (error.details() or ""), (reference, error.details())
-    keyless = register_issuer(stack, "UBND phường", with_keys=False)
-    error = await refused(deliver(vault, await keyless.token(http, info), keyless, who.id_number, "LLTP-keyless"),
-                          grpc.StatusCode.FAILED_PRECONDITION)  # fmt: skip
+    published = JwksServer([])  # its private_key_jwt key published at a jwks_uri: no registered signing keys
+    await published.start()
+    try:
+        keyless = register_issuer(stack, "UBND phường", jwks_uri=published.url)
+        published.keys = [keyless.key.as_dict(private=False)]
+        error = await refused(deliver(vault, await keyless.token(http, info), keyless, who.id_number,
+                                      "LLTP-keyless"), grpc.StatusCode.FAILED_PRECONDITION)  # fmt: skip
+    finally:
+        await published.stop()
     assert "no registered signing keys" in (error.details() or "")
     assert await listed(vault, token) == []
     assert s3_objects(stack) == objects, "a refused delivery leaves no object"

@@ -6,7 +6,7 @@ import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -14,6 +14,7 @@ import asyncpg
 import httpx
 from joserfc.jwk import ECKey
 
+from agency.keyed import KeyedAgency
 from protos.vault.v1 import vault_pb2 as pb
 from protos.vault.v1 import vault_pb2_grpc as pb_grpc
 from registry.citizen import Citizen
@@ -49,14 +50,33 @@ async def citizen_token(
     return str(reply.json()["access_token"])
 
 
-async def agency_token(http: httpx.AsyncClient, info: StackInfo, client_id: str, secret: str) -> str:
-    reply = await http.post(
-        f"{info.oidc_issuer}/token",
-        auth=(client_id, secret),
-        data={"grant_type": "client_credentials", "scope": "vault.read", "resource": VAULT},
-    )
+_BOUND: dict[str, KeyedAgency] = {}  # the DPoP-bound agency tokens these helpers got, with the agency holding the key
+
+
+async def agency_token(
+    http: httpx.AsyncClient, info: StackInfo, agency: KeyedAgency, scope: str = "vault.read", resource: str = VAULT
+) -> str:
+    """A FAPI 2.0 agency's token (``private_key_jwt`` + DPoP, agency/keyed.py); present it with :func:`presented`."""
+    reply = await agency.token_response(http, info.oidc_issuer, scope, resource)
     assert reply.status_code == 200, reply.text
-    return str(reply.json()["access_token"])
+    token = str(reply.json()["access_token"])
+    _BOUND[token] = agency
+    return token
+
+
+def presented(token: str, method: str, service: str = "vault") -> tuple[tuple[str, str], ...]:
+    """The metadata of one call of ``method`` (``/package.Service/Method``) with ``token``: ``DPoP`` with a fresh
+    proof for an agency's DPoP-bound token got by :func:`agency_token`, ``Bearer`` for any other."""
+    agency = _BOUND.get(token)
+    return agency.grpc_metadata(token, service, method) if agency is not None else bearer(token)
+
+
+def keyed_agency(stack: Stack, name: str, *args: str) -> tuple[KeyedAgency, dict[str, Any]]:
+    """``dinhdanh clients add-agency --key-out``: a FAPI 2.0 agency with a fresh ES256 key (private_key_jwt)."""
+    key_file = stack.var / f"agency-{uuid.uuid4().hex[:12]}.jwk"
+    code, made = dinhdanh(stack, "clients", "add-agency", "--name", name, *args, "--key-out", str(key_file))
+    assert code == 0, made
+    return KeyedAgency.from_file(made["client_id"], key_file), made
 
 
 def pieces(data: bytes, size: int = CHUNK) -> list[bytes]:
@@ -137,8 +157,11 @@ class Issuer:
     """An agency registered with ``vault.issue`` and a signing key (its public JWKS given at registration)."""
 
     client_id: str
-    client_secret: str
     key: ECKey
+    agency: KeyedAgency = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "agency", KeyedAgency(self.client_id, self.key))  # private_key_jwt + DPoP
 
     def signature(
         self, issuer_document_id: str, document_type: DocumentType, content: bytes, issued_on: str = ISSUED_ON
@@ -148,24 +171,20 @@ class Issuer:
         return signatures.sign(self.key, "ES256", issued, document_type, hashlib.sha256(content).digest(), (day, None))
 
     async def token(self, http: httpx.AsyncClient, info: StackInfo, scope: str = "vault.issue") -> str:
-        reply = await http.post(
-            f"{info.oidc_issuer}/token",
-            auth=(self.client_id, self.client_secret),
-            data={"grant_type": "client_credentials", "scope": scope, "resource": VAULT},
-        )
-        assert reply.status_code == 200, reply.text
-        return str(reply.json()["access_token"])
+        """Its DPoP-bound token (FAPI 2.0: ``private_key_jwt`` with its key): present it with :func:`presented`."""
+        return await agency_token(http, info, self.agency, scope)
 
 
-def register_issuer(stack: Stack, name: str, with_keys: bool = True) -> Issuer:
-    """``dinhdanh clients add-agency --jwks`` with a fresh ES256 key (without keys when ``with_keys`` is False)."""
+def register_issuer(stack: Stack, name: str, jwks_uri: str | None = None) -> Issuer:
+    """``dinhdanh clients add-agency --jwks`` with a fresh ES256 key, which signs its documents and its
+    ``private_key_jwt`` assertions; with ``jwks_uri`` the key is published there instead (no registered keys)."""
     key = ECKey.generate_key("P-256", parameters={"kid": uuid.uuid4().hex[:16], "alg": "ES256"}, private=True)
     jwks = stack.var / f"jwks-{key.kid}.json"
     jwks.write_text(json.dumps({"keys": [key.as_dict(private=False)]}))
-    keys = ["--jwks", str(jwks)] if with_keys else []
+    keys = ["--jwks-uri", jwks_uri] if jwks_uri else ["--jwks", str(jwks)]
     code, agency = dinhdanh(stack, "clients", "add-agency", "--name", name, "--purpose", "issue", *keys)
     assert code == 0, agency
-    return Issuer(agency["client_id"], agency["client_secret"], key)
+    return Issuer(agency["client_id"], key)
 
 
 async def deliver(
@@ -190,4 +209,5 @@ async def deliver(
         issued_on=ISSUED_ON,
     )
     requests = stream(pb.DeliverIssuedDocumentRequest, meta, pieces(content, 10))
-    return await vault.DeliverIssuedDocument(requests, metadata=bearer(token), timeout=60)
+    metadata = presented(token, "/dinhdanh.vault.v1.Vault/DeliverIssuedDocument")
+    return await vault.DeliverIssuedDocument(requests, metadata=metadata, timeout=60)

@@ -182,10 +182,17 @@ def agency(
     *,
     profile: str | None = None,
     jwks_uri: str | None = None,
+    jwks: dict[str, Any] | None = None,
 ) -> tuple[Client, str]:
     """An agency client (``client_credentials``) with the purposes it may state when it fetches; its resources
     are the services its scopes name unless ``resources`` says otherwise; ``roles`` what it is (``AGENCY_ROLES``:
-    a facility, the records centre's officers, a procedural authority, an agency authorised by law)."""
+    a facility, the records centre's officers, a procedural authority, an agency authorised by law).
+
+    Every agency is on the FAPI 2.0 Security Profile (issue 13 §1, docs/fapi.md "Agencies"): ``profile`` may only
+    be ``fapi2`` (``plain`` is ``InvalidArgument``). It authenticates with ``private_key_jwt`` (RFC 7523 §2.2)
+    against ``jwks`` (its public keys, which also verify the documents it issues) or ``jwks_uri``, else with
+    ``tls_client_auth`` (RFC 8705 §2.1) once ``dinhdanh clients issue-cert`` gave it a certificate. No client secret
+    is ever issued to an agency: the second value returned is always ``""``."""
     checked_roles = check_roles(roles)
     if not name.strip() or len(name) > MAX_NAME:
         raise InvalidArgument("an agency needs a name (at most 200 characters)")
@@ -195,14 +202,10 @@ def agency(
     if unknown:
         raise InvalidArgument(f"unknown agency scopes: {', '.join(sorted(unknown))}")
     granted = tuple(dict.fromkeys(scopes or AGENCY_SCOPES))
-    # FAPI 2.0 (fapi.py): an agency with a key (jwks_uri: private_key_jwt) is on the profile by default; one
-    # registered with --profile fapi2 and no key authenticates with the certificate issue-cert gives it
-    # (tls_client_auth, RFC 8705 §2.1); one without either keeps a client secret (plain) until it has one.
-    profile = profile or (FAPI2 if jwks_uri else PLAIN)
-    if profile not in (PLAIN, FAPI2):
-        raise InvalidArgument("the client profile is plain or fapi2")
-    method = KEY_AUTH if jwks_uri else TLS_AUTH if profile == FAPI2 else SECRET_AUTH
-    secret, digest = new_secret() if method == SECRET_AUTH else ("", None)
+    if profile not in (None, FAPI2):
+        raise InvalidArgument(AGENCY_PROFILE_ONLY)
+    keys = check_agency_keys(jwks) if jwks is not None else None
+    method = KEY_AUTH if keys is not None or jwks_uri else TLS_AUTH
     client = Client(
         client_id=new_client_id("agency"),
         name=name.strip(),
@@ -211,13 +214,58 @@ def agency(
         scopes=granted,
         resources=check_resources(resources) if resources else agency_resources(granted),
         auth_method=method,
-        secret_hash=digest,
+        secret_hash=None,
         purposes=tuple(p.strip() for p in purposes if p.strip()),
         roles=checked_roles,
-        profile=profile,
+        profile=FAPI2,
+        jwks=keys,
         jwks_uri=check_jwks_uri(jwks_uri) if jwks_uri else None,
     )
-    return _on_profile(client), secret
+    return _on_profile(client), ""
+
+
+AGENCY_PROFILE_ONLY = (
+    "an agency is on the FAPI 2.0 Security Profile (fapi2) only: it authenticates with private_key_jwt (--jwks, "
+    "--jwks-uri or --key-out) or tls_client_auth (issue-cert), never with a client secret (docs/fapi.md, Agencies)"
+)
+
+
+def check_agency_keys(jwks: Any) -> dict[str, Any]:
+    """An agency's public keys: at least one with an algorithm of the profile (FAPI 2.0 §5.4.1: PS256, ES256 or
+    EdDSA), so it can sign its ``private_key_jwt`` assertions."""
+    keys = check_client_jwks(jwks)
+    if not any(k.get("alg") in fapi.SIGNING_ALGS or (k.get("alg") is None and k.get("kty") in ("EC", "OKP"))
+               for k in keys.get("keys", [])):  # fmt: skip
+        raise InvalidArgument(f"an agency needs a key for {', '.join(fapi.SIGNING_ALGS)} (FAPI 2.0 section 5.4.1)")
+    return {"keys": [dict(k) for k in jwks["keys"]]}
+
+
+def move_agency_to_fapi2(client: Client, jwks: dict[str, Any] | None = None, jwks_uri: str | None = None) -> Client:
+    """The migration path of an agency registered before issue 13 with a client secret (plain): it moves to the
+    profile with ``private_key_jwt`` (``jwks``/``jwks_uri``) or, with neither, ``tls_client_auth`` (it must hold a
+    certificate from issue-cert already); its secret is dropped (``dinhdanh clients set-key``)."""
+    if client.kind != "agency":
+        raise InvalidArgument(f"{client.client_id} is a {client.kind}: set-key moves agencies only")
+    keys = check_agency_keys(jwks) if jwks is not None else client.jwks if jwks_uri is None else None
+    if jwks is None and jwks_uri is None and client.tls_client_auth_san_uri is None:
+        raise InvalidArgument(f"{client.client_id} has no certificate: give --jwks or --jwks-uri, or run issue-cert")
+    method = KEY_AUTH if jwks is not None or jwks_uri else TLS_AUTH
+    moved = dataclasses.replace(client, profile=FAPI2, auth_method=method, secret_hash=None,
+                                jwks=keys if keys is not None else client.jwks,
+                                jwks_uri=check_jwks_uri(jwks_uri) if jwks_uri else None)  # fmt: skip
+    return _on_profile(moved)
+
+
+LEGACY_DEADLINE = "2027-06-30"
+LEGACY_AGENCY = (
+    f"plain agency with a client secret (registered before the FAPI 2.0 profile): move it with `dinhdanh clients "
+    f"set-key` (private_key_jwt) or issue-cert + set-key (tls_client_auth) before {LEGACY_DEADLINE}"
+)
+
+
+def legacy_agency(client: Client) -> bool:
+    """An agency still on the plain profile with a client secret (registered before issue 13): to be moved."""
+    return client.kind == "agency" and client.profile != FAPI2
 
 
 @dataclass(frozen=True)

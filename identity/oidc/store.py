@@ -99,6 +99,17 @@ class ClientStore:
         )
         return status == "UPDATE 1"
 
+    async def set_profile(self, client: Client) -> bool:
+        """An agency moved to the FAPI 2.0 profile (registration.move_agency_to_fapi2): its profile, method and keys;
+        its secret dropped (docs/fapi.md, Agencies). False when there is no such agency."""
+        status = await self._pool.execute(
+            "UPDATE oidc.clients SET profile = $2, auth_method = $3, secret_hash = NULL, jwks = $4::jsonb,"
+            " jwks_uri = $5, updated_at = now() WHERE client_id = $1 AND kind = 'agency'",
+            client.client_id, client.profile, client.auth_method,
+            json.dumps(client.jwks) if client.jwks is not None else None, client.jwks_uri,
+        )  # fmt: skip
+        return status == "UPDATE 1"
+
     async def set_certificate(
         self, client_id: str, san_uri: str, sha256: str, serial: str, not_after: dt.datetime
     ) -> bool:

@@ -222,14 +222,16 @@ async def test_a_facility_cannot_read_a_book(
                  pushing.IssueExtract(pb.IssueExtractRequest(), timeout=30)):  # fmt: skip
         error = await refused(call)
         assert error.code() == grpc.StatusCode.UNAUTHENTICATED, error.details()
-    token_url = f"{info.oidc_issuer}/token"
-    auth = (facility.client_id, facility.client_secret)
-    health = await http.post(token_url, auth=auth, data={"grant_type": "client_credentials", "resource": HEALTH,
-                                                         "scope": "health.read"})  # fmt: skip
-    assert health.status_code == 400, health.text  # never registered for the health service's audience
-    for form in ({"grant_type": "client_credentials", "resource": VAULT, "scope": "vault.read"},
-                 {"grant_type": "client_credentials"}):  # fmt: skip
-        got = await http.post(token_url, auth=auth, data=form)
+    token_url = await facility.token_endpoint(info)  # FAPI 2.0: tls_client_auth, certificate-bound tokens
+    mine = {"client_id": facility.client_id}
+    async with httpx.AsyncClient(timeout=30, verify=facility.tls()) as over_mtls:
+        health = await over_mtls.post(token_url, data={"grant_type": "client_credentials", "resource": HEALTH,
+                                                       "scope": "health.read", **mine})  # fmt: skip
+        assert health.status_code == 400, health.text  # never registered for the health service's audience
+        forms = [{"grant_type": "client_credentials", "resource": VAULT, "scope": "vault.read", **mine},
+                 {"grant_type": "client_credentials", **mine}]  # fmt: skip
+        answers = [await over_mtls.post(token_url, data=form) for form in forms]
+    for got in answers:
         assert got.status_code == 200, got.text
         bearer = (("authorization", f"Bearer {got.json()['access_token']}"),)
         error = await refused(pushing.GetMyBook(pb.GetMyBookRequest(), metadata=bearer, timeout=30))

@@ -17,7 +17,7 @@ import pytest
 from core.keys import purposes
 from core.settings import Settings
 from issuance import issuing
-from issuance.delivery import ClientCredentials, VaultDeliverer
+from issuance.delivery import VaultDeliverer
 from issuance.issuer_keys import SigningKey
 from issuance.issuing import GrpcRecords, IssuingWorker, PoolBuilder, SigningMaterial, WorkerConfig
 from issuance.issuing_store import Claim, PostgresIssuingStore
@@ -58,9 +58,9 @@ async def a_worker(stack: Stack, info: StackInfo, pool: asyncpg.Pool) -> AsyncIt
     client = stack.secrets.json(issuers.CLIENTS_FILE)["issuance"]  # type: ignore[index]
     registry = secure_channel(info.services["registry"], paths.ca, paths.cert, paths.key, server="registry")
     judicial = secure_channel(info.services["judicial"], paths.ca, paths.cert, paths.key, server="judicial")
-    deliverer = VaultDeliverer(issuer=info.oidc_issuer, credentials=ClientCredentials(client["client_id"],
-                               client["client_secret"]), vault_address=info.services["vault"], tls_ca=paths.ca,
-                               tls_cert=paths.cert, tls_key=paths.key)  # fmt: skip
+    deliverer = VaultDeliverer(issuer=info.oidc_issuer, credentials=issuers.credentials(stack.secrets, "issuance"),
+                               vault_address=info.services["vault"], tls_ca=paths.ca, tls_cert=paths.cert,
+                               tls_key=paths.key)  # fmt: skip
     builder = PoolBuilder(material, 0)
     settings = Settings(keys_dir=stack.secrets.keys_dir("issuance"), issuer=info.oidc_issuer)
     cover = await issuing._status_cover(pool, settings)

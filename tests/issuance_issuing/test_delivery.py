@@ -30,7 +30,8 @@ def deliverer(stack: Stack, info: StackInfo, process: str = "issuance", secret: 
     known = stack.secrets.json(issuers.CLIENTS_FILE)
     assert known is not None
     paths = stack.ca.issue(process)
-    credentials = ClientCredentials(known[process]["client_id"], secret or known[process]["client_secret"])
+    credentials = (ClientCredentials(known[process]["client_id"], secret) if secret
+                   else issuers.credentials(stack.secrets, process))  # fmt: skip
     return VaultDeliverer(issuer=info.oidc_issuer, credentials=credentials, vault_address=info.services["vault"],
                           tls_ca=paths.ca, tls_cert=paths.cert, tls_key=paths.key)  # fmt: skip
 
@@ -76,8 +77,11 @@ async def test_the_issuer_clients_are_registered_once_with_their_keys(stack: Sta
         assert json.loads(row["jwks"]) == SigningKey.from_seed(seed).jwks()
     names = await rows(info, "SELECT count(*) AS n FROM oidc.clients WHERE name = $1", issuers.ISSUERS[0].name)
     assert names[0]["n"] == 1
-    log = (stack.var / "logs" / "issuance.log").read_text() if (stack.var / "logs" / "issuance.log").exists() else ""
-    assert known["issuance"]["client_secret"] not in log
+    assert all(set(mine) == {"client_id"} for mine in known.values())  # FAPI 2.0: a key, no secret
+    for issuer in issuers.ISSUERS:
+        profile = await rows(info, "SELECT profile, auth_method, secret_hash FROM oidc.clients WHERE client_id = $1",
+                             known[issuer.process]["client_id"])  # fmt: skip
+        assert tuple(profile[0]) == ("fapi2", "private_key_jwt", None)
 
 
 async def test_the_document_signing_certificate(stack: Stack) -> None:

@@ -47,7 +47,7 @@ async def test_a_demo_agency(info: StackInfo, directory: PostgresAgencyDirectory
     assert entry["name"] == name
     assert entry["roles"] == roles
     assert entry["client_id"].startswith("agency-")
-    assert entry["client_secret"]
+    assert "client_secret" not in entry  # FAPI 2.0: tls_client_auth with its certificate, no secret
     caller, cert = _caller(entry)
     uris = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert uris.get_values_for_type(x509.UniformResourceIdentifier) == [AGENCY_URI_PREFIX + entry["client_id"]]

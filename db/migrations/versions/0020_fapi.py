@@ -16,7 +16,9 @@
   0011, and a grant here).
 - Existing agencies whose authentication method the FAPI 2.0 Security Profile admits (``private_key_jwt`` or
   ``tls_client_auth``, §5.3.2.1) move to ``profile = 'fapi2'`` (identity/oidc/fapi.py); one with a client secret
-  stays ``plain`` until it is given a key or a certificate (docs/fapi.md).
+  stays ``plain`` (moving it here would break its calls): the stated migration path of docs/fapi.md "Agencies"
+  (``dinhdanh clients list`` flags it, ``dinhdanh clients set-key`` moves it, by the deadline there). Every agency
+  registered from now on is ``fapi2`` (identity/oidc/registration.py).
 
 Revision ID: 0020
 Revises: 0019
