@@ -277,8 +277,9 @@ class MemoryReplayCache:
 
 
 CLAIM = (
-    "INSERT INTO oidc.dpop_proofs (jkt, jti, expires_at) VALUES ($1, $2, to_timestamp($3))"
-    " ON CONFLICT DO NOTHING"  # no conflict target: it would need SELECT on its columns (the services hold INSERT)
+    "INSERT INTO oidc.dpop_proofs (jkt, jti, expires_at)"
+    " SELECT k, j, to_timestamp(u) FROM unnest($1::text[], $2::text[], $3::float8[]) AS t(k, j, u)"
+    " ON CONFLICT DO NOTHING RETURNING jkt, jti"  # RETURNING: SELECT (jkt, jti) granted to the services (0021)
 )
 PURGE = "DELETE FROM oidc.dpop_proofs WHERE expires_at < now()"
 PURGE_EVERY = 30.0  # seconds between purges of expired rows (by a process that may delete: the edge)
@@ -286,22 +287,53 @@ PURGE_EVERY = 30.0  # seconds between purges of expired rows (by a process that 
 
 class PostgresReplayCache:
     """``oidc.dpop_proofs`` (migration 0021), shared by every process that checks proofs. ``purge``: this process
-    deletes expired rows now and then (the edge's role may; the services' roles may only insert). A row that
-    expired but is not purged yet still refuses its proof, which the ``iat`` check refuses anyway."""
+    deletes expired rows now and then (the edge's role may; the services' roles may only insert and read back what
+    they inserted). A row that expired but is not purged yet still refuses its proof, which the ``iat`` check
+    refuses anyway."""
 
     def __init__(self, pool: asyncpg.Pool, purge: bool = False) -> None:
         self._pool = pool
         self._purge = purge
         self._purged_at = time.monotonic()
         self._purging: asyncio.Task[None] | None = None
+        self._pending: list[tuple[str, str, float, asyncio.Future[bool]]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def claim(self, jkt: str, jti: str, until: float) -> bool:
-        status = await self._pool.execute(CLAIM, jkt, jti, until)
+        """Group commit: claims that arrive while an insert is under way go together in the next one (one statement,
+        one round trip, however many callers wait)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        self._pending.append((jkt, jti, until, future))
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._write())
         if self._purge and time.monotonic() - self._purged_at > PURGE_EVERY:
             self._purged_at = time.monotonic()
             if self._purging is None or self._purging.done():
-                self._purging = asyncio.get_running_loop().create_task(self._delete_expired())
-        return bool(status == "INSERT 0 1")
+                self._purging = loop.create_task(self._delete_expired())
+        return await future
+
+    async def _write(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            first: dict[tuple[str, str], int] = {}
+            for index, (jkt, jti, _, _) in enumerate(batch):
+                first.setdefault((jkt, jti), index)  # a proof twice in one batch: the first may pass, never both
+            try:
+                rows = await self._pool.fetch(
+                    CLAIM, [b[0] for b in batch], [b[1] for b in batch], [b[2] for b in batch]
+                )
+            except BaseException as error:  # every caller of the batch hears it (UNAVAILABLE, never a pass)
+                for *_, future in batch:
+                    if not future.done():
+                        future.set_exception(error if isinstance(error, Exception) else asyncpg.PostgresError())
+                if not isinstance(error, Exception):
+                    raise
+                continue
+            new = {(row["jkt"], row["jti"]) for row in rows}
+            for index, (jkt, jti, _, future) in enumerate(batch):
+                if not future.done():
+                    future.set_result((jkt, jti) in new and first[(jkt, jti)] == index)
 
     async def _delete_expired(self) -> None:
         # a failure: the next purge tries again; expired rows refuse nothing the iat check would accept

@@ -13,8 +13,9 @@ Keycloak's, makes the same trade).
 
 Grants (least privilege): ``dinhdanh_edge`` holds ``oidc.*`` already (default privileges of migration 0011): it
 inserts and purges. Every service that checks bearer tokens over gRPC (registry, vault, consent, log, issuance,
-health) may only INSERT: ``ON CONFLICT DO NOTHING`` needs no other privilege, and the command's status says
-whether the row was new; none may read, change or delete others' rows.
+health) may INSERT and read back the ``(jkt, jti)`` their insert returns (``RETURNING``: one statement claims a
+batch of proofs, dpop.py ``PostgresReplayCache``); a thumbprint and a used ``jti`` are worth nothing to a reader;
+none may change or delete rows.
 
 Revision ID: 0021
 Revises: 0020
@@ -47,7 +48,7 @@ def upgrade() -> None:
     )
     op.execute("CREATE INDEX dpop_proofs_expires_at ON oidc.dpop_proofs (expires_at)")
     for role in CHECKING:
-        op.execute(f"GRANT INSERT ON oidc.dpop_proofs TO {role}")
+        op.execute(f"GRANT INSERT, SELECT (jkt, jti) ON oidc.dpop_proofs TO {role}")
 
 
 def downgrade() -> None:
