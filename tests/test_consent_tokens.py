@@ -238,16 +238,20 @@ async def test_the_mtls_port_refuses_a_connection_without_a_client_certificate(
             await http.post(metadata["mtls_endpoint_aliases"]["token_endpoint"], data={"grant_type": "x"})
 
 
-async def test_secret_and_private_key_jwt_work_on_both_ports_bound_only_over_mtls(
+async def test_tokens_are_bound_over_mtls_and_unbound_only_for_a_plain_agency(
     metadata: dict[str, Any], demo: Agency, keyed: Agency
 ) -> None:
+    """``keyed`` is a plain agency (written around registration, as one registered before the FAPI 2.0 profile);
+    the demo agency is on the profile (tls_client_auth): without its certificate it gets nothing (docs/fapi.md)."""
     for agency in (demo, keyed):
         bound = await consent_token(metadata, agency, None)
         assert bound.status_code == 200, bound.text
         assert claims_of(bound.json()["access_token"])["cnf"] == {"x5t#S256": agency.x5t()}
-        plain = await consent_token(metadata, agency, None, mtls=False)
-        assert plain.status_code == 200, plain.text
-        assert "cnf" not in claims_of(plain.json()["access_token"])
+    plain = await consent_token(metadata, keyed, None, mtls=False)
+    assert plain.status_code == 200, plain.text
+    assert "cnf" not in claims_of(plain.json()["access_token"])
+    refused = await consent_token(metadata, demo, None, mtls=False)
+    assert (refused.status_code, refused.json()["error"]) == (401, "invalid_client"), refused.text
 
 
 async def test_one_client_assertion_replayed_in_parallel_on_both_ports_is_accepted_once(
@@ -399,10 +403,10 @@ async def test_introspection_over_mtls_shows_the_binding_and_the_details(
     metadata: dict[str, Any], demo: Agency, consents: tuple[PostgresConsentStore, ConsentKey]
 ) -> None:
     consent_id = await artefact(consents, demo.client_id)
-    token = (await consent_token(metadata, demo, details(consent_id))).json()["access_token"]
+    token = (await consent_token(metadata, demo, details(consent_id))).json()["access_token"]  # tls_client_auth below
     async with httpx.AsyncClient(timeout=20, verify=demo.tls()) as http:
         reply = await http.post(metadata["mtls_endpoint_aliases"]["introspection_endpoint"],
-                                data={"token": token}, auth=(demo.client_id, demo.secret))  # fmt: skip
+                                data={"token": token, "client_id": demo.client_id})  # fmt: skip
     assert reply.status_code == 200, reply.text
     body = reply.json()
     assert body["active"] is True
@@ -410,8 +414,8 @@ async def test_introspection_over_mtls_shows_the_binding_and_the_details(
     assert body["authorization_details"][0]["consent_id"] == str(consent_id)
     async with httpx.AsyncClient(timeout=20, verify=demo.tls()) as http:
         revoked = await http.post(metadata["mtls_endpoint_aliases"]["revocation_endpoint"],
-                                  data={"token": token}, auth=(demo.client_id, demo.secret))  # fmt: skip
+                                  data={"token": token, "client_id": demo.client_id})  # fmt: skip
         assert revoked.status_code == 200, revoked.text
         after = await http.post(metadata["mtls_endpoint_aliases"]["introspection_endpoint"],
-                                data={"token": token}, auth=(demo.client_id, demo.secret))  # fmt: skip
+                                data={"token": token, "client_id": demo.client_id})  # fmt: skip
     assert after.json() == {"active": False}
