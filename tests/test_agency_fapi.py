@@ -109,3 +109,14 @@ async def test_a_legacy_agency_is_flagged_and_moved_with_set_key(
     after = await http.post(f"{info.oidc_issuer}/token", auth=(legacy.client_id, secret), data=form)
     assert (after.status_code, after.json()["error"]) == (401, "invalid_client"), after.text
     assert (await agency.token_response(http, info.oidc_issuer, "vault.read", VAULT)).status_code == 200
+
+
+async def test_the_benchmark_agency_asks_as_a_fapi2_agency(info: StackInfo, tmp_path: Path) -> None:
+    """``dinhdanh bench sso``'s ``client_credentials`` figures are of private_key_jwt + DPoP requests."""
+    from bench import sso
+
+    clients = await sso.ensure_clients(info, tmp_path)
+    assert "client_secret" not in clients["agency"]
+    figures = await sso.client_credentials(info.oidc_issuer, clients["agency"], 1.0, 2)
+    assert figures["count"], figures
+    assert not figures["errors"], figures
