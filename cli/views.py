@@ -42,6 +42,8 @@ def _status(client: Mapping[str, Any]) -> str:
     words = ["disabled" if client.get("disabled") else "active"]
     if (client.get("min_acr") or 1) > 1:
         words.append(f"sign-in at level {client['min_acr']} only")
+    if client.get("migrate"):  # an agency still plain with a secret (docs/fapi.md, Agencies)
+        words.append(f"[bold red]to move to FAPI 2.0[/]: {escape(str(client['migrate']))}")
     return ", ".join(words)
 
 
