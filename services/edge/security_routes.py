@@ -35,6 +35,7 @@ import hmac
 import json
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
@@ -420,33 +421,34 @@ async def sign_out_everywhere(request: Request) -> Response:
     return response
 
 
-async def lock_password(request: Request) -> Response:
-    checked = await _action(request)
-    if isinstance(checked, Response):
-        return checked
-    edge, _, _, id_number, _ = checked
-    try:
-        await BACKENDS.security.LockPassword(  # type: ignore[union-attr]
-            spb.LockPasswordRequest(id_number=id_number, source=edge.sources.of(request)), timeout=_timeout()
-        )
-    except grpc.aio.AioRpcError as error:
-        return _back(error=_error_key(error))
-    return _back(done="locked")
-
-
-async def unlock_password(request: Request) -> Response:
+async def _act(request: Request, call: Callable[[Edge, str, dict[str, str]], Awaitable[Any]], done: str) -> Response:
+    """A signed-in, CSRF-checked POST of the page: one identity call, then back to the page saying ``done`` (or
+    the call's refusal)."""
     checked = await _action(request)
     if isinstance(checked, Response):
         return checked
     edge, _, _, id_number, form = checked
     try:
-        await BACKENDS.security.UnlockPassword(  # type: ignore[union-attr]
-            spb.UnlockPasswordRequest(id_number=id_number, code=_code(form), source=edge.sources.of(request)),
-            timeout=_timeout(),
-        )
+        await call(edge, id_number, form)
     except grpc.aio.AioRpcError as error:
         return _back(error=_error_key(error))
-    return _back(done="unlocked")
+    return _back(done=done)
+
+
+async def lock_password(request: Request) -> Response:
+    def call(edge: Edge, id_number: str, form: dict[str, str]) -> Awaitable[Any]:
+        ask = spb.LockPasswordRequest(id_number=id_number, source=edge.sources.of(request))
+        return BACKENDS.security.LockPassword(ask, timeout=_timeout())  # type: ignore[union-attr]
+
+    return await _act(request, call, "locked")
+
+
+async def unlock_password(request: Request) -> Response:
+    def call(edge: Edge, id_number: str, form: dict[str, str]) -> Awaitable[Any]:
+        ask = spb.UnlockPasswordRequest(id_number=id_number, code=_code(form), source=edge.sources.of(request))
+        return BACKENDS.security.UnlockPassword(ask, timeout=_timeout())  # type: ignore[union-attr]
+
+    return await _act(request, call, "unlocked")
 
 
 async def replace_totp(request: Request) -> Response:
@@ -468,18 +470,11 @@ async def replace_totp(request: Request) -> Response:
 
 
 async def confirm_totp(request: Request) -> Response:
-    checked = await _action(request)
-    if isinstance(checked, Response):
-        return checked
-    edge, _, _, id_number, form = checked
-    try:
-        await BACKENDS.security.ConfirmTotpReplacement(  # type: ignore[union-attr]
-            spb.ConfirmTotpReplacementRequest(id_number=id_number, code=_code(form), source=edge.sources.of(request)),
-            timeout=_timeout(),
-        )
-    except grpc.aio.AioRpcError as error:
-        return _back(error=_error_key(error))
-    return _back(done="totp_replaced")
+    def call(edge: Edge, id_number: str, form: dict[str, str]) -> Awaitable[Any]:
+        ask = spb.ConfirmTotpReplacementRequest(id_number=id_number, code=_code(form), source=edge.sources.of(request))
+        return BACKENDS.security.ConfirmTotpReplacement(ask, timeout=_timeout())  # type: ignore[union-attr]
+
+    return await _act(request, call, "totp_replaced")
 
 
 async def remove_passkey(request: Request) -> Response:
