@@ -143,7 +143,9 @@ def judge(counters: dict[Key, Counter], schedules: dict[Key, Schedule], now: flo
                 "sign-in from new devices is paused for this account after repeated failures; "
                 "sign in from a device you used before, or ask an operator to unlock",
             )
-        longest = max(longest, counter.last_failure + schedule.wait(counter.failures) - now)
+        wait = schedule.wait(counter.failures)
+        if wait > 0:  # no wait is no wait: a parallel attempt's charge may carry a ``now`` a moment after ours
+            longest = max(longest, counter.last_failure + wait - now)
     if busy:
         return Verdict(False, max(1, math.ceil(longest)), "another attempt from this device is being checked")
     if longest > 0:

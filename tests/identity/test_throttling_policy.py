@@ -108,3 +108,15 @@ def test_an_admitted_attempt_is_charged_before_it_is_checked_and_holds_the_lease
     assert t.admit(ACCOUNT, "device:abc", Factor.PASSWORD, True, settled, 1000.5).verdict.allowed
     expired = t.admit(ACCOUNT, "device:abc", Factor.PASSWORD, True, first.charged, 1000.0 + t.LEASE + 1)
     assert expired.verdict.allowed  # a lease whose process died ends by itself
+
+
+def test_a_parallel_attempt_charged_a_moment_later_does_not_make_this_one_wait() -> None:
+    """Two attempts from one source in parallel: the one that read the clock first takes the counters' lock
+    second, and finds their last failure (the other's charge) a moment after its own ``now``. Below the free
+    failures there is no wait, so that must not refuse it ("retry in 1 s" with no failure at all)."""
+    schedules = t.keys(ACCOUNT, "office-nat", Factor.PASSWORD, familiar=True)
+    other = t.charge({}, t.keys("001099000002", "office-nat", Factor.PASSWORD, True), 1000.2)
+    shared = {k: v for k, v in other.items() if k.account == t.ANY_ACCOUNT}
+    assert shared
+    assert all(c.failures == 1 for c in shared.values())
+    assert t.judge(shared, schedules, 1000.0).allowed
