@@ -96,6 +96,11 @@ class Ports:
         chosen = (port for port in _NEXT if _listenable(port))
         return cls(*(next(chosen) for _ in fields(cls)))
 
+    @staticmethod
+    def one() -> int:
+        """One port free now, chosen as ``free`` chooses (for an extra process beside a stack, e.g. a second edge)."""
+        return next(port for port in _NEXT if _listenable(port))
+
     def metrics(self, process: str) -> int:
         """The port of ``process``'s Prometheus endpoint (``registry`` … ``edge``, ``portal``, ``portal_2``)."""
         return int(getattr(self, f"metrics_{process}"))

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,9 +18,8 @@ from joserfc.jwk import ECKey
 from identity.oidc.clients import KEY_AUTH, Client, new_client_id
 from identity.oidc.store import ClientStore
 from stack.info import StackInfo
-from stack.process import ManagedProcess
 from stack.supervisor import Stack
-from stack.web import wait_http
+from tests import edge_replica
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 KEY = ECKey.generate_key("P-256")
@@ -45,21 +43,10 @@ async def agency(info: StackInfo) -> str:
 
 
 @pytest.fixture(scope="module")
-async def second_edge(stack: Stack, info: StackInfo) -> AsyncIterator[str]:
+async def second_edge(stack: Stack) -> AsyncIterator[str]:
     """Another edge process on the same database and issuer (as a second replica behind a load balancer)."""
-    first = stack.services["edge"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**(first.env or {}), "DINHDANH_LISTEN": f"127.0.0.1:{port}", "DINHDANH_METRICS_LISTEN": ""}
-    process = ManagedProcess("edge-2", first.argv, stack.var / "logs" / "edge-2.log", env)
-    process.start()
-    base = f"http://localhost:{port}"
-    try:
-        await wait_http(process, f"{base}/.well-known/openid-configuration")
+    async with edge_replica.second_edge(stack, "edge-2") as base:
         yield base
-    finally:
-        process.stop()
 
 
 def assertion(info: StackInfo, client_id: str, **claims: Any) -> str:

@@ -9,7 +9,6 @@ import asyncio
 import base64
 import json
 import secrets
-import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -31,9 +30,8 @@ from identity.oidc.store import ClientStore
 from protos.vault.v1 import vault_pb2 as vpb
 from protos.vault.v1 import vault_pb2_grpc as vgrpc
 from stack.info import StackInfo
-from stack.process import ManagedProcess
 from stack.supervisor import Stack
-from stack.web import wait_http
+from tests import edge_replica
 from tests.conftest import channel_as
 from tests.oidc_helpers import person, portal_flow, signed_in
 
@@ -80,21 +78,10 @@ async def vault_stub(stack: Stack) -> AsyncIterator[vgrpc.VaultStub]:
 
 
 @pytest.fixture(scope="module")
-async def second_edge(stack: Stack, info: StackInfo) -> AsyncIterator[str]:
+async def second_edge(stack: Stack) -> AsyncIterator[str]:
     """Another edge process on the same database and issuer (a second replica behind a load balancer)."""
-    first = stack.services["edge"]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    env = {**(first.env or {}), "DINHDANH_LISTEN": f"127.0.0.1:{port}", "DINHDANH_METRICS_LISTEN": ""}
-    process = ManagedProcess("edge-dpop-2", first.argv, stack.var / "logs" / "edge-dpop-2.log", env)
-    process.start()
-    base = f"http://localhost:{port}"
-    try:
-        await wait_http(process, f"{base}/.well-known/openid-configuration")
+    async with edge_replica.second_edge(stack, "edge-dpop-2") as base:
         yield base
-    finally:
-        process.stop()
 
 
 async def _add(info: StackInfo, client: Client) -> None:
