@@ -226,7 +226,7 @@ async def test_expire_due_moves_open_consents_past_expiry_only(
     store: PostgresConsentStore, key: ConsentKey, owner_pool: asyncpg.Pool
 ) -> None:
     at = now()
-    soon = at + timedelta(seconds=1)
+    soon = at + timedelta(minutes=10)  # expire_due is told the time: a second here was not enough to approve in
     due_pending = pending(at=at, expiry=soon)
     await store.create(due_pending)
     due_active = await active(store, key, at=at, expiry=soon)
