@@ -41,26 +41,32 @@ def missing() -> str | None:
     return None
 
 
-def _run(command: list[str]) -> None:
+def _run(command: list[str], setup: str = "browser setup") -> None:
     print("+", " ".join(command), flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     result = subprocess.run(command, env=env, check=False)
     if result.returncode != 0:
-        raise SystemExit(f"browser setup: `{' '.join(command)}` failed (exit {result.returncode})")
+        raise SystemExit(f"{setup}: `{' '.join(command)}` failed (exit {result.returncode})")
+
+
+def apt_install(setup: str, package: str, missing: str) -> None:
+    """Install Debian's ``package`` with apt-get (as root) for ``setup`` (its name in messages), because ``missing``
+    (what is absent) is; exits with what to do where apt-get is absent or this is not root."""
+    if shutil.which("apt-get") is None:
+        raise SystemExit(f"{setup}: {missing} is missing and there is no apt-get: install {package} by hand")
+    if os.geteuid() != 0:
+        raise SystemExit(
+            f"{setup}: {missing} is missing; run as root, or: "
+            f"sudo apt-get update && sudo apt-get install -y --no-install-recommends {package}"
+        )
+    _run(["apt-get", "update"], setup)
+    _run(["apt-get", "install", "-y", "--no-install-recommends", package], setup)
 
 
 def ensure_chromium() -> None:
     if CHROMIUM.is_file():
         return
-    if shutil.which("apt-get") is None:
-        raise SystemExit(f"browser setup: {CHROMIUM} is missing and there is no apt-get: install Chromium by hand")
-    if os.geteuid() != 0:
-        raise SystemExit(
-            f"browser setup: {CHROMIUM} is missing; run as root, or: "
-            "sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium"
-        )
-    _run(["apt-get", "update"])
-    _run(["apt-get", "install", "-y", "--no-install-recommends", "chromium"])
+    apt_install("browser setup", "chromium", str(CHROMIUM))
     if not CHROMIUM.is_file():
         raise SystemExit(f"browser setup: apt-get installed chromium but {CHROMIUM} is still missing")
 

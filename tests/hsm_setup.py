@@ -15,6 +15,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from tests.browser_setup import apt_install
+
 MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 UTIL = "softhsm2-util"
 HOW_TO_FIX = "run `.venv/bin/python -m tests.hsm_setup` (as root: it installs Debian's softhsm2 with apt-get)"
@@ -42,15 +44,7 @@ def _run(command: list[str], env: dict[str, str] | None = None, quiet: bool = Fa
 def ensure_softhsm() -> None:
     if missing() is None:
         return
-    if shutil.which("apt-get") is None:
-        raise SystemExit(f"hsm setup: {MODULE} is missing and there is no apt-get: install SoftHSM2 by hand")
-    if os.geteuid() != 0:
-        raise SystemExit(
-            f"hsm setup: {MODULE} is missing; run as root, or: "
-            "sudo apt-get update && sudo apt-get install -y --no-install-recommends softhsm2"
-        )
-    _run(["apt-get", "update"])
-    _run(["apt-get", "install", "-y", "--no-install-recommends", "softhsm2"])
+    apt_install("hsm setup", "softhsm2", str(MODULE))
     if (reason := missing()) is not None:
         raise SystemExit(f"hsm setup: apt-get installed softhsm2 but {reason}")
 
